@@ -1,0 +1,135 @@
+"""Model metadata embedded in every exported ONNX file (as `metadata_props`).
+
+The exporter writes it, the runtime reads it and refuses a model whose metadata is missing or
+does not fit the schema in this checkout. Values are JSON strings under keys prefixed with
+`photoreal.`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
+
+from . import schema
+from .errors import ModelMetadataError
+
+PREFIX = "photoreal."
+MODEL_KINDS = ("rad", "crn")
+
+# ONNX input names per model kind. RAD: encoded image, G-buffers, one-hot classes.
+# CRN: one-hot classes only. Both output "image" in the encoded (log1p) domain.
+INPUT_NAMES = {
+    "rad": ("image", "gbuffers", "classes"),
+    "crn": ("classes",),
+}
+OUTPUT_NAME = "image"
+
+
+@dataclass
+class ModelMetadata:
+    model_kind: str
+    gbuffer_passes: list[str] = field(default_factory=list)
+    gbuffer_mean: list[float] = field(default_factory=list)
+    gbuffer_std: list[float] = field(default_factory=list)
+    class_source: str = "object_index"
+    num_images: int = 1                       # CRN may emit k images; the runtime uses the first
+    size_multiple: int = 1                    # H and W must be multiples of this (CRN: 4 * 2^n)
+    trained_on: str = "untrained: freshly initialised weights"
+    config: dict = field(default_factory=dict)  # the network config, to rebuild it in PyTorch
+    schema_version: str = schema.SCHEMA_VERSION
+    classes: list[str] = field(default_factory=lambda: list(schema.CLASSES))
+    image_transform: str = schema.TRANSFORM_HDR
+    depth_far: float = schema.DEPTH_FAR
+    max_radiance: float = schema.MAX_RADIANCE
+
+    # -- derived facts ------------------------------------------------------------------------
+    @property
+    def required_passes(self) -> list[str]:
+        """Passes a frame must have for this model, in the order the model reads them."""
+        if self.model_kind == "crn":
+            return [self.class_source]
+        return ["image", *self.gbuffer_passes, self.class_source]
+
+    @property
+    def gbuffer_channels(self) -> list[str]:
+        return schema.gbuffer_channel_names(self.gbuffer_passes)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return INPUT_NAMES[self.model_kind]
+
+    @property
+    def stats(self) -> schema.GBufferStats:
+        return schema.GBufferStats(tuple(self.gbuffer_mean), tuple(self.gbuffer_std))
+
+    @property
+    def is_trained(self) -> bool:
+        return not self.trained_on.startswith("untrained")
+
+    # -- (de)serialisation --------------------------------------------------------------------
+    def to_props(self) -> dict[str, str]:
+        self.validate()
+        props = {PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
+        # Written for people reading the file with other tools; ignored when loading.
+        props[PREFIX + "required_passes"] = json.dumps(self.required_passes)
+        props[PREFIX + "gbuffer_channels"] = json.dumps(self.gbuffer_channels)
+        return props
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], source: str = "model") -> "ModelMetadata":
+        ours = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+        if not ours:
+            raise ModelMetadataError(
+                f"{source} has no Photoreal Enhance metadata (no '{PREFIX}*' entries). Export "
+                f"models with `python -m training export` or neural_core.export, which embed it.")
+        missing = [k for k in ("model_kind", "schema_version") if k not in ours]
+        if missing:
+            raise ModelMetadataError(f"{source} metadata lacks {', '.join(PREFIX + m for m in missing)}")
+        known = set(cls.__dataclass_fields__)
+        try:
+            values = {k: json.loads(v) for k, v in ours.items() if k in known}
+        except json.JSONDecodeError as exc:
+            raise ModelMetadataError(f"{source} metadata is not valid JSON: {exc}") from None
+        meta = cls(**values)
+        meta.validate(source)
+        return meta
+
+    def validate(self, source: str = "model") -> None:
+        """Check that this metadata fits the schema of this checkout; raise with the reason."""
+        problems = []
+        if self.schema_version != schema.SCHEMA_VERSION:
+            problems.append(f"schema version {self.schema_version!r} (this add-on reads "
+                            f"{schema.SCHEMA_VERSION!r})")
+        if self.model_kind not in MODEL_KINDS:
+            problems.append(f"model kind {self.model_kind!r} (expected one of {MODEL_KINDS})")
+        if list(self.classes) != list(schema.CLASSES):
+            problems.append(f"class list of {len(self.classes)} classes differs from the schema's "
+                            f"{schema.NUM_CLASSES}")
+        unknown = [p for p in self.gbuffer_passes if p not in schema.GBUFFER_PASS_ORDER]
+        if unknown:
+            problems.append(f"unknown G-buffer passes {unknown}")
+        n = schema.num_gbuffer_channels([p for p in self.gbuffer_passes if p in schema.PASSES])
+        if len(self.gbuffer_mean) != n or len(self.gbuffer_std) != n:
+            problems.append(f"normalisation for {len(self.gbuffer_mean)}/{len(self.gbuffer_std)} "
+                            f"channels but the G-buffers have {n}")
+        if self.class_source not in schema.CLASS_SOURCES:
+            problems.append(f"class source {self.class_source!r}")
+        if self.image_transform != schema.TRANSFORM_HDR or self.depth_far != schema.DEPTH_FAR \
+                or self.max_radiance != schema.MAX_RADIANCE:
+            problems.append("image/depth normalisation constants differ from the schema's")
+        if problems:
+            raise ModelMetadataError(f"{source} does not match this schema: " + "; ".join(problems))
+
+
+def read_onnx_metadata(path: str) -> ModelMetadata:
+    """Read and validate metadata with onnxruntime only (no onnx/torch import)."""
+    import onnxruntime as ort
+
+    from .errors import CorruptFileError
+    try:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several private exception types
+        raise CorruptFileError(f"cannot load ONNX model {path}: {exc}") from exc
+    return ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, source=str(path))

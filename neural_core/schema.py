@@ -1,0 +1,334 @@
+"""The G-buffer schema: the one place that says which render passes exist, what Blender
+calls them, how many channels they have, how they are normalised, and which semantic
+classes the networks know.
+
+Everything else (the add-on, the dataset exporter, training, the ONNX metadata and the
+runtime) imports these definitions instead of repeating them.
+
+This module needs numpy only: it runs inside Blender.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import MissingPassError, NonFiniteError, SizeMismatchError
+
+SCHEMA_VERSION = "1"
+
+# ---------------------------------------------------------------------------------------------
+# Passes
+# ---------------------------------------------------------------------------------------------
+
+# How a pass is turned into network input. The transforms are fixed by the schema; per-channel
+# mean/std standardisation on top of them comes from dataset statistics stored in the model.
+TRANSFORM_HDR = "log1p"          # linear HDR colour/radiance -> log(1 + max(x, 0))
+TRANSFORM_DEPTH = "log_depth"    # camera distance -> log1p(min(d, DEPTH_FAR)) / log1p(DEPTH_FAR), in [0, 1]
+TRANSFORM_NONE = "none"          # already bounded: normals [-1, 1], albedo [0, 1], AOVs, ...
+TRANSFORM_INDEX = "index"        # integer ids; used for class maps, never fed as a float channel
+
+# Cycles writes 1e10 on the background and EEVEE writes the camera's clip end (1000 at most in
+# practice). Clamping both at DEPTH_FAR makes "background" look the same to the network.
+DEPTH_FAR = 1000.0
+# Radiance above this is clamped before the log: fireflies in fast renders reach 1e4+.
+MAX_RADIANCE = 1.0e3
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """One render pass as Blender writes it and as the networks read it."""
+
+    key: str                       # our canonical name, used in configs, metadata and file formats
+    blender_names: tuple[str, ...]  # layer name in the EXR / Render Layers socket, oldest first
+    channels: tuple[str, ...]      # channel suffixes in the EXR, in the order we stack them
+    setting: str                   # the ViewLayer property that enables it (named in errors)
+    transform: str
+    eevee: bool = True             # does EEVEE produce it?
+    aov_type: str | None = None    # 'VALUE' or 'COLOR' for custom AOVs written by materials
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def is_aov(self) -> bool:
+        return self.aov_type is not None
+
+    def channel_names(self) -> list[str]:
+        """Flat channel names such as 'normal.x', used in metadata and dataset files."""
+        return [f"{self.key}.{c.lower()}" for c in self.channels]
+
+
+# 4.2-4.5 names come first, 5.x names second (see shared/notes/blender-api-probe.md, table 1a).
+PASSES: dict[str, PassSpec] = {p.key: p for p in (
+    PassSpec("image", ("Combined",), ("R", "G", "B"), "use_pass_combined", TRANSFORM_HDR),
+    PassSpec("alpha", ("Combined",), ("A",), "use_pass_combined", TRANSFORM_NONE),
+    PassSpec("depth", ("Depth",), ("Z",), "use_pass_z", TRANSFORM_DEPTH),
+    PassSpec("normal", ("Normal",), ("X", "Y", "Z"), "use_pass_normal", TRANSFORM_NONE),
+    PassSpec("albedo", ("DiffCol", "Diffuse Color"), ("R", "G", "B"), "use_pass_diffuse_color",
+             TRANSFORM_NONE),
+    PassSpec("glossy", ("GlossCol", "Glossy Color"), ("R", "G", "B"), "use_pass_glossy_color",
+             TRANSFORM_NONE),
+    PassSpec("emission", ("Emit", "Emission"), ("R", "G", "B"), "use_pass_emit", TRANSFORM_HDR),
+    PassSpec("object_index", ("IndexOB", "Object Index"), ("X",), "use_pass_object_index",
+             TRANSFORM_INDEX, eevee=False),
+    PassSpec("material_index", ("IndexMA", "Material Index"), ("X",), "use_pass_material_index",
+             TRANSFORM_INDEX, eevee=False),
+    PassSpec("position", ("Position",), ("X", "Y", "Z"), "use_pass_position", TRANSFORM_NONE),
+    # Vector: XY = motion towards the previous frame, ZW = towards the next frame, in pixels.
+    PassSpec("motion", ("Vector",), ("X", "Y", "Z", "W"), "use_pass_vector", TRANSFORM_NONE),
+    # Custom AOVs, written by an AOV Output node in each material (the scene generator adds them).
+    PassSpec("roughness", ("roughness",), ("X",), "aovs['roughness']", TRANSFORM_NONE,
+             aov_type="VALUE"),
+    PassSpec("metallic", ("metallic",), ("X",), "aovs['metallic']", TRANSFORM_NONE,
+             aov_type="VALUE"),
+    # Class ids for engines without index passes (EEVEE): the add-on writes the object's
+    # pass_index into this AOV from every material.
+    PassSpec("class_aov", ("photoreal_class",), ("X",), "aovs['photoreal_class']", TRANSFORM_INDEX,
+             aov_type="VALUE"),
+)}
+
+# G-buffer passes a model may consume, in the canonical stacking order.
+GBUFFER_PASS_ORDER = ("depth", "normal", "albedo", "glossy", "emission", "position", "motion",
+                      "roughness", "metallic")
+# The default set: everything both engines produce without scene-specific scale.
+DEFAULT_GBUFFER_PASSES = ("depth", "normal", "albedo", "glossy", "emission", "roughness",
+                          "metallic")
+
+
+def pass_spec(key: str) -> PassSpec:
+    try:
+        return PASSES[key]
+    except KeyError:
+        raise KeyError(f"unknown pass {key!r}; known passes: {', '.join(PASSES)}") from None
+
+
+def gbuffer_channel_names(gbuffer_passes: Sequence[str]) -> list[str]:
+    """Flat channel names of a G-buffer tensor, e.g. ['depth.z', 'normal.x', ...]."""
+    return [name for key in gbuffer_passes for name in pass_spec(key).channel_names()]
+
+
+def num_gbuffer_channels(gbuffer_passes: Sequence[str]) -> int:
+    return sum(pass_spec(k).num_channels for k in gbuffer_passes)
+
+
+def enable_hint(key: str, engine: str | None = None) -> str:
+    """How to turn a pass on, for error messages."""
+    spec = pass_spec(key)
+    if spec.is_aov:
+        return (f"add a {spec.aov_type} AOV named '{spec.blender_names[0]}' "
+                f"(View Layer Properties > Shader AOV) and write it with an AOV Output node in "
+                f"each material")
+    if not spec.eevee and engine and "EEVEE" in engine:
+        return (f"EEVEE has no {spec.blender_names[-1]} pass: switch the render engine to Cycles "
+                f"(ViewLayer.{spec.setting}), or use a model that does not need it")
+    return f"enable View Layer Properties > Passes > {spec.blender_names[-1]} (ViewLayer.{spec.setting})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantic classes
+# ---------------------------------------------------------------------------------------------
+
+# Cityscapes' 19 training classes plus void, in trainId order.
+CLASSES: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle", "void",
+)
+NUM_CLASSES = len(CLASSES)
+VOID_CLASS = CLASSES.index("void")
+
+# Which pass ids map to classes. A scene tags objects (or materials) with their class by the
+# custom property CLASS_PROPERTY (a class name); the add-on writes pass_index = class id + 1
+# before rendering, so 0 (untagged) means void.
+CLASS_PROPERTY = "photoreal_class"
+CLASS_SOURCES = ("object_index", "material_index", "class_aov")
+
+
+def class_id(name: str) -> int:
+    try:
+        return CLASSES.index(name)
+    except ValueError:
+        raise KeyError(f"unknown class {name!r}; classes: {', '.join(CLASSES)}") from None
+
+
+def pass_index_for_class(name: str) -> int:
+    """The object/material pass_index that encodes a class."""
+    return class_id(name) + 1
+
+
+def class_map_from_index(index_pass: np.ndarray) -> np.ndarray:
+    """Object/material index pass (H, W) or (H, W, 1) -> class ids (H, W) uint8, void where untagged."""
+    ids = np.rint(np.asarray(index_pass, dtype=np.float32).reshape(index_pass.shape[:2])) - 1
+    valid = (ids >= 0) & (ids < NUM_CLASSES - 1)
+    return np.where(valid, ids, VOID_CLASS).astype(np.uint8)
+
+
+def one_hot(class_map: np.ndarray) -> np.ndarray:
+    """Class ids (H, W) -> float32 one-hot (NUM_CLASSES, H, W)."""
+    class_map = np.asarray(class_map)
+    if class_map.max(initial=0) >= NUM_CLASSES:
+        raise ValueError(f"class map has id {int(class_map.max())}, but there are only {NUM_CLASSES} classes")
+    return (np.arange(NUM_CLASSES, dtype=np.uint8)[:, None, None] == class_map[None]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames: named pass arrays
+# ---------------------------------------------------------------------------------------------
+
+Frame = dict  # pass key -> (H, W, C) float32 array, row 0 = top of the image
+
+
+def frame_from_exr_channels(channels: Mapping[str, np.ndarray], view_layer: str | None = None) -> Frame:
+    """Flat EXR channels {'ViewLayer.Normal.X': (H, W)} from any Blender version -> Frame.
+
+    Passes that are not in the file are simply absent; `check_frame` reports them.
+    A file written by the compositor also has a 'Composite' layer; the render's own passes are
+    taken from the view layer (the first one unless `view_layer` is given).
+    """
+    layers = _layers(channels)
+    if view_layer is None:
+        candidates = [name for name in layers if name not in ("Composite", "")]
+        view_layer = candidates[0] if candidates else ""
+    if view_layer not in layers:
+        raise MissingPassError(f"the EXR has no view layer {view_layer!r}; layers: {sorted(layers)}")
+    passes_in_layer = layers[view_layer]
+    frame: Frame = {}
+    for spec in PASSES.values():
+        for blender_name in spec.blender_names:
+            chans = passes_in_layer.get(blender_name)
+            if chans is not None and all(c in chans for c in spec.channels):
+                frame[spec.key] = np.stack([chans[c] for c in spec.channels], axis=-1).astype(np.float32)
+                break
+    return frame
+
+
+def _layers(channels: Mapping[str, np.ndarray]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """{'ViewLayer.Diffuse Color.R': a} -> {'ViewLayer': {'Diffuse Color': {'R': a}}}.
+
+    Pass names may contain spaces and dots are only separators between the three parts, so the
+    first dot ends the layer name and the last one starts the channel.
+    """
+    layers: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for full_name, data in channels.items():
+        if full_name.count(".") < 2:
+            # A plain single-layer EXR (R, G, B, A): treat as the Combined pass of layer "".
+            layer, pass_name, chan = "", "Combined", full_name.rsplit(".", 1)[-1]
+        else:
+            layer, rest = full_name.split(".", 1)
+            pass_name, chan = rest.rsplit(".", 1)
+        layers.setdefault(layer, {}).setdefault(pass_name, {})[chan] = data
+    return layers
+
+
+def frame_size(frame: Frame) -> tuple[int, int]:
+    """(height, width) shared by every pass; raises SizeMismatchError if they differ."""
+    sizes = {key: arr.shape[:2] for key, arr in frame.items()}
+    if not sizes:
+        raise MissingPassError("the frame holds no passes at all")
+    distinct = set(sizes.values())
+    if len(distinct) > 1:
+        listing = ", ".join(f"{k} {h}x{w}" for k, (h, w) in sizes.items())
+        raise SizeMismatchError(f"passes differ in size (height x width): {listing}")
+    return next(iter(distinct))
+
+
+def check_frame(frame: Frame, required: Sequence[str], engine: str | None = None,
+                source: str = "frame") -> None:
+    """Raise a clear error if a required pass is missing, sizes differ or values are not finite."""
+    missing = [key for key in required if key not in frame]
+    if missing:
+        hints = "; ".join(f"{key}: {enable_hint(key, engine)}" for key in missing)
+        raise MissingPassError(f"{source} lacks pass(es) {', '.join(missing)}. To fix: {hints}",
+                               missing=missing)
+    frame_size({k: frame[k] for k in required})
+    for key in required:
+        arr = frame[key]
+        if key == "depth":
+            continue  # depth is clamped at DEPTH_FAR, so inf on the background is legitimate
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            ys, xs = np.nonzero(bad.any(axis=-1))
+            raise NonFiniteError(
+                f"{source}: pass {key!r} has {int(bad.sum())} NaN/inf values "
+                f"(first at row {int(ys[0])}, column {int(xs[0])}); re-render the frame or "
+                f"clamp the offending material/light before enhancing")
+
+
+# ---------------------------------------------------------------------------------------------
+# Network tensors
+# ---------------------------------------------------------------------------------------------
+
+def apply_transform(key: str, values: np.ndarray) -> np.ndarray:
+    """The schema's fixed per-pass transform (before dataset standardisation)."""
+    transform = pass_spec(key).transform
+    values = values.astype(np.float32, copy=False)
+    if transform == TRANSFORM_HDR:
+        return encode_radiance(values)
+    if transform == TRANSFORM_DEPTH:
+        depth = np.nan_to_num(values, nan=DEPTH_FAR, posinf=DEPTH_FAR)
+        return (np.log1p(np.clip(depth, 0.0, DEPTH_FAR)) / np.log1p(DEPTH_FAR)).astype(np.float32)
+    if transform == TRANSFORM_INDEX:
+        raise ValueError(f"pass {key!r} holds ids; turn it into a class map, not a G-buffer channel")
+    return values
+
+
+def encode_radiance(rgb: np.ndarray) -> np.ndarray:
+    """Linear HDR radiance -> the networks' image domain (log1p, clamped at MAX_RADIANCE)."""
+    return np.log1p(np.clip(rgb, 0.0, MAX_RADIANCE)).astype(np.float32)
+
+
+def decode_radiance(encoded: np.ndarray) -> np.ndarray:
+    """Inverse of encode_radiance, back to linear HDR."""
+    return np.expm1(np.clip(encoded, 0.0, np.log1p(MAX_RADIANCE))).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class GBufferStats:
+    """Per-channel standardisation of the transformed G-buffers, computed once per dataset."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def identity(cls, num_channels: int) -> "GBufferStats":
+        return cls((0.0,) * num_channels, (1.0,) * num_channels)
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "GBufferStats":
+        return cls(tuple(float(v) for v in d["mean"]), tuple(float(v) for v in d["std"]))
+
+
+def gbuffer_tensor(frame: Frame, gbuffer_passes: Sequence[str], stats: GBufferStats | None = None) -> np.ndarray:
+    """Frame -> (C, H, W) float32 G-buffer tensor in the order of `gbuffer_passes`."""
+    planes = [apply_transform(key, frame[key]) for key in gbuffer_passes]
+    if not planes:
+        h, w = frame_size(frame)
+        return np.zeros((0, h, w), np.float32)
+    stacked = np.concatenate(planes, axis=-1).transpose(2, 0, 1)
+    if stats is not None:
+        if len(stats.mean) != stacked.shape[0]:
+            raise SizeMismatchError(f"normalisation has {len(stats.mean)} channels, the G-buffers "
+                                    f"{stacked.shape[0]} ({', '.join(gbuffer_passes)})")
+        mean = np.asarray(stats.mean, np.float32)[:, None, None]
+        std = np.maximum(np.asarray(stats.std, np.float32), 1e-6)[:, None, None]
+        stacked = (stacked - mean) / std
+    return np.ascontiguousarray(stacked, dtype=np.float32)
+
+
+def image_tensor(frame: Frame) -> np.ndarray:
+    """Frame -> (3, H, W) float32 encoded image."""
+    return np.ascontiguousarray(encode_radiance(frame["image"]).transpose(2, 0, 1))
+
+
+def class_map_from_frame(frame: Frame, source: str = "object_index") -> np.ndarray:
+    """Frame -> class ids (H, W) from the id pass named by `source`."""
+    if source not in CLASS_SOURCES:
+        raise ValueError(f"class source must be one of {CLASS_SOURCES}, not {source!r}")
+    check_frame(frame, [source])
+    return class_map_from_index(frame[source])
