@@ -1,0 +1,126 @@
+"""Overlapping tiles with feathered blending, so large frames run in bounded memory.
+
+numpy only (runs inside Blender).
+
+How a frame is cut (per axis, the same rule for rows and columns):
+- A frame no longer than `tile` along an axis is one tile along that axis.
+- Otherwise tiles are `tile` long and start every `tile - overlap` pixels; the last tile is
+  moved back so that it ends at the frame edge. Every start is a multiple of `multiple`
+  (the model's size multiple), so each tile sees the same down-sampling grid as the whole frame
+  would; that is what makes tiled output match whole-frame output. The last tile may therefore
+  be up to `multiple - 1` pixels longer than `tile`.
+
+How tiles are blended: each tile's output is weighted by a ramp that rises linearly from
+nearly 0 at an edge shared with a neighbouring tile to 1 at `overlap` pixels inside it
+(edges on the frame border keep weight 1, since there is no neighbour to fade into). Where two
+tiles overlap by exactly `overlap` pixels their weights sum to 1; elsewhere the accumulated
+weight is divided out. Pixels near a tile's inner edge, the ones that saw zero padding instead
+of real neighbours, therefore contribute least.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A rectangle of the frame: rows y0:y1, columns x0:x1, plus which edges face a neighbour."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    inner_top: bool
+    inner_bottom: bool
+    inner_left: bool
+    inner_right: bool
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+
+def axis_spans(length: int, tile: int, overlap: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """(start, end) spans covering 0..length along one axis; see the module docstring."""
+    if length <= tile:
+        return [(0, length)]
+    stride = tile - overlap
+    if stride < multiple or stride % multiple:
+        raise ValueError(f"tile {tile} minus overlap {overlap} must be a positive multiple of {multiple}")
+    spans = []
+    start = 0
+    while start + tile < length:
+        spans.append((start, start + tile))
+        start += stride
+    last_start = (length - tile) // multiple * multiple
+    if last_start == spans[-1][0]:
+        spans.pop()  # the last tile would start where the previous one does: keep the longer
+    spans.append((last_start, length))
+    return spans
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int = 1) -> list[Tile]:
+    """Tiles covering a height x width frame, row by row."""
+    rows = axis_spans(height, tile, overlap, multiple)
+    cols = axis_spans(width, tile, overlap, multiple)
+    return [Tile(y0, y1, x0, x1, y0 > 0, y1 < height, x0 > 0, x1 < width)
+            for y0, y1 in rows for x0, x1 in cols]
+
+
+def aligned_tile_geometry(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
+    """Round a requested tile size and overlap to multiples of the model's size multiple."""
+    tile = max(multiple, tile // multiple * multiple)
+    overlap = -(-overlap // multiple) * multiple           # round up: never less overlap than asked
+    overlap = min(overlap, tile - multiple)                # leave a positive stride
+    return tile, max(overlap, 0)
+
+
+def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np.ndarray:
+    """1-D weights: linear fade over `overlap` pixels at the faded ends, 1 elsewhere."""
+    weights = np.ones(length, np.float32)
+    if overlap <= 0:
+        return weights
+    # (i + 0.5) / overlap: never exactly 0, and two opposite ramps over the same pixels sum to 1.
+    rise = np.minimum((np.arange(length, dtype=np.float32) + 0.5) / overlap, 1.0)
+    if fade_start:
+        weights = np.minimum(weights, rise)
+    if fade_end:
+        weights = np.minimum(weights, rise[::-1])
+    return weights
+
+
+def blend_weights(tile: Tile, overlap: int) -> np.ndarray:
+    """(h, w) weights of one tile's output."""
+    h, w = tile.shape
+    wy = _ramp(h, overlap, tile.inner_top, tile.inner_bottom)
+    wx = _ramp(w, overlap, tile.inner_left, tile.inner_right)
+    return wy[:, None] * wx[None, :]
+
+
+class TileBlender:
+    """Accumulates weighted (C, h, w) tile outputs into a (C, H, W) frame."""
+
+    def __init__(self, channels: int, height: int, width: int, overlap: int):
+        self.overlap = overlap
+        self.total = np.zeros((channels, height, width), np.float32)
+        self.weight = np.zeros((height, width), np.float32)
+
+    def add(self, tile: Tile, output: np.ndarray) -> None:
+        if output.shape[1:] != tile.shape:
+            raise ValueError(f"tile output {output.shape[1:]} does not match tile {tile.shape}")
+        rows, cols = tile.slices
+        weights = blend_weights(tile, self.overlap)
+        self.total[:, rows, cols] += output * weights
+        self.weight[rows, cols] += weights
+
+    def result(self) -> np.ndarray:
+        if not np.all(self.weight > 0):
+            raise RuntimeError("tiles did not cover the whole frame")  # a bug in plan_tiles
+        self.total /= self.weight
+        return self.total
+
