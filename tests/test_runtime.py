@@ -1,0 +1,238 @@
+"""The onnxruntime Enhancer: providers, metadata and graph checks, frame errors, tiling, CRN."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from neural_core import schema
+from neural_core.errors import (ModelMetadataError, MissingPassError, NonFiniteError,
+                                PhotorealError, SizeMismatchError)
+from neural_core.runtime import (RAD_GRID_ALIGNMENT, Enhancer, available_devices, crn_resolution,
+                                 resolve_model_path)
+
+from runtime_models import export_model, make_frame, metadata_for, tiny_crn, tiny_rad
+
+ROOT = Path(__file__).resolve().parents[1]
+CUDA_HERE = "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.fixture(scope="module")
+def rad_model(tmp_path_factory):
+    meta = metadata_for("rad")
+    net = tiny_rad(len(meta.gbuffer_channels))
+    return net, meta, export_model(net, meta, tmp_path_factory.mktemp("rad") / "rad.onnx")
+
+
+@pytest.fixture(scope="module")
+def crn_model(tmp_path_factory):
+    meta = metadata_for("crn")
+    net = tiny_crn(num_images=2)
+    return net, meta, export_model(net, meta, tmp_path_factory.mktemp("crn") / "crn.onnx")
+
+
+@pytest.fixture(scope="module")
+def rad(rad_model):
+    return Enhancer.from_pretrained(rad_model[2], device="cpu", threads=2)
+
+
+def torch_reference(net, meta, frame):
+    """The same frame through the PyTorch module on the schema's tensors, decoded to linear."""
+    import torch
+    classes = schema.one_hot(schema.class_map_from_frame(frame, meta.class_source))
+    tensors = [schema.image_tensor(frame), schema.gbuffer_tensor(frame, meta.gbuffer_passes, meta.stats),
+               classes]
+    with torch.inference_mode():
+        out = net(*(torch.from_numpy(t)[None] for t in tensors))[0].numpy()
+    return schema.decode_radiance(out).transpose(1, 2, 0)
+
+
+# -- the add-on's constraint ----------------------------------------------------------------------
+
+def test_runtime_path_never_imports_torch():
+    code = ("import sys, neural_core.runtime, neural_core.tiling, neural_core.display, neural_core.cli; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+# -- providers ------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(CUDA_HERE, reason="this machine has CUDA; the CPU-only behaviour is tested elsewhere")
+def test_auto_falls_back_to_cpu_and_says_why(rad_model):
+    enhancer = Enhancer.from_pretrained(rad_model[2], device="auto")
+    assert enhancer.provider == "CPUExecutionProvider"
+    assert "no CUDA" in enhancer.provider_reason
+    assert available_devices() == ["cpu"]
+
+
+@pytest.mark.skipif(CUDA_HERE, reason="CUDA is available here")
+def test_explicit_cuda_without_cuda_is_a_clear_error(rad_model):
+    with pytest.raises(PhotorealError, match="onnxruntime-gpu.*CUDA 13.*cuDNN 9"):
+        Enhancer.from_pretrained(rad_model[2], device="cuda")
+
+
+def test_unknown_device_and_missing_model_are_clear_errors(rad_model, tmp_path):
+    with pytest.raises(PhotorealError, match="unknown device 'tpu'"):
+        Enhancer.from_pretrained(rad_model[2], device="tpu")
+    with pytest.raises(PhotorealError, match="no model file"):
+        Enhancer.from_pretrained(tmp_path / "nope.onnx")
+
+
+def test_bundled_names_resolve_into_the_package():
+    try:
+        path = resolve_model_path("rad")
+    except PhotorealError as exc:
+        assert "neural_core/models/rad.onnx" in str(exc)
+    else:
+        assert path == ROOT / "neural_core" / "models" / "rad.onnx"
+
+
+# -- numbers --------------------------------------------------------------------------------------
+
+def test_enhance_equals_the_pytorch_module_on_the_schema_tensors(rad_model, rad):
+    net, meta, _ = rad_model
+    frame = make_frame(96, 128, seed=1)
+    out = rad.enhance(frame)
+    assert out.shape == (96, 128, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out, torch_reference(net, meta, frame), rtol=1e-4, atol=1e-4)
+    assert set(rad.last_timings) == {"preprocess", "inference", "postprocess"}
+    assert all(v > 0 for v in rad.last_timings.values())
+
+
+def test_odd_sizes_are_padded_and_cropped_back(rad_model, rad):
+    net, meta, _ = rad_model
+    frame = make_frame(131, 250, seed=2)
+    out = rad.enhance(frame)
+    assert out.shape == (131, 250, 3)
+    # The runtime pads to the grid alignment by edge replication, so that every level's grid
+    # halves exactly; the reference is the module on the padded frame, cropped.
+    assert RAD_GRID_ALIGNMENT == 32
+    padded = {k: np.pad(v, ((0, 160 - 131), (0, 256 - 250), (0, 0)), mode="edge") for k, v in frame.items()}
+    ref = torch_reference(net, meta, padded)[:131, :250]
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_tiled_output_matches_whole_frame_within_1_over_255(rad_model):
+    frame = make_frame(400, 600, seed=3)
+    whole = Enhancer.from_pretrained(rad_model[2], device="cpu", tile_size=0)
+    tiled = Enhancer.from_pretrained(rad_model[2], device="cpu", tile_size=256)
+    reference = whole.enhance(frame)
+    seen = []
+    out = tiled.enhance(frame, progress=lambda done, total: seen.append((done, total)))
+    assert whole.last_num_tiles == 1
+    assert tiled.last_num_tiles == len(seen) == 6 and seen[-1] == (6, 6)
+    # Compared as a viewer would: in display terms (relative to the value for HDR > 1).
+    error = np.abs(out - reference) / np.maximum(1.0, np.abs(reference))
+    assert error.max() < 1 / 255
+    assert not np.array_equal(out, reference), "tiles really ran separately"
+
+
+def test_tiles_start_on_the_grid_alignment(rad):
+    for tile in rad.plan(2160, 3840):
+        assert tile.y0 % RAD_GRID_ALIGNMENT == 0 and tile.x0 % RAD_GRID_ALIGNMENT == 0
+
+
+# -- bad frames -----------------------------------------------------------------------------------
+
+def test_missing_pass_names_the_blender_setting(rad):
+    frame = make_frame(64, 64)
+    del frame["normal"]
+    with pytest.raises(MissingPassError, match=r"normal.*use_pass_normal") as info:
+        rad.enhance(frame)
+    assert info.value.missing == ["normal"]
+
+
+def test_missing_index_pass_under_eevee_says_switch_to_cycles(rad):
+    frame = make_frame(64, 64)
+    del frame["object_index"]
+    with pytest.raises(MissingPassError, match="EEVEE has no Object Index pass"):
+        rad.enhance(frame, engine="BLENDER_EEVEE_NEXT")
+
+
+def test_nan_and_inf_are_refused_with_their_position(rad):
+    frame = make_frame(64, 64)
+    frame["image"][10, 20, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="'image'.*row 10, column 20"):
+        rad.enhance(frame)
+    frame = make_frame(64, 64)
+    frame["albedo"][5, 6, 0] = np.inf
+    with pytest.raises(NonFiniteError, match="'albedo'"):
+        rad.enhance(frame)
+
+
+def test_size_mismatch_between_passes_is_refused(rad):
+    frame = make_frame(64, 64)
+    frame["depth"] = make_frame(64, 60, passes=["depth"])["depth"]
+    with pytest.raises(SizeMismatchError, match="depth 64x60"):
+        rad.enhance(frame)
+
+
+# -- bad models -----------------------------------------------------------------------------------
+
+def test_model_without_metadata_is_refused(tmp_path):
+    meta = metadata_for("rad")
+    path = export_model(tiny_rad(len(meta.gbuffer_channels)), None, tmp_path / "bare.onnx")
+    with pytest.raises(ModelMetadataError, match="no Photoreal Enhance metadata"):
+        Enhancer.from_pretrained(path)
+
+
+def test_model_with_another_schema_version_is_refused(tmp_path):
+    meta = metadata_for("rad")
+    path = export_model(tiny_rad(len(meta.gbuffer_channels)), meta, tmp_path / "old.onnx",
+                        props={"photoreal.schema_version": '"0"'})
+    with pytest.raises(ModelMetadataError, match="schema version '0'"):
+        Enhancer.from_pretrained(path)
+
+
+def test_graph_with_other_gbuffer_channels_than_its_metadata_is_refused(tmp_path):
+    graph_meta = metadata_for("rad")
+    path = tmp_path / "mismatch.onnx"
+    # The graph takes 15 G-buffer channels; the metadata claims depth + normal (4).
+    claimed = metadata_for("rad", gbuffer_passes=["depth", "normal"], gbuffer_mean=[0.0] * 4,
+                           gbuffer_std=[1.0] * 4)
+    export_model(tiny_rad(len(graph_meta.gbuffer_channels)), graph_meta, path,
+                 props=claimed.to_props())
+    with pytest.raises(ModelMetadataError, match=r"input 'gbuffers'.*15.*\(batch, 4, height, width\)"):
+        Enhancer.from_pretrained(path)
+
+
+def test_graph_whose_inputs_are_another_kinds_is_refused(tmp_path):
+    path = export_model(tiny_crn(), metadata_for("crn"), tmp_path / "crn_as_rad.onnx",
+                        props=metadata_for("rad").to_props())
+    with pytest.raises(ModelMetadataError, match=r"inputs \['classes'\].*rad model"):
+        Enhancer.from_pretrained(path)
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"not a model")
+    with pytest.raises(PhotorealError, match="cannot load ONNX model"):
+        Enhancer.from_pretrained(path)
+
+
+# -- CRN ------------------------------------------------------------------------------------------
+
+def test_crn_runs_whole_frame_and_takes_the_first_of_k_images(crn_model):
+    import torch
+    net, meta, path = crn_model
+    crn = Enhancer.from_pretrained(path, device="cpu")
+    frame = make_frame(60, 100, passes=["object_index"], seed=4)  # not a multiple of 8: padded
+    out = crn.enhance(frame)
+    assert out.shape == (60, 100, 3) and crn.last_num_tiles == 1
+    classes = schema.class_map_from_frame(frame)
+    padded = np.pad(classes, ((0, 4), (0, 4)), mode="edge")
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(schema.one_hot(padded))[None])[0, :3, :60, :100].numpy()
+    np.testing.assert_allclose(out, schema.decode_radiance(ref).transpose(1, 2, 0), rtol=1e-4, atol=1e-4)
+
+
+def test_crn_above_the_budget_runs_at_bounded_resolution(crn_model):
+    assert crn_resolution(2160, 3840, 1024, 8) == (768, 1360)
+    assert crn_resolution(2160, 3840, 0, 8) == (2160, 3840)
+    crn = Enhancer.from_pretrained(crn_model[2], device="cpu", tile_size=64)
+    frame = make_frame(160, 240, passes=["object_index"], seed=5)
+    out = crn.enhance(frame)
+    assert out.shape == (160, 240, 3) and np.isfinite(out).all()
