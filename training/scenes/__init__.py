@@ -1,0 +1,17 @@
+"""Procedural scenes for training data (needs the `bpy` module; Blender 4.5 and 5.x).
+
+    from training.scenes import build_scene, apply_preset, set_output_exr
+    info = build_scene("street", seed=10001, resolution=(320, 180))
+    apply_preset(bpy.context.scene, "fast")
+
+Every object carries its semantic class (custom property schema.CLASS_PROPERTY and
+pass_index = schema.pass_index_for_class), every material writes the roughness/metallic AOVs,
+and all schema passes are enabled. See training/scenes/README.md for the class mapping and
+the seed ranges.
+"""
+from .build import KINDS, build_scene, describe
+from .render import (FAST, PRESETS, REFERENCE, SCENE_PASSES, RenderPreset, apply_preset,
+                     enable_passes, set_output_exr)
+
+__all__ = ["KINDS", "build_scene", "describe", "FAST", "REFERENCE", "PRESETS", "SCENE_PASSES",
+           "RenderPreset", "apply_preset", "enable_passes", "set_output_exr"]

@@ -1,0 +1,2 @@
+def build(builder, rng):
+    raise NotImplementedError

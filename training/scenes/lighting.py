@@ -1,0 +1,93 @@
+"""What every scene kind shares: world, sun, sky dome, camera, small motions for the Vector pass."""
+from __future__ import annotations
+
+import colorsys
+import math
+import random
+from dataclasses import dataclass, field
+
+import bpy
+
+from .geometry import Builder, dome_mesh
+from .materials import sky_material
+
+SKY_DOME_RADIUS = 1500.0   # beyond the schema's DEPTH_FAR, so sky depth reads as background
+FRAME = 1                  # the rendered frame; frames FRAME +- 1 hold the motion keys
+
+
+@dataclass
+class Layout:
+    """What a scene kind decided; `finish_scene` turns it into camera and lights."""
+
+    camera: dict
+    sun: bool
+    world_strength: float
+    world_color: tuple | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def animate(obj, velocity) -> None:
+    """Linear motion through the rendered frame (metres per frame), so Vector is non-zero."""
+    base = tuple(obj.location)
+    for frame, sign in ((FRAME - 1, -1.0), (FRAME + 1, 1.0)):
+        obj.location = tuple(c + sign * v for c, v in zip(base, velocity))
+        obj.keyframe_insert("location", frame=frame)
+    obj.location = base
+
+
+def sky_colors(rng: random.Random):
+    hue = rng.uniform(0.55, 0.64)
+    overcast = rng.random() < 0.25
+    sat = rng.uniform(0.0, 0.15) if overcast else rng.uniform(0.35, 0.7)
+    zenith = colorsys.hsv_to_rgb(hue, sat, rng.uniform(0.4, 0.8))
+    horizon = colorsys.hsv_to_rgb(hue - 0.03, sat * 0.35, rng.uniform(0.7, 1.0))
+    return (*zenith, 1.0), (*horizon, 1.0), overcast
+
+
+def setup_world(scene, color, strength: float) -> None:
+    world = bpy.data.worlds.new("World")
+    world.use_nodes = True
+    background = world.node_tree.nodes["Background"]
+    background.inputs["Color"].default_value = color
+    background.inputs["Strength"].default_value = strength
+    scene.world = world
+
+
+def add_sky_dome(builder: Builder, zenith, horizon, strength: float):
+    """A camera-only emissive dome tagged 'sky': the world lights the scene, the dome labels it."""
+    obj = builder.add(dome_mesh("sky", SKY_DOME_RADIUS), "sky",
+                      sky_material("sky", zenith, horizon, strength))
+    for ray in ("visible_diffuse", "visible_glossy", "visible_transmission",
+                "visible_volume_scatter", "visible_shadow"):
+        setattr(obj, ray, False)
+    return obj
+
+
+def add_sun(scene, rng: random.Random, overcast: bool):
+    sun = bpy.data.lights.new("Sun", "SUN")
+    elevation = math.radians(rng.uniform(12.0, 70.0))
+    sun.energy = (rng.uniform(0.5, 1.5) if overcast else rng.uniform(2.5, 5.0)) * (
+        0.5 + 0.5 * math.sin(elevation))
+    warmth = 1.0 - math.sin(elevation)
+    sun.color = (1.0, 1.0 - 0.25 * warmth, 1.0 - 0.45 * warmth)
+    sun.angle = math.radians(rng.uniform(0.5, 3.0) if not overcast else rng.uniform(10.0, 30.0))
+    obj = bpy.data.objects.new("Sun", sun)
+    scene.collection.objects.link(obj)
+    obj.rotation_euler = (math.pi / 2 - elevation, 0.0, rng.uniform(0.0, 2 * math.pi))
+    return obj
+
+
+def add_camera(scene, camera: dict):
+    data = bpy.data.cameras.new("Camera")
+    data.lens = camera["lens"]
+    data.sensor_width = 36.0
+    data.clip_start = 0.05
+    data.clip_end = SKY_DOME_RADIUS * 2
+    obj = bpy.data.objects.new("Camera", data)
+    scene.collection.objects.link(obj)
+    obj.location = camera["location"]
+    obj.rotation_euler = camera["rotation"]
+    if any(camera.get("velocity", (0, 0, 0))):
+        animate(obj, camera["velocity"])
+    scene.camera = obj
+    return obj
