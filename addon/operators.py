@@ -1,0 +1,150 @@
+"""Operators: photoreal.enhance (the "Photoreal Enhance" button) and photoreal.export_dataset."""
+from __future__ import annotations
+
+import traceback
+
+import bpy
+from bpy.props import BoolProperty, IntProperty, StringProperty
+
+from . import compositor, dataset_export, enhance, readback
+from .core import errors, schema
+
+UNTRAINED_WARNING = ("the selected model is untrained (freshly initialised weights), so its output "
+                     "is not photoreal: train one with `python -m training` and choose it as a "
+                     "Custom model")
+
+
+class _Reporting:
+    """Shared error handling: users get a report, not a traceback."""
+
+    def run_reporting(self, context, work):
+        wm = context.window_manager
+        try:
+            return work()
+        except (errors.PhotorealError, ValueError, FileNotFoundError) as exc:
+            self.report({"ERROR"}, str(exc))
+        except Exception as exc:  # onnxruntime and OS errors: still a report, with the trace in the console
+            traceback.print_exc()
+            self.report({"ERROR"}, f"Photoreal Enhance failed: {type(exc).__name__}: {exc}")
+        finally:
+            wm.progress_end()
+        return {"CANCELLED"}
+
+
+class PHOTOREAL_OT_enhance(_Reporting, bpy.types.Operator):
+    """Enable the passes the model needs, render if needed, enhance, and mix the result in the compositor"""
+
+    bl_idname = "photoreal.enhance"
+    bl_label = "Photoreal Enhance"
+    bl_options = {"REGISTER"}
+
+    rerender: BoolProperty(name="Render Again", default=False,
+                           description="Render even if a render with the needed passes exists")
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None
+
+    def execute(self, context):
+        return self.run_reporting(context, lambda: self._enhance(context))
+
+    def _enhance(self, context):
+        scene = context.scene
+        view_layer = _view_layer(context)
+        wm = context.window_manager
+        wm.progress_begin(0, 4)
+
+        required, notes = enhance.prepare_scene(scene, view_layer)
+        for note in notes:
+            self.report({"WARNING"}, note)
+        wm.progress_update(1)
+
+        frame = None if self.rerender else readback.read_render_passes(scene, view_layer.name)
+        if frame is None or not _usable(scene, frame, required):
+            bpy.ops.render.render()
+            frame = readback.read_render_passes(scene, view_layer.name)
+            if frame is None:
+                self.report({"ERROR"}, "the render produced no readable result; check the "
+                                       "console for render errors")
+                return {"CANCELLED"}
+        wm.progress_update(2)
+
+        rgb = enhance.enhance_frame(scene, frame)
+        wm.progress_update(3)
+        compositor.store_image(rgb, frame.get("alpha"))
+        compositor.ensure_nodes(scene)
+        wm.progress_update(4)
+
+        self.report({"INFO"}, f"Photoreal Enhance: {enhance.describe_last_run()}")
+        if not enhance.LAST_RUN.get("trained", True):
+            self.report({"WARNING"}, UNTRAINED_WARNING)
+        return {"FINISHED"}
+
+
+def _view_layer(context):
+    scene = context.scene
+    layer = getattr(context, "view_layer", None)
+    return layer if layer is not None and layer.name in scene.view_layers else scene.view_layers[0]
+
+
+def _usable(scene, frame, required) -> bool:
+    """Does a previous render have every needed pass at the current resolution?"""
+    class_source = next((k for k in required if k in schema.CLASS_SOURCES), None)
+    frame = enhance.adapt_class_pass(frame, class_source) if class_source else frame
+    if any(key not in frame for key in required):
+        return False
+    h, w = schema.frame_size(frame)
+    return (w, h) == readback.render_size(scene)
+
+
+class PHOTOREAL_OT_export_dataset(_Reporting, bpy.types.Operator):
+    """Render a frame range and write images, G-buffers and class labels for training"""
+
+    bl_idname = "photoreal.export_dataset"
+    bl_label = "Export Photoreal Dataset"
+    bl_options = {"REGISTER"}
+
+    directory: StringProperty(name="Directory", subtype="DIR_PATH")
+    frame_start: IntProperty(name="Start", default=-1, description="-1 = the scene's start frame")
+    frame_end: IntProperty(name="End", default=-1, description="-1 = the scene's end frame")
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        if not self.directory:
+            self.report({"ERROR"}, "choose a directory to export into")
+            return {"CANCELLED"}
+        return self.run_reporting(context, lambda: self._export(context))
+
+    def _export(self, context):
+        scene = context.scene
+        start = scene.frame_start if self.frame_start < 0 else self.frame_start
+        end = scene.frame_end if self.frame_end < 0 else self.frame_end
+        wm = context.window_manager
+        wm.progress_begin(0, max(1, end - start + 1))
+
+        def progress(done, total, number):
+            wm.progress_update(done)
+            print(f"Photoreal export: frame {number} ({done}/{total})", flush=True)
+
+        summary = dataset_export.export_frames(scene, self.directory, start, end, progress)
+        for note in summary.notes:
+            self.report({"WARNING"}, note)
+        self.report({"INFO"}, f"exported {len(summary.written)} frame(s), skipped "
+                              f"{len(summary.skipped)} already finished, into {summary.directory}")
+        return {"FINISHED"}
+
+
+CLASSES = (PHOTOREAL_OT_enhance, PHOTOREAL_OT_export_dataset)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,88 @@
+"""Scene settings (`scene.photoreal`) and add-on preferences."""
+import bpy
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
+                       StringProperty)
+
+MODEL_ITEMS = [
+    ("RAD", "RAD", "Enhance the render from its G-buffers and class map (EPE-style)"),
+    ("CRN", "CRN", "Synthesize an image from the class map alone"),
+    ("CUSTOM", "Custom", "An exported ONNX model file"),
+]
+DEVICE_ITEMS = [
+    ("AUTO", "Auto", "CUDA when the GPU runtime is installed and a GPU is present, else CPU"),
+    ("CUDA", "CUDA", "NVIDIA GPU through onnxruntime-gpu (the GPU build of this add-on)"),
+    ("CPU", "CPU", "Always run on the CPU"),
+]
+
+
+def _strength_changed(self, context):
+    from . import compositor
+    compositor.set_strength(context.scene, self.strength)
+
+
+def _enhance_on_render_changed(self, context):
+    from . import compositor, render_pass
+    render_pass.refresh_render_layers(context.scene)
+    if compositor.has_nodes(context.scene):
+        compositor.ensure_nodes(context.scene)
+
+
+class PhotorealSettings(bpy.types.PropertyGroup):
+    model: EnumProperty(name="Model", items=MODEL_ITEMS, default="RAD",
+                        description="Which network enhances the render")
+    custom_model: StringProperty(name="Model File", subtype="FILE_PATH",
+                                 description="ONNX model exported by `python -m training export`")
+    strength: FloatProperty(name="Strength", min=0.0, max=1.0, default=1.0, subtype="FACTOR",
+                            update=_strength_changed,
+                            description="Mix between the render (0) and the enhanced image (1)")
+    device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO")
+    tile_size: IntProperty(name="Tile Size", min=0, soft_max=2048, default=0,
+                           description="Run the model in tiles of this many pixels to save "
+                                       "memory (0 = the whole frame at once)")
+    enhance_on_render: BoolProperty(
+        name="Enhance on Render", default=False, update=_enhance_on_render_changed,
+        description="Enhance every rendered frame (F12, animations, blender -b). Cycles gets a "
+                    "'Photoreal' render pass; EEVEE frames are enhanced after they are written")
+
+    def model_spec(self) -> str:
+        """What neural_core's Enhancer.from_pretrained expects: 'rad', 'crn' or a path."""
+        if self.model == "CUSTOM":
+            return bpy.path.abspath(self.custom_model)
+        return self.model.lower()
+
+
+class PhotorealPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    threads: IntProperty(name="CPU Threads", min=0, max=256, default=0,
+                         description="Threads for CPU inference (0 = onnxruntime's default)")
+    temp_directory: StringProperty(
+        name="Temporary Directory", subtype="DIR_PATH", default="",
+        description="Where render passes are exchanged as EXR files (empty = /dev/shm, which "
+                    "is memory, or the system temporary directory)")
+
+    def draw(self, context):
+        self.layout.prop(self, "threads")
+        self.layout.prop(self, "temp_directory")
+
+
+def preferences(context=None):
+    """The add-on preferences, or None when the add-on is not enabled through Blender's list."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(__package__)
+    return addon.preferences if addon else None
+
+
+CLASSES = (PhotorealSettings, PhotorealPreferences)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.photoreal = PointerProperty(type=PhotorealSettings)
+
+
+def unregister():
+    del bpy.types.Scene.photoreal
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

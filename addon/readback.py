@@ -1,0 +1,108 @@
+"""Getting a render's passes into numpy.
+
+In background mode the Render Result's pixels and the Viewer node are not available, so the
+render is saved as an uncompressed multilayer EXR on /dev/shm (memory) and read back with
+OpenEXR (see shared/notes/blender-api-probe.md, section 1c).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import bpy
+
+from .core import errors, exr, schema
+
+RENDER_RESULT = "Render Result"
+
+
+def temp_directory() -> Path:
+    """A private folder for pass files: the preference, else /dev/shm, else the system temp."""
+    from .properties import preferences
+    prefs = preferences()
+    chosen = bpy.path.abspath(prefs.temp_directory) if prefs and prefs.temp_directory else ""
+    base = Path(chosen) if chosen else Path("/dev/shm")
+    if not (base.is_dir() and os.access(base, os.W_OK)):
+        base = Path(tempfile.gettempdir())
+    folder = base / f"photoreal-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def render_size(scene) -> tuple[int, int]:
+    """(width, height) of the rendered image in pixels."""
+    scale = scene.render.resolution_percentage / 100.0
+    return int(scene.render.resolution_x * scale), int(scene.render.resolution_y * scale)
+
+
+@contextlib.contextmanager
+def multilayer_exr_settings(scene):
+    """Temporarily switch the scene's output format to a 32-bit uncompressed multilayer EXR."""
+    settings = scene.render.image_settings
+    names = ["media_type", "file_format", "color_depth", "exr_codec", "use_exr_interleave"]
+    saved = [(n, getattr(settings, n)) for n in names if hasattr(settings, n)]
+    try:
+        if hasattr(settings, "media_type"):      # 5.x: the format enum depends on the media type
+            settings.media_type = "MULTI_LAYER_IMAGE"
+        settings.file_format = "OPEN_EXR_MULTILAYER"
+        settings.color_depth = "32"
+        settings.exr_codec = "NONE"              # fastest on tmpfs
+        if hasattr(settings, "use_exr_interleave"):
+            settings.use_exr_interleave = True   # 5.x: one part instead of one part per pass
+        yield settings
+    finally:
+        for name, value in saved:
+            with contextlib.suppress(TypeError, ValueError, AttributeError):
+                setattr(settings, name, value)
+
+
+def save_render_passes(scene, path: str | os.PathLike | None = None) -> Path:
+    """Write the current Render Result (all passes, plus Composite) to a multilayer EXR.
+
+    Raises LookupError when there is no render to save.
+    """
+    image = bpy.data.images.get(RENDER_RESULT)
+    if image is None:
+        raise LookupError("there is no render yet")
+    path = Path(path) if path else temp_directory() / f"passes-{scene.name_full}.exr"
+    path.unlink(missing_ok=True)
+    with multilayer_exr_settings(scene):
+        try:
+            image.save_render(filepath=str(path), scene=scene)
+        except RuntimeError as exc:  # "no render result" and similar
+            raise LookupError(f"the render cannot be saved: {exc}") from None
+    if not path.is_file():
+        raise LookupError("the render could not be saved")
+    return path
+
+
+def read_render_passes(scene, view_layer: str | None = None) -> schema.Frame | None:
+    """The last render's passes as a Frame, or None if there is no (readable) render."""
+    try:
+        path = save_render_passes(scene)
+    except LookupError:
+        return None
+    try:
+        return exr.read_frame(path, view_layer or scene.view_layers[0].name)
+    except (errors.CorruptFileError, errors.MissingPassError):
+        return None
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def composite_from_channels(channels) -> "np.ndarray | None":
+    """The compositor's output (Composite layer) of a saved render as (H, W, 4), or None."""
+    import numpy as np
+    names = [f"Composite.Combined.{c}" for c in "RGBA"]
+    if not all(n in channels for n in names):
+        return None
+    return np.stack([channels[n] for n in names], axis=-1)
+
+
+def remove_temp_directory() -> None:
+    """Delete this process's pass folder (called on unregister)."""
+    import shutil
+    for base in {Path("/dev/shm"), Path(tempfile.gettempdir())}:
+        shutil.rmtree(base / f"photoreal-{os.getpid()}", ignore_errors=True)

@@ -1,0 +1,82 @@
+"""The "Photoreal" tab in the compositor's sidebar."""
+import bpy
+
+from . import compositor, enhance, passes, render_pass
+from .core import errors
+
+
+class PHOTOREAL_PT_compositor(bpy.types.Panel):
+    bl_label = "Photoreal Enhance"
+    bl_space_type = "NODE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Photoreal"
+
+    @classmethod
+    def poll(cls, context):
+        space = context.space_data
+        return space is not None and getattr(space, "tree_type", "") == "CompositorNodeTree"
+
+    def draw(self, context):
+        layout = self.layout
+        scene = context.scene
+        settings = scene.photoreal
+
+        layout.prop(settings, "model")
+        if settings.model == "CUSTOM":
+            layout.prop(settings, "custom_model")
+        layout.prop(settings, "strength", slider=True)
+        layout.prop(settings, "device")
+        layout.prop(settings, "tile_size")
+        layout.prop(settings, "enhance_on_render")
+        layout.operator("photoreal.enhance", icon="NODE_COMPOSITING")
+
+        self.draw_passes(layout, context)
+        box = layout.box()
+        box.label(text=f"Device: {_device_text(settings)}")
+        box.label(text=f"Last run: {enhance.describe_last_run()}")
+        if settings.enhance_on_render:
+            if passes.is_cycles(scene):
+                ok = render_pass.is_installed() and compositor.uses_render_pass(scene)
+                box.label(text="Cycles 'Photoreal' pass " + ("in use" if ok else
+                          "not wired: press Photoreal Enhance"), icon="CHECKMARK" if ok else "ERROR")
+            else:
+                box.label(text="EEVEE: written frames are enhanced after saving", icon="INFO")
+
+    @staticmethod
+    def draw_passes(layout, context):
+        box = layout.box()
+        box.label(text="Passes the model needs")
+        try:
+            required = enhance.required_passes(context.scene.photoreal)
+        except (errors.PhotorealError, OSError, ImportError) as exc:
+            box.label(text=f"model not loaded: {exc}", icon="ERROR")
+            return
+        for key, enabled in passes.pass_status(context.scene, context.view_layer, required):
+            box.label(text=key, icon="CHECKBOX_HLT" if enabled else "CHECKBOX_DEHLT")
+
+
+def _device_text(settings) -> str:
+    last = enhance.LAST_RUN.get("provider")
+    if last:
+        return last
+    try:
+        from .core import runtime
+        devices = runtime().available_devices()
+    except Exception:  # the panel must draw even if the runtime cannot load
+        return settings.device
+    if settings.device == "AUTO":
+        return "CUDA" if "cuda" in [str(d).lower() for d in devices] else "CPU"
+    return settings.device
+
+
+CLASSES = (PHOTOREAL_PT_compositor,)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
