@@ -10,12 +10,13 @@ How a frame is cut (per axis, the same rule for rows and columns):
   would; that is what makes tiled output match whole-frame output. The last tile may therefore
   be up to `multiple - 1` pixels longer than `tile`.
 
-How tiles are blended: each tile's output is weighted by a ramp that rises linearly from
-nearly 0 at an edge shared with a neighbouring tile to 1 at `overlap` pixels inside it
-(edges on the frame border keep weight 1, since there is no neighbour to fade into). Where two
-tiles overlap by exactly `overlap` pixels their weights sum to 1; elsewhere the accumulated
-weight is divided out. Pixels near a tile's inner edge, the ones that saw zero padding instead
-of real neighbours, therefore contribute least.
+How tiles are blended: each tile's output is weighted per axis by a ramp across the overlap
+with a neighbouring tile: weight 0 for the `overlap // 4` pixels nearest the shared edge (those
+saw zero padding instead of real neighbours, and measured on RAD nearly all the tiling error
+sits there), then rising linearly to 1 at `overlap - overlap // 4` pixels in. Edges on the
+frame border keep weight 1. Two tiles overlapping by exactly `overlap` pixels get mirror-image
+ramps that sum to 1; where tiles overlap more (the last one, moved back) the accumulated weight
+is divided out. Every pixel keeps a positive weight from the tile whose interior it lies in.
 """
 from __future__ import annotations
 
@@ -81,12 +82,14 @@ def aligned_tile_geometry(tile: int, overlap: int, multiple: int) -> tuple[int, 
 
 
 def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np.ndarray:
-    """1-D weights: linear fade over `overlap` pixels at the faded ends, 1 elsewhere."""
+    """1-D weights: 0 then a linear rise across `overlap` pixels at the faded ends, 1 elsewhere."""
     weights = np.ones(length, np.float32)
     if overlap <= 0:
         return weights
-    # (i + 0.5) / overlap: never exactly 0, and two opposite ramps over the same pixels sum to 1.
-    rise = np.minimum((np.arange(length, dtype=np.float32) + 0.5) / overlap, 1.0)
+    margin = overlap // 4
+    # Pixel centres (i + 0.5) make two mirror-image ramps over the same pixels sum to exactly 1.
+    rise = np.clip((np.arange(length, dtype=np.float32) + 0.5 - margin) / (overlap - 2 * margin),
+                   0.0, 1.0)
     if fade_start:
         weights = np.minimum(weights, rise)
     if fade_end:

@@ -123,7 +123,7 @@ def test_tiled_output_matches_whole_frame_within_1_over_255(rad_model):
     seen = []
     out = tiled.enhance(frame, progress=lambda done, total: seen.append((done, total)))
     assert whole.last_num_tiles == 1
-    assert tiled.last_num_tiles == len(seen) == 6 and seen[-1] == (6, 6)
+    assert tiled.last_num_tiles == len(seen) >= 6 and seen[-1] == (len(seen), len(seen))
     # Compared as a viewer would: in display terms (relative to the value for HDR > 1).
     error = np.abs(out - reference) / np.maximum(1.0, np.abs(reference))
     assert error.max() < 1 / 255
