@@ -17,12 +17,13 @@ PREFIX = "photoreal."
 MODEL_KINDS = ("rad", "crn")
 
 # ONNX input names per model kind. RAD: encoded image, G-buffers, one-hot classes.
-# CRN: one-hot classes only. Both output "image" in the encoded (log1p) domain.
+# CRN: one-hot classes only. Both output OUTPUT_NAME in the encoded (log1p) domain; it cannot
+# be "image" because ONNX value names are unique and RAD already has an input of that name.
 INPUT_NAMES = {
     "rad": ("image", "gbuffers", "classes"),
     "crn": ("classes",),
 }
-OUTPUT_NAME = "image"
+OUTPUT_NAME = "enhanced"
 
 
 @dataclass

@@ -1,0 +1,396 @@
+"""The RAD enhancement network, after EPE (Richter et al., "Enhancing Photorealism Enhancement").
+
+An HRNet whose residual blocks are modulated by rendering-aware denormalisation (RAD): every
+normalisation is a parameter-free norm followed by a per-pixel scale and shift predicted from an
+embedding of the G-buffers at that branch's resolution. The output is a residual on the input
+image, in the log1p domain of `schema.encode_radiance`.
+
+Differences from EPE's code, each on purpose:
+- The G-buffer channel count comes from the schema (`gbuffer_passes`), not a hard-wired 32.
+- Normalisation is BatchNorm with running statistics (or none), never GroupNorm, so inference
+  has no per-image statistics and tiled inference matches whole-frame inference.
+- The class streams run as one wide convolution plus a grouped one, merged by the class masks,
+  which works for any batch size (EPE crashes for batch > 1).
+- gamma's 1x1 convolution starts with bias 1, so a fresh RAD is close to the identity.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .. import schema
+from ..errors import SizeMismatchError
+from .common import conv
+
+NORMS = ("batch", "none")
+
+# Default grouping for the small config: classes whose surfaces render alike share a stream.
+SMALL_CLASS_GROUPS = (
+    ("road", "sidewalk", "terrain"),
+    ("building", "wall", "fence", "pole", "traffic light", "traffic sign"),
+    ("vegetation",),
+    ("sky",),
+    ("person", "rider"),
+    ("car", "truck", "bus", "train", "motorcycle", "bicycle"),
+    ("void",),
+)
+
+
+@dataclass
+class RADConfig:
+    """Width and depth of a RAD network. JSON-serialisable with `dataclasses.asdict`."""
+
+    gbuffer_passes: tuple[str, ...] = schema.DEFAULT_GBUFFER_PASSES
+    # Classes merged into one G-buffer stream; None = one stream per class (as in EPE).
+    # Every schema class must appear in exactly one group.
+    class_groups: tuple[tuple[str, ...], ...] | None = SMALL_CLASS_GROUPS
+    num_branches: int = 3             # HRNet branches; branch j runs at 1/2^j resolution
+    base_channels: int = 16           # branch j has base_channels * 2^j channels
+    blocks_per_branch: tuple[int, ...] = (1, 1, 1)  # BasicBlocks per branch and stage
+    stem_layers: int = 1              # full-resolution 3x3 convolutions before the branches
+    gbuffer_dim: int = 16             # width of the G-buffer embedding (EPE: 128)
+    stream_kernel: int = 1            # kernel of the per-class streams (EPE: 3)
+    joint_layers: int = 0             # residual conv layers per joint-encoder level (EPE: 2)
+    rad_layers: int = 1               # residual conv layers inside each RAD (EPE: 3)
+    decoder_kernel: int = 1           # decoder convs after upsample + concat (EPE: 3)
+    norm: str = "batch"               # param-free norm inside RAD: "batch" (running stats) or "none"
+    padding_mode: str = "zeros"       # "zeros" (fused into the conv on export) or "replicate" (EPE)
+    spectral_norm: bool = False       # on G-buffer encoder and RAD convs (EPE); folded for export
+
+    def __post_init__(self) -> None:
+        # Values read back from JSON arrive as lists; keep the dataclass hashable-ish and tidy.
+        self.gbuffer_passes = tuple(self.gbuffer_passes)
+        if isinstance(self.blocks_per_branch, int):
+            self.blocks_per_branch = (self.blocks_per_branch,) * self.num_branches
+        self.blocks_per_branch = tuple(int(b) for b in self.blocks_per_branch)
+        if self.class_groups is not None:
+            self.class_groups = tuple(tuple(group) for group in self.class_groups)
+        self.validate()
+
+    # -- named configs --------------------------------------------------------------------------
+    @classmethod
+    def small(cls, **overrides) -> "RADConfig":
+        """The default: a 1080p frame in a few seconds on a laptop CPU.
+
+        Full-resolution work is kept to the stem, one RAD block and the decoder; most blocks run
+        at 1/2 and 1/4 resolution where they are wide enough for efficient GEMMs.
+        """
+        return cls(**overrides)
+
+    @classmethod
+    def paper(cls, **overrides) -> "RADConfig":
+        """Close to EPE's 'hr' generator: 4 branches 16/32/64/128, 4 BasicBlocks, 128-wide
+        embedding, 3 RAD layers, one 3x3 stream per class, spectral norm, replicate padding."""
+        values = dict(num_branches=4, base_channels=16, blocks_per_branch=(4, 4, 4, 4),
+                      stem_layers=2, gbuffer_dim=128, stream_kernel=3, joint_layers=2,
+                      decoder_kernel=3,
+                      rad_layers=3, class_groups=None, padding_mode="replicate",
+                      spectral_norm=True)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "RADConfig":
+        values = dict(values or {})
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown RAD config keys {sorted(unknown)}; known: "
+                             f"{', '.join(cls.__dataclass_fields__)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def num_gbuffer_channels(self) -> int:
+        return schema.num_gbuffer_channels(self.gbuffer_passes)
+
+    @property
+    def groups(self) -> tuple[tuple[str, ...], ...]:
+        if self.class_groups is None:
+            return tuple((name,) for name in schema.CLASSES)
+        return self.class_groups
+
+    def branch_channels(self, j: int) -> int:
+        return self.base_channels * 2 ** j
+
+    @property
+    def alignment(self) -> int:
+        """Tile offsets that are multiples of this keep the stride-2 grids of the branches."""
+        return 2 ** (self.num_branches - 1)
+
+    def validate(self) -> None:
+        problems = []
+        for key in self.gbuffer_passes:
+            if key not in schema.GBUFFER_PASS_ORDER:
+                problems.append(f"unknown G-buffer pass {key!r} (known: {schema.GBUFFER_PASS_ORDER})")
+        if self.num_branches < 1:
+            problems.append("num_branches must be >= 1")
+        if len(self.blocks_per_branch) != self.num_branches:
+            problems.append(f"blocks_per_branch has {len(self.blocks_per_branch)} entries for "
+                            f"{self.num_branches} branches")
+        if self.norm not in NORMS:
+            problems.append(f"norm must be one of {NORMS}, not {self.norm!r}")
+        if self.stream_kernel % 2 != 1 or self.decoder_kernel % 2 != 1:
+            problems.append("stream_kernel and decoder_kernel must be odd")
+        if self.class_groups is not None:
+            listed = [name for group in self.class_groups for name in group]
+            unknown = sorted(set(listed) - set(schema.CLASSES))
+            missing = [name for name in schema.CLASSES if name not in listed]
+            repeated = sorted({name for name in listed if listed.count(name) > 1})
+            if unknown or missing or repeated:
+                problems.append(f"class_groups must list every class once (unknown {unknown}, "
+                                f"missing {missing}, repeated {repeated})")
+        if problems:
+            raise ValueError("invalid RAD config: " + "; ".join(problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+class _Convs:
+    """Conv factory bound to a config: padding mode and optional spectral norm."""
+
+    def __init__(self, cfg: RADConfig):
+        self.cfg = cfg
+
+    def plain(self, c_in, c_out, kernel=3, stride=1, bias=True, groups=1) -> nn.Conv2d:
+        return conv(c_in, c_out, kernel, stride, bias, self.cfg.padding_mode, groups)
+
+    def gbuffer(self, c_in, c_out, kernel=3, stride=1, groups=1) -> nn.Module:
+        """Convs of the G-buffer path, spectrally normalised in the paper config."""
+        layer = conv(c_in, c_out, kernel, stride, True, self.cfg.padding_mode, groups)
+        return spectral_norm(layer) if self.cfg.spectral_norm else layer
+
+
+class ResidualConv(nn.Module):
+    """relu(x + relu(conv3x3(x))): the residual layers of EPE's G-buffer path."""
+
+    def __init__(self, dim: int, convs: _Convs):
+        super().__init__()
+        self.conv = convs.gbuffer(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + F.relu(self.conv(x)))
+
+
+class RAD(nn.Module):
+    """Rendering-aware denormalisation: norm(x) * gamma(g') + beta(g'), g' = layers(g)."""
+
+    def __init__(self, channels: int, cfg: RADConfig, convs: _Convs):
+        super().__init__()
+        # Running statistics only: no per-image statistics at inference, so tiles agree.
+        self.norm = nn.BatchNorm2d(channels, affine=False) if cfg.norm == "batch" else nn.Identity()
+        self.layers = nn.Sequential(*(ResidualConv(cfg.gbuffer_dim, convs) for _ in range(cfg.rad_layers)))
+        # gamma and beta in one 1x1 conv: one GEMM instead of two.
+        self.affine = convs.plain(cfg.gbuffer_dim, 2 * channels, kernel=1)
+        with torch.no_grad():
+            self.affine.bias[:channels].fill_(1.0)   # gamma starts near 1
+            self.affine.bias[channels:].zero_()
+            self.affine.weight.mul_(0.1)
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(self.layers(g)).split(self.channels, dim=1)
+        return self.norm(x) * gamma + beta
+
+
+class BasicBlock(nn.Module):
+    """x -> conv -> RAD -> relu -> conv -> RAD -> + x -> relu (EPE 'hr')."""
+
+    def __init__(self, channels: int, cfg: RADConfig, convs: _Convs):
+        super().__init__()
+        self.conv1 = convs.plain(channels, channels, bias=False)
+        self.rad1 = RAD(channels, cfg, convs)
+        self.conv2 = convs.plain(channels, channels, bias=False)
+        self.rad2 = RAD(channels, cfg, convs)
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.rad1(self.conv1(x), g))
+        y = self.rad2(self.conv2(y), g)
+        return F.relu(x + y)
+
+
+class Branch(nn.Module):
+    def __init__(self, channels: int, num_blocks: int, cfg: RADConfig, convs: _Convs):
+        super().__init__()
+        self.blocks = nn.ModuleList(BasicBlock(channels, cfg, convs) for _ in range(num_blocks))
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, g)
+        return x
+
+
+def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class Fusion(nn.Module):
+    """HRNet exchange unit: every branch receives the sum of all branches at its resolution.
+
+    Higher to lower resolution: a chain of stride-2 3x3 convs. Lower to higher: a 1x1 conv at
+    the low resolution, then bilinear upsampling (cheap: the conv runs on few pixels).
+    """
+
+    def __init__(self, num_branches: int, cfg: RADConfig, convs: _Convs):
+        super().__init__()
+        self.paths = nn.ModuleList()
+        for i in range(num_branches):
+            row = nn.ModuleList()
+            for j in range(num_branches):
+                row.append(self._path(j, i, cfg, convs))
+            self.paths.append(row)
+
+    @staticmethod
+    def _path(j: int, i: int, cfg: RADConfig, convs: _Convs) -> nn.Module:
+        c_j, c_i = cfg.branch_channels(j), cfg.branch_channels(i)
+        if j == i:
+            return nn.Identity()
+        if j > i:
+            return convs.plain(c_j, c_i, kernel=1)
+        steps = []
+        for step in range(i - j):
+            last = step == i - j - 1
+            steps.append(convs.plain(c_j, c_i if last else c_j, stride=2))
+            if not last:
+                steps.append(nn.ReLU())
+        return nn.Sequential(*steps)
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        fused = []
+        for i, row in enumerate(self.paths):
+            total = xs[i]
+            for j, path in enumerate(row):
+                if j == i:
+                    continue
+                y = path(xs[j])
+                total = total + (_upsample_to(y, xs[i]) if j > i else y)
+            fused.append(F.relu(total))
+        return fused
+
+
+class GBufferEncoder(nn.Module):
+    """Class-specific streams merged by the class masks, then one embedding per branch level.
+
+    All streams run as one convolution Cg -> G*E and one grouped convolution (G groups), so the
+    G streams cost two GEMMs; each pixel then keeps the output of its own class group:
+    features = sum_g mask_g * stream_g(gbuffers).
+    """
+
+    def __init__(self, cfg: RADConfig, convs: _Convs):
+        super().__init__()
+        groups, dim, k = cfg.groups, cfg.gbuffer_dim, cfg.stream_kernel
+        self.num_groups, self.dim = len(groups), dim
+        membership = torch.zeros(len(groups), schema.NUM_CLASSES)
+        for g, names in enumerate(groups):
+            for name in names:
+                membership[g, schema.class_id(name)] = 1.0
+        self.register_buffer("membership", membership[:, :, None, None], persistent=False)
+        self.stream_in = convs.gbuffer(cfg.num_gbuffer_channels, len(groups) * dim, kernel=k)
+        self.stream_out = convs.gbuffer(len(groups) * dim, len(groups) * dim, kernel=k,
+                                        groups=len(groups))
+        self.levels = nn.ModuleList()
+        for level in range(cfg.num_branches):
+            layers: list[nn.Module] = []
+            if level > 0:
+                layers += [convs.gbuffer(dim, dim, stride=2), nn.ReLU()]
+            layers += [ResidualConv(dim, convs) for _ in range(cfg.joint_layers)]
+            self.levels.append(nn.Sequential(*layers))
+
+    def forward(self, gbuffers: torch.Tensor, classes: torch.Tensor) -> list[torch.Tensor]:
+        masks = F.conv2d(classes, self.membership)                 # (B, G, H, W)
+        streams = F.relu(self.stream_in(gbuffers))
+        streams = F.relu(self.stream_out(streams) + streams)
+        streams = streams.unflatten(1, (self.num_groups, self.dim))  # (B, G, E, H, W)
+        g = (streams * masks.unsqueeze(2)).sum(dim=1)
+        embeddings = []
+        for level in self.levels:
+            g = level(g)
+            embeddings.append(g)
+        return embeddings
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------------
+
+class RADNet(nn.Module):
+    """forward(image (B,3,H,W) encoded, gbuffers (B,Cg,H,W), classes (B,NUM_CLASSES,H,W) one-hot)
+    -> enhanced image (B,3,H,W) in the encoded (log1p) domain. Any H, W >= 1."""
+
+    kind = "rad"
+
+    def __init__(self, config: RADConfig | None = None):
+        super().__init__()
+        cfg = self.config = config or RADConfig.small()
+        convs = _Convs(cfg)
+        channels = [cfg.branch_channels(j) for j in range(cfg.num_branches)]
+        stem: list[nn.Module] = []
+        for layer in range(cfg.stem_layers):
+            stem += [convs.plain(3 if layer == 0 else channels[0], channels[0]), nn.ReLU()]
+        self.stem = nn.Sequential(*stem)
+        self.gbuffer_encoder = GBufferEncoder(cfg, convs)
+        # Stage s runs blocks on branches 0..s, fuses them, then opens branch s+1.
+        self.stages = nn.ModuleList()
+        self.fusions = nn.ModuleList()
+        self.transitions = nn.ModuleList()
+        for s in range(cfg.num_branches):
+            self.stages.append(nn.ModuleList(
+                Branch(channels[j], cfg.blocks_per_branch[j], cfg, convs) for j in range(s + 1)))
+            self.fusions.append(Fusion(s + 1, cfg, convs) if s > 0 else nn.Identity())
+            if s + 1 < cfg.num_branches:
+                self.transitions.append(nn.Sequential(
+                    convs.plain(channels[s], channels[s + 1], stride=2), nn.ReLU()))
+        # Decoder: from the lowest-resolution branch up, upsample + concat + conv.
+        self.decoder = nn.ModuleList(
+            convs.plain(channels[j + 1] + channels[j], channels[j], kernel=cfg.decoder_kernel)
+            for j in reversed(range(cfg.num_branches - 1)))
+        self.to_rgb = convs.plain(channels[0], 3)
+
+    def forward(self, image: torch.Tensor, gbuffers: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        self._check_inputs(image, gbuffers, classes)
+        embeddings = self.gbuffer_encoder(gbuffers, classes)
+        xs = [self.stem(image)]
+        for s, stage in enumerate(self.stages):
+            xs = [branch(x, embeddings[j]) for j, (branch, x) in enumerate(zip(stage, xs))]
+            if s > 0:
+                xs = self.fusions[s](xs)
+            if s < len(self.transitions):
+                xs.append(self.transitions[s](xs[-1]))
+        y = xs[-1]
+        for conv_layer, skip in zip(self.decoder, reversed(xs[:-1])):
+            y = F.leaky_relu(conv_layer(torch.cat([_upsample_to(y, skip), skip], dim=1)), 0.2)
+        return image + self.to_rgb(y)
+
+    def _check_inputs(self, image, gbuffers, classes) -> None:
+        expected = {"image": (image, 3), "gbuffers": (gbuffers, self.config.num_gbuffer_channels),
+                    "classes": (classes, schema.NUM_CLASSES)}
+        for name, (tensor, channels) in expected.items():
+            if tensor.dim() != 4 or tensor.shape[1] != channels:
+                raise SizeMismatchError(
+                    f"RAD input {name!r} has shape {tuple(tensor.shape)}, expected (B, {channels}, H, W)"
+                    + (f" for G-buffer passes {', '.join(self.config.gbuffer_passes)}"
+                       if name == "gbuffers" else ""))
+        if not (image.shape[-2:] == gbuffers.shape[-2:] == classes.shape[-2:]):
+            raise SizeMismatchError(f"RAD inputs differ in size: image {tuple(image.shape[-2:])}, "
+                                    f"gbuffers {tuple(gbuffers.shape[-2:])}, classes {tuple(classes.shape[-2:])}")
+
+    def example_inputs(self, batch: int = 1, height: int = 64, width: int = 64,
+                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Plausible random inputs: encoded image, standardised G-buffers, a blocky class map."""
+        gen = torch.Generator().manual_seed(seed)
+        image = torch.log1p(torch.rand(batch, 3, height, width, generator=gen) * 2.0)
+        gbuffers = torch.randn(batch, self.config.num_gbuffer_channels, height, width, generator=gen)
+        coarse = torch.randint(0, schema.NUM_CLASSES, (batch, 1, (height + 7) // 8, (width + 7) // 8),
+                               generator=gen)
+        ids = F.interpolate(coarse.float(), scale_factor=8, mode="nearest")[..., :height, :width].long()
+        classes = F.one_hot(ids[:, 0], schema.NUM_CLASSES).permute(0, 3, 1, 2).float()
+        return image, gbuffers, classes
