@@ -97,7 +97,7 @@ def _ensure_material_aovs(scene, key: str, class_source: str) -> list[str]:
     aov_name = schema.pass_spec(key).blender_names[0]
     fallbacks = []
     for mat in scene_materials(scene):
-        if not mat.use_nodes:
+        if mat.node_tree is None:   # 4.x material without nodes (5.x always has a tree)
             mat.use_nodes = True
         tree = mat.node_tree
         if any(n.bl_idname == "ShaderNodeOutputAOV" and n.aov_name == aov_name for n in tree.nodes):

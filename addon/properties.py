@@ -21,10 +21,17 @@ def _strength_changed(self, context):
 
 
 def _enhance_on_render_changed(self, context):
-    from . import compositor, render_pass
-    render_pass.refresh_render_layers(context.scene)
-    if compositor.has_nodes(context.scene):
-        compositor.ensure_nodes(context.scene)
+    """Turning it on prepares the scene (passes, class tags) and wires the compositor."""
+    from . import compositor, enhance, render_pass
+    scene = context.scene
+    if self.enhance_on_render:
+        try:
+            enhance.prepare_scene(scene, context.view_layer or scene.view_layers[0])
+        except Exception as exc:  # a property update cannot report: the console must do
+            print(f"Photoreal Enhance: cannot prepare the scene: {exc}")
+    render_pass.refresh_render_layers(scene)
+    if self.enhance_on_render or compositor.has_nodes(scene):
+        compositor.ensure_nodes(scene)
 
 
 class PhotorealSettings(bpy.types.PropertyGroup):
@@ -37,8 +44,8 @@ class PhotorealSettings(bpy.types.PropertyGroup):
                             description="Mix between the render (0) and the enhanced image (1)")
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO")
     tile_size: IntProperty(name="Tile Size", min=0, soft_max=2048, default=0,
-                           description="Run the model in tiles of this many pixels to save "
-                                       "memory (0 = the whole frame at once)")
+                           description="Tile side in pixels for large frames, to bound memory "
+                                       "(0 = the runtime's default, 1024)")
     enhance_on_render: BoolProperty(
         name="Enhance on Render", default=False, update=_enhance_on_render_changed,
         description="Enhance every rendered frame (F12, animations, blender -b). Cycles gets a "

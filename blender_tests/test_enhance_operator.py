@@ -1,0 +1,99 @@
+"""The "Photoreal Enhance" button: passes, render, model, compositor (pixel values)."""
+import bpy
+import numpy as np
+import pytest
+
+from conftest import (build_scene, cli_model_argument, comp_tree, image_rgb, layer_rgb,
+                      run_cli_enhance, save_render, submodule)
+from neural_core import exr, schema
+
+STRENGTH = 0.5
+
+
+@pytest.fixture
+def enhanced_scene(addon):
+    scene = build_scene(strength=STRENGTH)
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    return scene
+
+
+def test_composite_is_mix_of_render_and_enhanced(enhanced_scene, tmp_path):
+    bpy.ops.render.render()
+    channels = exr.read_channels(save_render(enhanced_scene, tmp_path / "after.exr"))
+    render = layer_rgb(channels, "ViewLayer")
+    composite = layer_rgb(channels, "Composite")
+    enhanced = image_rgb(bpy.data.images["Photoreal Enhance"])
+    assert enhanced.shape == render.shape == (48, 64, 3)
+    assert np.abs(enhanced - render).max() > 1e-3, "the model changed nothing: the test would be blind"
+    expected = (1 - STRENGTH) * render + STRENGTH * enhanced
+    assert np.abs(composite - expected).max() < 1e-3
+
+
+def test_enhanced_image_equals_cli_on_same_frame(enhanced_scene, tmp_path):
+    frame_exr = save_render(enhanced_scene, tmp_path / "frame.exr")
+    cli = run_cli_enhance(frame_exr, tmp_path / "cli.exr", cli_model_argument())
+    addon_image = image_rgb(bpy.data.images["Photoreal Enhance"])
+    np.testing.assert_allclose(addon_image, cli, atol=1e-5, rtol=1e-5)
+
+
+def test_operator_enables_passes_and_tags_classes(enhanced_scene, tmp_path):
+    settings = enhanced_scene.photoreal
+    required = submodule("enhance").required_passes(settings)
+    view_layer = enhanced_scene.view_layers[0]
+    status = dict(submodule("passes").pass_status(enhanced_scene, view_layer, required))
+    assert status and all(status.values()), status
+    assert bpy.data.objects["Box"].pass_index == schema.pass_index_for_class("car")
+    frame = exr.read_frame(save_render(enhanced_scene, tmp_path / "f.exr"))
+    classes = set(np.unique(schema.class_map_from_frame(frame)).tolist())
+    assert {schema.class_id("road"), schema.class_id("car"), schema.class_id("person")} <= classes
+
+
+def _tree_snapshot(tree):
+    nodes = sorted((n.name, n.bl_idname) for n in tree.nodes)
+    links = sorted((l.from_node.name, l.from_socket.identifier, l.to_node.name, l.to_socket.identifier)
+                   for l in tree.links)
+    return nodes, links
+
+
+def test_pressing_twice_keeps_one_set_of_nodes_and_user_nodes(addon):
+    scene = build_scene(strength=STRENGTH)
+    compositor = submodule("compositor")
+    tree = compositor.get_tree(scene)
+    out = compositor.output_socket(tree, scene)
+    rl = compositor.render_layers(tree, scene)
+    user = tree.nodes.new("CompositorNodeBlur")     # the user's own node, in the output chain
+    user.name = "My Blur"
+    tree.links.new(rl.outputs["Image"], user.inputs[0])
+    tree.links.new(user.outputs[0], out)
+
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    first = _tree_snapshot(tree)
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    assert _tree_snapshot(tree) == first
+
+    ours = [n for n in tree.nodes if n.name.startswith("Photoreal")]
+    assert sorted(n.name for n in ours) == ["Photoreal Image", "Photoreal Mix"]
+    assert "My Blur" in tree.nodes
+    mix = tree.nodes["Photoreal Mix"]
+    factor, a, b, result = compositor.mix_sockets(mix)
+    assert a.links[0].from_node.name == "My Blur"          # the user's chain feeds our mix
+    assert out.links[0].from_node == mix
+    assert b.links[0].from_node.name == "Photoreal Image"
+    assert factor.default_value == pytest.approx(STRENGTH)
+    assert comp_tree(scene) == tree
+
+
+def test_strength_property_drives_the_mix(enhanced_scene):
+    enhanced_scene.photoreal.strength = 0.25
+    mix = comp_tree(enhanced_scene).nodes["Photoreal Mix"]
+    assert submodule("compositor").mix_sockets(mix)[0].default_value == pytest.approx(0.25)
+
+
+def test_missing_custom_model_is_reported_not_raised_from_inside(addon, tmp_path):
+    scene = build_scene()
+    scene.photoreal.model = "CUSTOM"
+    scene.photoreal.custom_model = str(tmp_path / "nope.onnx")
+    # bpy.ops turns an ERROR report into RuntimeError carrying the report's text.
+    with pytest.raises(RuntimeError, match="no model file at .*nope.onnx"):
+        bpy.ops.photoreal.enhance()
+    assert "Photoreal Mix" not in (comp_tree(scene).nodes if comp_tree(scene) else [])
