@@ -11,24 +11,26 @@ from neural_core import schema
 from . import interior, street
 from .blender_compat import reset_blender
 from .geometry import Builder
-from .lighting import FRAME, add_camera, add_sky_dome, add_sun, setup_world, sky_colors
+from .lighting import add_camera, add_sky_dome, add_sun, setup_world, sky_colors
 from .materials import MaterialLibrary
 from .render import enable_passes
 
 KINDS = {"street": street.build, "interior": interior.build}
 
 
-def build_scene(kind: str, seed: int, resolution=(320, 180)) -> dict:
+def build_scene(kind: str, seed: int, resolution=(320, 180), frame: int = 1) -> dict:
     """Replace the current Blender file by a new scene of `kind` drawn from `seed`.
 
-    The same (kind, seed) gives the same objects, materials, lights and camera. Returns a
-    summary: kind, seed, resolution, object count and the classes present.
+    The same (kind, seed) gives the same objects, materials, lights and camera. `frame` is the
+    frame to render (scene.frame_start/end/current): moving objects pass through their built
+    positions there, so the Vector pass holds their motion. Returns a summary: kind, seed,
+    resolution, object count and the classes present.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown scene kind {kind!r}; kinds: {', '.join(KINDS)}")
     scene = reset_blender()
     rng = random.Random(f"photoreal-scene:{kind}:{int(seed)}")
-    builder = Builder(scene, MaterialLibrary(rng))
+    builder = Builder(scene, MaterialLibrary(rng), frame)
     layout = KINDS[kind](builder, rng)
 
     zenith, horizon, overcast = sky_colors(rng)
@@ -37,11 +39,12 @@ def build_scene(kind: str, seed: int, resolution=(320, 180)) -> dict:
     if layout.sun:
         add_sky_dome(builder, zenith, horizon, layout.world_strength)
         add_sun(scene, rng, overcast)
-    add_camera(scene, layout.camera)
+    add_camera(scene, layout.camera, frame)
 
     scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in resolution)
     scene.render.resolution_percentage = 100
-    scene.frame_start = scene.frame_end = scene.frame_current = FRAME
+    scene.frame_start = scene.frame_end = frame
+    scene.frame_set(frame)
     scene.view_settings.view_transform = "AgX"   # same look in 4.5 and 5.x previews
     enable_passes(scene)
     return describe(scene, kind, seed)

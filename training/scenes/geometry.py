@@ -66,9 +66,10 @@ def dome_mesh(name: str, radius: float, segments: int = 24, rings: int = 8) -> b
 class Builder:
     """Creates tagged objects in one scene and keeps count of them, class by class."""
 
-    def __init__(self, scene, materials):
+    def __init__(self, scene, materials, frame: int = 1):
         self.scene = scene
         self.materials = materials
+        self.frame = frame  # the frame that is rendered; animated objects move through it
         self.count = 0
 
     def add(self, mesh, class_name: str, material, location=(0, 0, 0), rotation_z: float = 0.0,

@@ -12,7 +12,6 @@ from .geometry import Builder, dome_mesh
 from .materials import sky_material
 
 SKY_DOME_RADIUS = 1500.0   # beyond the schema's DEPTH_FAR, so sky depth reads as background
-FRAME = 1                  # the rendered frame; frames FRAME +- 1 hold the motion keys
 
 
 @dataclass
@@ -26,12 +25,15 @@ class Layout:
     extra: dict = field(default_factory=dict)
 
 
-def animate(obj, velocity) -> None:
-    """Linear motion through the rendered frame (metres per frame), so Vector is non-zero."""
+def animate(obj, velocity, frame: int) -> None:
+    """Motion through `frame` (metres per frame), so the Vector pass is non-zero there.
+
+    Keys on frame - 1 and frame + 1 only: the object sits at its built position on `frame`.
+    """
     base = tuple(obj.location)
-    for frame, sign in ((FRAME - 1, -1.0), (FRAME + 1, 1.0)):
+    for key_frame, sign in ((frame - 1, -1.0), (frame + 1, 1.0)):
         obj.location = tuple(c + sign * v for c, v in zip(base, velocity))
-        obj.keyframe_insert("location", frame=frame)
+        obj.keyframe_insert("location", frame=key_frame)
     obj.location = base
 
 
@@ -77,7 +79,7 @@ def add_sun(scene, rng: random.Random, overcast: bool):
     return obj
 
 
-def add_camera(scene, camera: dict):
+def add_camera(scene, camera: dict, frame: int):
     data = bpy.data.cameras.new("Camera")
     data.lens = camera["lens"]
     data.sensor_width = 36.0
@@ -88,6 +90,6 @@ def add_camera(scene, camera: dict):
     obj.location = camera["location"]
     obj.rotation_euler = camera["rotation"]
     if any(camera.get("velocity", (0, 0, 0))):
-        animate(obj, camera["velocity"])
+        animate(obj, camera["velocity"], frame)
     scene.camera = obj
     return obj

@@ -145,7 +145,7 @@ def _people(b, rng, side, curb, sidewalk):
         person = _person(b, rng, "person", x, y, 0.11)
         walk = rng.uniform(-1.0, 1.0) * 0.7
         for obj in person:
-            animate(obj, (0.0, walk, 0.0))
+            animate(obj, (0.0, walk, 0.0), b.frame)
 
 
 def _person(b, rng, class_name, x, y, z, scale=1.0):
@@ -203,7 +203,7 @@ def _vehicle(b, rng, x, y, heading, speed):
     if speed:
         dx, dy = rotate2d(0.0, speed, heading)
         for obj in objects:
-            animate(obj, (dx, dy, 0.0))
+            animate(obj, (dx, dy, 0.0), b.frame)
 
 
 def _two_wheeler(b, rng, x, y):
@@ -214,7 +214,7 @@ def _two_wheeler(b, rng, x, y):
     parts.append(b.box(kind, (0.06 if kind == "bicycle" else 0.3, 1.1, 0.3), (x, y, radius + 0.05)))
     parts.extend(_person(b, rng, "rider", x, y, radius + 0.35, scale=0.8))
     for obj in parts:
-        animate(obj, (0.0, 0.3, 0.0))
+        animate(obj, (0.0, 0.3, 0.0), b.frame)
 
 
 def _camera(rng, road_width):

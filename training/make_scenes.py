@@ -1,0 +1,258 @@
+"""make-scenes: generate paired fast/reference renders of procedural scenes.
+
+    python -m training make-scenes --count 100 --out data/scenes --seed 10000
+    python -m training.make_scenes --count 100 --out data/scenes --seed 10000   # same thing
+
+Scene i (frame id i) is of kind kinds[i % len(kinds)] and is drawn from seed `seed + i`. It is
+rendered twice through the add-on's dataset exporter (addon/dataset_export.py), into
+
+    OUT/fast/        few samples, few bounces (RAD's input)
+    OUT/reference/   many samples, full bounces (RAD's target)
+    OUT/scenes.json  kind, seed, objects, classes and render seconds of every scene id
+
+each in the neural_core.dataset_format layout (manifest.json, frames/, image/, gbuffers/,
+labels/, list.txt). A re-run skips scenes whose two frames are complete, so a killed run
+resumes where it stopped. Denoisers are off in both renders.
+
+Seed ranges keep data sets disjoint: tests use seeds below 1000, training corpora 10000-19999,
+held-out evaluation 20000 and up.
+
+Needs the `bpy` module (Blender 4.5 or 5.x); imported only when scenes are made.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+SCENES_FILE = "scenes.json"
+QUALITIES = ("fast", "reference")
+SEED_RANGES = {"tests": (0, 1000), "training": (10_000, 20_000), "evaluation": (20_000, None)}
+# Settings that must stay the same when a run resumes into an existing OUT.
+RESUME_KEYS = ("base_seed", "kinds", "resolution", "presets")
+
+
+class MakeScenesError(Exception):
+    """OUT holds a run with other settings, or an argument is invalid."""
+
+
+def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("street", "interior"),
+                resolution: tuple[int, int] = (320, 180), fast_samples: int | None = None,
+                reference_samples: int | None = None, progress: bool = True,
+                blender_log: bool = False) -> dict:
+    """Generate scenes 0..count-1 into `out_dir`; returns the scenes.json content.
+
+    `fast_samples` / `reference_samples` override the presets' sample counts
+    (training.scenes.FAST / REFERENCE). Blender's own render log is silenced unless
+    `blender_log`.
+    """
+    import bpy
+    from tqdm import tqdm
+
+    from training import scenes
+
+    kinds = _check_kinds(kinds, scenes.KINDS)
+    presets = {"fast": scenes.FAST, "reference": scenes.REFERENCE}
+    if fast_samples:
+        presets["fast"] = presets["fast"].with_samples(fast_samples)
+    if reference_samples:
+        presets["reference"] = presets["reference"].with_samples(reference_samples)
+    _warn_on_seed_ranges(seed, count)
+
+    out = Path(out_dir)
+    record = _open_record(out, {
+        "base_seed": int(seed), "kinds": list(kinds), "resolution": [int(v) for v in resolution],
+        "presets": {name: _preset_dict(p) for name, p in presets.items()},
+        "blender": bpy.app.version_string, "scenes": {}})
+    export_frames = _exporter()
+    done = {q: _complete_ids(out / q) for q in QUALITIES}
+
+    bar = tqdm(range(count), desc="make-scenes", unit="scene", disable=not progress)
+    for index in bar:
+        kind, scene_seed = kinds[index % len(kinds)], seed + index
+        todo = [q for q in QUALITIES if index not in done[q]]
+        if not todo:
+            bar.set_postfix_str(f"{index}: {kind} {scene_seed} done before")
+            continue
+        info = scenes.build_scene(kind, scene_seed, resolution, frame=index)
+        entry = record["scenes"].get(str(index), {})
+        entry.update(info, seconds=dict(entry.get("seconds", {})))
+        for quality in todo:
+            scene = bpy.context.scene
+            # Independent noise in the two renders: the reference is not correlated with the input.
+            scenes.apply_preset(scene, presets[quality], noise_seed=scene_seed * 2 + (quality == "reference"))
+            start = time.perf_counter()
+            with _quiet_stdout(not blender_log):
+                export_frames(scene, str(out / quality), index, index,
+                              extra={"generator": "training.make_scenes", "quality": quality,
+                                     "preset": _preset_dict(presets[quality])})
+            entry["seconds"][quality] = round(time.perf_counter() - start, 2)
+            done[quality].add(index)
+        record["scenes"][str(index)] = entry
+        _save_record(out, record)
+        times = ", ".join(f"{q} {s:.1f}s" for q, s in entry["seconds"].items())
+        bar.set_postfix_str(f"{index}: {kind} {scene_seed} {times}")
+    return record
+
+
+def _check_kinds(kinds, known) -> list[str]:
+    kinds = [k.strip() for k in kinds if k.strip()]
+    unknown = [k for k in kinds if k not in known]
+    if unknown or not kinds:
+        raise MakeScenesError(f"unknown scene kind(s) {unknown or kinds}; choose from {', '.join(known)}")
+    return kinds
+
+
+def _preset_dict(preset) -> dict:
+    from dataclasses import asdict
+    return asdict(preset)
+
+
+def _warn_on_seed_ranges(seed: int, count: int) -> None:
+    last = seed + max(count, 1) - 1
+    touched = [name for name, (lo, hi) in SEED_RANGES.items()
+               if last >= lo and (hi is None or seed < hi)]
+    if len(touched) > 1:
+        warnings.warn(f"seeds {seed}..{last} span the {' and '.join(touched)} ranges "
+                      f"({SEED_RANGES}); keep training and evaluation scenes disjoint", stacklevel=3)
+
+
+def _open_record(out: Path, wanted: dict) -> dict:
+    path = out / SCENES_FILE
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        return wanted
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MakeScenesError(f"{path} is not valid JSON ({exc}); delete it to start over") from exc
+    diffs = [f"{name}: {old!r} there, {new!r} now"
+             for k in RESUME_KEYS for name, old, new in _differences(k, record.get(k), wanted[k])]
+    if diffs:
+        raise MakeScenesError(f"{out} holds scenes made with other settings ({'; '.join(diffs)}). "
+                              f"Use the same --seed/--kinds/--resolution/samples to resume, "
+                              f"or a new --out")
+    return record
+
+
+def _differences(name: str, old, new):
+    """(dotted name, old, new) for every leaf that differs between two JSON-like values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            yield from _differences(f"{name}.{key}", old.get(key), new.get(key))
+    elif old != new:
+        yield name, old, new
+
+
+def _save_record(out: Path, record: dict) -> None:
+    path = out / SCENES_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _exporter():
+    """The add-on's dataset exporter (addon/dataset_export.py: a plain module that needs no
+    registration). The add-on package sits next to training/ in the repository."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from addon.dataset_export import export_frames
+    return export_frames
+
+
+def _complete_ids(directory: Path) -> set[int]:
+    """Frame ids the exporter finished in `directory` (listed complete and all files present)."""
+    from neural_core import dataset_format
+    if not (directory / dataset_format.MANIFEST).exists():
+        return set()
+    reader = dataset_format.DatasetReader(directory)
+    return {n for n in reader.frames
+            if all((directory / rel).is_file() for rel in dataset_format.relative_paths(n).values())}
+
+
+@contextlib.contextmanager
+def _quiet_stdout(enabled: bool):
+    """Silence Blender's per-tile render log (C-level stdout) so the progress bar stays readable."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"resolution must look like 320x180, not {text!r}") from None
+    if w < 8 or h < 8:
+        raise argparse.ArgumentTypeError(f"resolution {w}x{h} is too small (at least 8x8)")
+    return w, h
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--count", type=int, required=True, help="number of scenes (frame ids 0..N-1)")
+    parser.add_argument("--out", required=True, help="output directory (fast/, reference/, scenes.json)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of scene 0; scene i uses seed+i. Tests < 1000, training "
+                             "10000-19999, evaluation >= 20000")
+    parser.add_argument("--resolution", type=_resolution, default=(320, 180), help="WxH (default 320x180)")
+    parser.add_argument("--kinds", default="street,interior", help="comma-separated scene kinds")
+    parser.add_argument("--fast-samples", type=int, default=None, help="override the fast preset's samples")
+    parser.add_argument("--reference-samples", type=int, default=None,
+                        help="override the reference preset's samples")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--blender-log", action="store_true", help="show Blender's render log")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        record = make_scenes(args.count, args.out, seed=args.seed, kinds=args.kinds.split(","),
+                             resolution=args.resolution, fast_samples=args.fast_samples,
+                             reference_samples=args.reference_samples, progress=not args.no_progress,
+                             blender_log=args.blender_log)
+    except MakeScenesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = sum(1 for i in range(args.count) if str(i) in record["scenes"])
+    print(f"{done}/{args.count} scenes in {args.out} (fast/, reference/, {SCENES_FILE})")
+    return 0
+
+
+def add_cli(subparsers) -> argparse.ArgumentParser:
+    """Register `make-scenes` on the `python -m training` sub-command parser."""
+    parser = subparsers.add_parser("make-scenes", help="render paired fast/reference procedural scenes",
+                                   description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(prog="python -m training.make_scenes",
+                                                   description=__doc__.split("\n\n")[0]))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
