@@ -1,0 +1,60 @@
+"""Checkpoints: plain tensors and containers only, so `torch.load(weights_only=True)` reads them.
+
+RUN/checkpoints/step_0001000.pt holds
+    step, models {name: state_dict}, optimizers {name: state_dict}, rng (torch CPU state),
+    state {counters and measured constants, JSON-able}, options (JSON text).
+Writes go to a temporary file that is renamed into place, so a kill never leaves a half
+checkpoint under a real name; `latest` skips any file that does not load.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+PATTERN = re.compile(r"step_(\d+)\.pt$")
+
+
+def checkpoint_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "checkpoints"
+
+
+def save(run: str | os.PathLike, step: int, payload: dict, keep: int = 3) -> Path:
+    folder = checkpoint_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:07d}.pt"
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for old in all_checkpoints(run)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def all_checkpoints(run: str | os.PathLike) -> list[Path]:
+    folder = checkpoint_dir(run)
+    found = [p for p in folder.glob("step_*.pt") if PATTERN.search(p.name)] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(PATTERN.search(p.name).group(1)))
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def latest(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict | None:
+    """The newest checkpoint that loads, or None for a fresh run."""
+    for path in reversed(all_checkpoints(run)):
+        try:
+            payload = load(path, device)
+            payload["path"] = str(path)
+            return payload
+        except Exception as exc:  # a damaged file (disk full, copied half): try the one before
+            log.warning("checkpoint %s does not load (%s); trying an older one", path, exc)
+    return None

@@ -1,0 +1,81 @@
+"""`python -m training export RUN_DIR --out MODEL.onnx`: a trained generator -> ONNX for the add-on.
+
+The model's metadata carries everything the runtime needs and nothing it has to guess: the
+network kind and config, the G-buffer passes and the run's normalisation statistics, the class
+source, and a `trained_on` text naming the data, the number of steps and the VGG used.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from neural_core import schema
+from neural_core.metadata import ModelMetadata
+
+from . import checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def load_run(run: str | os.PathLike, checkpoint_path: str | os.PathLike | None = None) -> dict:
+    if checkpoint_path:
+        payload = checkpoint.load(checkpoint_path)
+        payload["path"] = str(checkpoint_path)
+    else:
+        payload = checkpoint.latest(run)
+    if payload is None:
+        raise FileNotFoundError(f"{run} has no checkpoint (looked in {checkpoint.checkpoint_dir(run)}); "
+                                f"train first with `python -m training train-rad|train-crn --run {run}`")
+    payload["info"] = json.loads(payload["info"])
+    return payload
+
+
+def generator_from(payload: dict) -> torch.nn.Module:
+    from neural_core.networks import build_network
+    info = payload["info"]
+    model = build_network(info["kind"], info["net_config"])
+    model.load_state_dict(payload["models"]["generator"])
+    return model.eval()
+
+
+def trained_on(payload: dict, run: str | os.PathLike) -> str:
+    info = payload["info"]
+    vgg = "; ".join(info.get("vgg", {}).values()) or "no VGG"
+    fallback = " [VGG FALLBACK: random features]" if "FIXED RANDOM" in vgg else ""
+    return (f"{info['kind']} {info['mode']} training, {payload['step']} steps, run {Path(run).resolve().name}"
+            f"{fallback}; data: {info['data']}")
+
+
+def metadata_from(payload: dict, run: str | os.PathLike) -> ModelMetadata:
+    from neural_core.export import metadata_for
+    info = payload["info"]
+    stats = info.get("gbuffer_stats")
+    if info["kind"] == "rad":
+        passes = list(info["net_config"].get("gbuffer_passes", []))
+        channels = schema.gbuffer_channel_names(passes)
+        if stats and stats["channels"] != channels:
+            raise ValueError(f"the run was trained on G-buffer channels {stats['channels'][:4]}... that are "
+                             f"not the schema passes {passes}; the add-on cannot feed them. Train on "
+                             f"exported scenes or an EPE list written by the add-on's exporter")
+    gstats = schema.GBufferStats.from_dict(stats) if info["kind"] == "rad" and stats else None
+    return metadata_for(info["kind"], info["net_config"], gstats, trained_on(payload, run),
+                        info.get("class_source", "object_index"))
+
+
+def export_run(run: str | os.PathLike, out: str | os.PathLike, checkpoint_path=None,
+               fp16: bool = False) -> Path:
+    from neural_core.export import export_onnx
+    payload = load_run(run, checkpoint_path)
+    model = generator_from(payload)
+    metadata = metadata_from(payload, run)
+    out = Path(out)
+    export_onnx(model, metadata, out)
+    if fp16:
+        # The runtime picks MODEL.fp16.onnx next to MODEL.onnx on CUDA.
+        export_onnx(model, metadata, out.with_name(out.stem + ".fp16.onnx"), fp16=True)
+    log.info("exported %s (step %d) to %s", payload["path"], payload["step"], out)
+    return out
