@@ -200,6 +200,10 @@ def store_image(rgb: np.ndarray, alpha: np.ndarray | None = None):
     rgba[..., 3] = 1.0 if alpha is None else alpha.reshape(h, w)
     image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1]).ravel())  # Blender rows go up
     image.update()
+    # Packed as a float EXR so the result is saved in the .blend: a generated image would come
+    # back blank, and the compositor would mix black into the next render.
+    image.file_format = "OPEN_EXR"
+    image.pack()
     return image
 
 

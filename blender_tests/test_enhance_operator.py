@@ -97,3 +97,13 @@ def test_missing_custom_model_is_reported_not_raised_from_inside(addon, tmp_path
     with pytest.raises(RuntimeError, match="no model file at .*nope.onnx"):
         bpy.ops.photoreal.enhance()
     assert "Photoreal Mix" not in (comp_tree(scene).nodes if comp_tree(scene) else [])
+
+
+def test_enhanced_image_is_kept_in_the_saved_file(enhanced_scene, tmp_path):
+    before = image_rgb(bpy.data.images["Photoreal Enhance"])
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "saved.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "saved.blend"))
+    np.testing.assert_array_equal(image_rgb(bpy.data.images["Photoreal Enhance"]), before)
+    # Pressing again in the reopened file updates the packed image in place.
+    assert bpy.ops.photoreal.enhance(rerender=True) == {"FINISHED"}
+    np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), before, atol=1e-6)
