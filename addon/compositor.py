@@ -135,7 +135,10 @@ def ensure_nodes(scene, strength: float | None = None):
         image_node.image = image
 
     source = _pass_socket(rl) if settings.enhance_on_render else None
-    source = source or image_node.outputs["Image"]
+    if source is None:
+        # Without an enhanced image yet, mix the input with itself: the output stays the
+        # render instead of fading to black.
+        source = image_node.outputs["Image"] if image_node.image else a.links[0].from_socket
     if not (b.is_linked and b.links[0].from_socket == source):
         tree.links.new(source, b)
     factor.default_value = settings.strength if strength is None else strength

@@ -107,3 +107,12 @@ def test_enhanced_image_is_kept_in_the_saved_file(enhanced_scene, tmp_path):
     # Pressing again in the reopened file updates the packed image in place.
     assert bpy.ops.photoreal.enhance(rerender=True) == {"FINISHED"}
     np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), before, atol=1e-6)
+
+
+def test_nodes_without_an_enhanced_image_pass_the_render_through(addon, tmp_path):
+    scene = build_scene(strength=STRENGTH)
+    submodule("compositor").ensure_nodes(scene)
+    bpy.ops.render.render()
+    channels = exr.read_channels(save_render(scene, tmp_path / "plain.exr"))
+    np.testing.assert_allclose(layer_rgb(channels, "Composite"), layer_rgb(channels, "ViewLayer"),
+                               atol=1e-6)
