@@ -8,7 +8,6 @@ the frame's class map is then read from that AOV.
 """
 from __future__ import annotations
 
-import bpy
 
 from .core import schema
 
