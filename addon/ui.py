@@ -34,6 +34,8 @@ class PHOTOREAL_PT_compositor(bpy.types.Panel):
         box = layout.box()
         box.label(text=f"Device: {_device_text(settings)}")
         box.label(text=f"Last run: {enhance.describe_last_run()}")
+        if enhance.LAST_RUN and not enhance.LAST_RUN.get("trained", True):
+            box.label(text="Untrained model: output is not photoreal", icon="ERROR")
         if settings.enhance_on_render:
             if passes.is_cycles(scene):
                 ok = render_pass.is_installed() and compositor.uses_render_pass(scene)
