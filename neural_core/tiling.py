@@ -4,11 +4,12 @@ numpy only (runs inside Blender).
 
 How a frame is cut (per axis, the same rule for rows and columns):
 - A frame no longer than `tile` along an axis is one tile along that axis.
-- Otherwise tiles are `tile` long and start every `tile - overlap` pixels; the last tile is
-  moved back so that it ends at the frame edge. Every start is a multiple of `multiple`
-  (the model's size multiple), so each tile sees the same down-sampling grid as the whole frame
-  would; that is what makes tiled output match whole-frame output. The last tile may therefore
-  be up to `multiple - 1` pixels longer than `tile`.
+- Otherwise it is cut into about the fewest tiles of at most `tile` pixels that overlap by at
+  least `overlap`, all made as short as that count allows (a 1080-row frame with tile 1024
+  becomes two tiles of 608 rows, not 1024 + 1024), the last one ending at the frame edge.
+  Every start is a multiple of `multiple` (the runtime's grid alignment), so each tile sees the
+  same down-sampling grid as the whole frame would; that is what makes tiled output match
+  whole-frame output. The last tile may be up to `multiple - 1` pixels longer than the others.
 
 How tiles are blended: each tile's output is weighted per axis by a ramp across the overlap
 with a neighbouring tile: weight 0 for the `overlap // 4` pixels nearest the shared edge (those
@@ -50,17 +51,23 @@ def axis_spans(length: int, tile: int, overlap: int, multiple: int = 1) -> list[
     """(start, end) spans covering 0..length along one axis; see the module docstring."""
     if length <= tile:
         return [(0, length)]
-    stride = tile - overlap
-    if stride < multiple or stride % multiple:
-        raise ValueError(f"tile {tile} minus overlap {overlap} must be a positive multiple of {multiple}")
+    if tile - overlap < multiple:
+        raise ValueError(f"tile {tile} minus overlap {overlap} must be at least {multiple}")
+    # The fewest tiles that fit, then all made as short as that count allows, so the overlap
+    # computed twice stays small (1080 rows with tile 1024: 2 x 608 rows, not 2 x 1024).
+    count = -(-(length - overlap) // (tile - overlap))
+    size = -(-(length + (count - 1) * overlap) // count)
+    size = min(tile, -(-size // multiple) * multiple)
+    stride = max(multiple, (size - overlap) // multiple * multiple)
     spans = []
     start = 0
-    while start + tile < length:
-        spans.append((start, start + tile))
+    while start + size < length:
+        spans.append((start, start + size))
         start += stride
-    last_start = (length - tile) // multiple * multiple
-    if last_start == spans[-1][0]:
-        spans.pop()  # the last tile would start where the previous one does: keep the longer
+    # The last tile ends at the frame edge; rounding its start down to the grid only adds overlap.
+    last_start = (length - size) // multiple * multiple
+    if spans and last_start == spans[-1][0]:
+        spans.pop()  # it would start where the previous one does: keep the longer
     spans.append((last_start, length))
     return spans
 

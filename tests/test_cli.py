@@ -119,6 +119,8 @@ def test_info_prints_required_passes_with_blender_settings(model, capsys):
 # -- demo -----------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not cli.DEMO_FRAME.is_file(), reason="demo frame not in this checkout yet")
+@pytest.mark.skipif(not (ROOT / "neural_core" / "models" / "rad.onnx").is_file(),
+                    reason="bundled default model not committed yet")
 def test_demo_writes_input_and_enhanced_side_by_side(tmp_path):
     out = tmp_path / "demo.png"
     result = run_cli("demo", "--out", out)

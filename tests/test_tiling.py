@@ -52,9 +52,9 @@ def test_blending_tiles_of_an_image_reproduces_it_exactly():
 def test_blend_favours_the_tile_whose_interior_a_pixel_is_in():
     """Two tiles that disagree: at each tile's frame-border side its own value wins outright,
     and across the overlap the blend moves monotonically from one to the other."""
-    tiles = tiling.plan_tiles(64, 400, 256, 128, 32)
+    tiles = tiling.plan_tiles(64, 384, 256, 128, 32)
     assert len(tiles) == 2
-    blender = tiling.TileBlender(1, 64, 400, 128)
+    blender = tiling.TileBlender(1, 64, 384, 128)
     for value, tile in zip((0.0, 1.0), tiles):
         blender.add(tile, np.full((1, *tile.shape), value, np.float32))
     row = blender.result()[0, 0]
