@@ -53,15 +53,15 @@ def on_render_post(scene, *_):
     if not active(scene):
         return
     try:
-        _STATE["pending"] = (scene.frame_current, _enhanced_frame(scene))
+        _STATE["pending"] = (scene.frame_current, *_enhanced_frame(scene))
     except errors.PhotorealError as exc:
         _log(f"frame {scene.frame_current} not enhanced: {exc}")
     except Exception:
         traceback.print_exc()
 
 
-def _enhanced_frame(scene) -> np.ndarray:
-    """(H, W, 4) = mix(composite, enhanced, strength) for the frame just rendered."""
+def _enhanced_frame(scene) -> tuple[np.ndarray, np.ndarray]:
+    """(mix(composite, enhanced, strength), enhanced), both (H, W, 4), for the frame just rendered."""
     path = readback.save_render_passes(scene)
     try:
         channels = exr.read_channels(path)
@@ -74,9 +74,10 @@ def _enhanced_frame(scene) -> np.ndarray:
         base = np.concatenate([frame["image"], frame.get("alpha", np.ones_like(frame["image"][..., :1]))], -1)
     rgb = enhance.enhance_frame(scene, frame)
     s = scene.photoreal.strength
-    out = base.copy()
-    out[..., :3] = (1.0 - s) * base[..., :3] + s * rgb
-    return out
+    mixed, enhanced = base.copy(), base.copy()
+    mixed[..., :3] = (1.0 - s) * base[..., :3] + s * rgb
+    enhanced[..., :3] = rgb
+    return mixed, enhanced
 
 
 @persistent
@@ -89,7 +90,7 @@ def on_render_write(scene, *_):
         _log(f"frame {scene.frame_current}: cannot find the written file to update")
         return
     try:
-        write_over(scene, path, pending[1])
+        write_over(scene, path, pending[1], pending[2])
     except Exception:
         traceback.print_exc()
 
@@ -103,12 +104,17 @@ def written_path(scene) -> str | None:
     return max(existing, key=os.path.getmtime) if existing else None
 
 
-def write_over(scene, path: str, rgba: np.ndarray) -> None:
+def write_over(scene, path: str, rgba: np.ndarray, enhanced: np.ndarray | None = None) -> None:
+    """Replace the written frame's image by `rgba`; multilayer EXRs also get the Photoreal
+    layer (`enhanced`), like Cycles' render pass."""
     settings = scene.render.image_settings
     if settings.file_format == "OPEN_EXR_MULTILAYER":
         channels = exr.read_channels(path)
+        layer = scene.view_layers[0].name
         for i, c in enumerate("RGBA"):
             channels[f"Composite.Combined.{c}"] = rgba[..., i]
+            if enhanced is not None:
+                channels[f"{layer}.{compositor.PASS_NAME}.{c}"] = enhanced[..., i]
         exr.write_channels(path, channels)
         return
     if getattr(settings, "media_type", "IMAGE") == "VIDEO" or settings.file_format in (

@@ -77,6 +77,8 @@ def test_eevee_still_is_enhanced_after_writing(addon, tmp_path, reference_enhanc
     composite = layer_rgb(channels, "Composite")
     assert np.abs(enhanced - render).max() > 1e-3
     assert np.abs(composite - ((1 - STRENGTH) * render + STRENGTH * enhanced)).max() < 1e-3
+    # Like Cycles' files, the EXR carries the enhanced image as its own layer.
+    np.testing.assert_allclose(layer_rgb(channels, "ViewLayer", "Photoreal"), enhanced, atol=1e-5)
     # The Mix factor is back to the user's strength after the render.
     from conftest import comp_tree, submodule
     mix = comp_tree(scene).nodes["Photoreal Mix"]
