@@ -1,6 +1,7 @@
 """Running the neural_core runtime on a frame's passes, with the sessions kept between runs."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -15,8 +16,10 @@ LAST_RUN: dict = {}
 
 
 def settings_key(settings, threads: int = 0) -> tuple:
-    return (settings.model_spec(), settings.device.lower(), settings.tile_size or None,
-            threads or None)
+    model = settings.model_spec()
+    # A re-exported custom model (same path, new file) must be loaded again.
+    stamp = os.path.getmtime(model) if os.path.isfile(model) else None
+    return (model, settings.device.lower(), settings.tile_size or None, threads or None, stamp)
 
 
 def get_enhancer(settings, threads: int = 0):
@@ -24,7 +27,7 @@ def get_enhancer(settings, threads: int = 0):
     key = settings_key(settings, threads)
     enhancer = _ENHANCERS.get(key)
     if enhancer is None:
-        model, device, tile_size, threads = key
+        model, device, tile_size, threads, _ = key
         enhancer = runtime().Enhancer.from_pretrained(model=model, device=device,
                                                       tile_size=tile_size, threads=threads)
         _ENHANCERS.clear()              # one model in memory at a time
