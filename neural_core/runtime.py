@@ -10,10 +10,12 @@ preferred.
 
 Large frames: RAD is tile-safe (no per-image statistics at inference), so frames larger than
 `tile_size` along an axis run as overlapping tiles blended with feathered weights (see
-`tiling`). CRN synthesises the whole image from the label map at once, so it is never tiled:
-a frame of more than tile_size**2 pixels runs at the largest resolution within that budget
-(labels sampled nearest) and the output is resized bilinearly, in the encoded (log1p) domain,
-to the frame size. `tile_size=0` turns both off: the whole frame at full resolution.
+`tiling`). CRN synthesises the whole image from the label map at once (its layer norms take
+statistics over the whole image), so it is never tiled. Its activations are narrower than
+RAD's, so it runs at full resolution up to (2 * tile_size)**2 pixels (1080p and 1440p with the
+default tile size); a larger frame runs at the largest resolution within that budget, same
+aspect (labels sampled nearest), and the output is resized bilinearly, in the encoded (log1p)
+domain, to the frame size. `tile_size=0` turns both off: the whole frame at full resolution.
 """
 from __future__ import annotations
 
@@ -343,10 +345,11 @@ def _numpy_dtype(onnx_type: str):
 # ---------------------------------------------------------------------------------------------
 
 def crn_resolution(height: int, width: int, tile_size: int, multiple: int) -> tuple[int, int]:
-    """The size CRN runs at: the frame's, or within tile_size**2 pixels keeping the aspect."""
-    if tile_size == 0 or height * width <= tile_size * tile_size:
+    """The size CRN runs at: the frame's, or within (2 * tile_size)**2 pixels keeping the aspect."""
+    budget = (2 * tile_size) ** 2
+    if tile_size == 0 or height * width <= budget:
         return height, width
-    scale = (tile_size * tile_size / (height * width)) ** 0.5
+    scale = (budget / (height * width)) ** 0.5
     run_h = max(multiple, int(height * scale) // multiple * multiple)
     run_w = max(multiple, int(width * scale) // multiple * multiple)
     return run_h, run_w

@@ -230,8 +230,11 @@ def test_crn_runs_whole_frame_and_takes_the_first_of_k_images(crn_model):
 
 
 def test_crn_above_the_budget_runs_at_bounded_resolution(crn_model):
-    assert crn_resolution(2160, 3840, 1024, 8) == (768, 1360)
+    run_h, run_w = crn_resolution(2160, 3840, 1024, 8)
+    assert run_h * run_w <= 2048 ** 2 and run_h % 8 == run_w % 8 == 0
+    assert abs(run_w / run_h - 3840 / 2160) < 0.01 and run_h > 1500
     assert crn_resolution(2160, 3840, 0, 8) == (2160, 3840)
+    assert crn_resolution(1080, 1920, 1024, 1) == (1080, 1920)
     crn = Enhancer.from_pretrained(crn_model[2], device="cpu", tile_size=64)
     frame = make_frame(160, 240, passes=["object_index"], seed=5)
     out = crn.enhance(frame)

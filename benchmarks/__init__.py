@@ -1,0 +1,1 @@
+"""Benchmark scripts (not tests): they print figures and save them under benchmarks/results/."""

@@ -1,0 +1,288 @@
+"""Core benchmark: PyTorch eager vs ONNX Runtime (CPU) per 1920x1080 frame for RAD and CRN
+(default configs, same weights), the runtime's overhead split, and the peak resident memory
+of a tiled 3840x2160 RAD run measured in a child process.
+
+    python -m benchmarks.bench_core [--reps 3] [--threads N] [--no-save] [--untiled-4k]
+
+Prints everything in one run and saves the same text, with a description of the machine, to
+benchmarks/results/core-<date>.txt. Weights are freshly initialised: speed and memory do not
+depend on them. torch is imported only in this process, never in the memory child.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+HD = (1080, 1920)
+UHD = (2160, 3840)
+
+
+class Report:
+    """Prints lines as they come and keeps them for the results file."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def __call__(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("\n".join(self.lines) + "\n")
+        os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine
+# ---------------------------------------------------------------------------------------------
+
+def machine_description() -> list[str]:
+    import onnxruntime as ort
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    return [
+        f"date: {dt.datetime.now().isoformat(timespec='seconds')}   commit: {commit}",
+        f"machine: {platform.platform()}; {cpu}; {os.cpu_count()} logical CPUs; {mem_gib:.1f} GiB RAM",
+        f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__} "
+        f"(providers {ort.get_available_providers()})",
+        f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+        f"(other jobs share this machine; compare ratios, not absolute times)",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+def build_and_export(kind: str, out_dir: Path):
+    """Default-config network (eval) and its ONNX export with metadata."""
+    from neural_core.export import export_onnx
+    from neural_core.networks import build_network
+
+    model = build_network(kind, None).eval()
+    path = out_dir / f"{kind}.onnx"
+    export_onnx(model, default_metadata(kind, model), path)
+    return model, path
+
+
+def default_metadata(kind: str, model):
+    from neural_core import schema
+    from neural_core.metadata import ModelMetadata
+
+    config = model.config.to_dict()
+    passes = list(model.config.gbuffer_passes) if kind == "rad" else []
+    n = schema.num_gbuffer_channels(passes)
+    return ModelMetadata(model_kind=kind, gbuffer_passes=passes, gbuffer_mean=[0.0] * n,
+                         gbuffer_std=[1.0] * n, size_multiple=int(getattr(model, "size_multiple", 1)),
+                         num_images=int(config.get("num_images", 1)) if kind == "crn" else 1,
+                         trained_on="untrained: benchmark", config=config)
+
+
+def network_inputs(kind: str, model, height: int, width: int):
+    """Plausible inputs at height x width, padded to the model's size multiple (as the runtime does)."""
+    multiple = int(getattr(model, "size_multiple", 1))
+    height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+    return model.example_inputs(1, height, width), (height, width)
+
+
+def median_ms(fn, reps: int):
+    """(median ms, all ms, last result) over `reps` runs after one warm-up run."""
+    fn()  # warm-up: allocations, ORT's first-run kernel selection
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times)), times, result
+
+
+def bench_network(kind: str, reps: int, threads: int | None, out_dir: Path, report: Report) -> None:
+    import onnxruntime as ort
+    import torch
+
+    model, path = build_and_export(kind, out_dir)
+    inputs, (h, w) = network_inputs(kind, model, *HD)
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)}
+
+    def run_torch():
+        with torch.inference_mode():
+            return model(*inputs)
+
+    torch_ms, torch_all, torch_out = median_ms(run_torch, reps)
+    ort_ms, ort_all, ort_out = median_ms(lambda: session.run(None, feeds), reps)
+    if kind == "crn":  # the exported CRN keeps the first of its k images
+        torch_out = torch_out[:, 0]
+    diff = float(np.abs(torch_out.numpy() - ort_out[0]).max())
+    params = sum(p.numel() for p in model.parameters())
+    report(f"{kind.upper()} (default config, {params / 1e6:.2f} M parameters) at {w}x{h}"
+           + (" (1920x1080 padded to the size multiple)" if (h, w) != HD else ""))
+    report(f"  PyTorch eager (inference_mode): {torch_ms:8.0f} ms/frame   runs {_fmt(torch_all)}")
+    report(f"  ONNX Runtime CPU:               {ort_ms:8.0f} ms/frame   runs {_fmt(ort_all)}")
+    report(f"  ratio PyTorch / ONNX Runtime:   {torch_ms / ort_ms:8.2f}x   "
+           f"(max |difference| of outputs {diff:.1e})")
+
+
+def bench_runtime_overhead(path: Path, reps: int, threads: int | None, report: Report) -> None:
+    """The Enhancer end to end on a 1080p frame: schema tensors, inference, decoding."""
+    from neural_core.runtime import Enhancer
+
+    frame = synthetic_frame(*HD)
+    for tile_size, label in ((0, "whole frame"), (None, "default tiling")):
+        enhancer = Enhancer.from_pretrained(path, device="cpu", tile_size=tile_size, threads=threads)
+        enhancer.enhance(frame)
+        totals = []
+        for _ in range(reps):
+            enhancer.enhance(frame)
+            totals.append(dict(enhancer.last_timings))
+        t = {k: float(np.median([run[k] for run in totals])) for k in totals[0]}
+        report(f"  Enhancer.enhance 1920x1080, {label} ({enhancer.last_num_tiles} tile(s)): "
+               f"{sum(t.values()):.0f} ms = preprocess {t['preprocess']:.0f} + inference "
+               f"{t['inference']:.0f} + postprocess {t['postprocess']:.0f}")
+
+
+def _fmt(times: list[float]) -> str:
+    return "[" + ", ".join(f"{t:.0f}" for t in times) + "]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak memory of a 4K run, in a child process (numpy + onnxruntime only)
+# ---------------------------------------------------------------------------------------------
+
+def synthetic_frame(height: int, width: int, seed: int = 0) -> dict:
+    """Every pass RAD's default config needs, with plausible values (no torch)."""
+    from neural_core import schema
+
+    rng = np.random.default_rng(seed)
+    frame = {}
+    for key in ("image", *schema.DEFAULT_GBUFFER_PASSES):
+        n = schema.pass_spec(key).num_channels
+        frame[key] = rng.random((height, width, n), dtype=np.float32)
+    frame["image"] *= 4.0
+    blocks = rng.integers(1, schema.NUM_CLASSES, (height // 64 + 1, width // 64 + 1)).astype(np.float32)
+    frame["object_index"] = np.kron(blocks, np.ones((64, 64), np.float32))[:height, :width, None]
+    return frame
+
+
+def vm_hwm_mib() -> float:
+    """Peak resident set of this process so far (Linux VmHWM), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(model_path: str, tile_size: int | None, threads: int | None,
+                 size: tuple[int, int] = UHD) -> None:
+    """Run in a fresh interpreter: load, build a frame, enhance; print peaks as JSON."""
+    from neural_core.runtime import Enhancer
+
+    enhancer = Enhancer.from_pretrained(model_path, device="cpu", tile_size=tile_size, threads=threads)
+    after_load = vm_hwm_mib()
+    frame = synthetic_frame(*size)
+    after_frame = vm_hwm_mib()
+    start = time.perf_counter()
+    out = enhancer.enhance(frame)
+    seconds = time.perf_counter() - start
+    assert out.shape == (*size, 3) and np.isfinite(out).all()
+    print(json.dumps({"after_load": after_load, "after_frame": after_frame, "peak": vm_hwm_mib(),
+                      "tiles": enhancer.last_num_tiles, "tile_size": enhancer.tile_size,
+                      "overlap": enhancer.overlap, "seconds": seconds,
+                      "torch_loaded": "torch" in sys.modules}))
+
+
+def bench_peak_memory(path: Path, tile_size: int | None, threads: int | None, report: Report) -> None:
+    cmd = [sys.executable, "-m", "benchmarks.bench_core", "--memory-child", str(path)]
+    if tile_size is not None:
+        cmd += ["--tile", str(tile_size)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode:
+        report(f"  4K child failed: {result.stderr.strip().splitlines()[-1:]}")
+        return
+    r = json.loads(result.stdout.strip().splitlines()[-1])
+    children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    label = "untiled" if r["tile_size"] == 0 else f"tile {r['tile_size']} px, overlap {r['overlap']} px"
+    report(f"RAD 3840x2160, {label}: {r['tiles']} tile(s), {r['seconds']:.1f} s")
+    report(f"  peak resident memory (VmHWM) {r['peak']:.0f} MiB = runtime+model {r['after_load']:.0f} "
+           f"+ input frame {r['after_frame'] - r['after_load']:.0f} + inference/blending "
+           f"{r['peak'] - r['after_frame']:.0f}   (ru_maxrss of children so far: {children_mib:.0f} MiB; "
+           f"torch imported: {r['torch_loaded']})")
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_core", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3, help="timed runs per measurement (after one warm-up)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all)")
+    parser.add_argument("--tile", type=int, default=None, help="tile size for the 4K run (default: the runtime's)")
+    parser.add_argument("--untiled-4k", action="store_true", help="also measure a 4K run without tiles")
+    parser.add_argument("--no-save", action="store_true", help="print only, do not write benchmarks/results/")
+    parser.add_argument("--memory-child", metavar="MODEL", help=argparse.SUPPRESS)
+    parser.add_argument("--child-size", type=int, nargs=2, default=UHD, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child, args.tile, args.threads, tuple(args.child_size))
+        return 0
+
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = Report()
+    report("# neural_core benchmark: PyTorch eager vs ONNX Runtime (CPU), 4K tiled memory")
+    for line in machine_description():
+        report(line)
+    report()
+    with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
+        for kind in ("rad", "crn"):
+            bench_network(kind, args.reps, args.threads, Path(tmp), report)
+            if kind == "rad":
+                bench_runtime_overhead(Path(tmp) / "rad.onnx", args.reps, args.threads, report)
+            report()
+        bench_peak_memory(Path(tmp) / "rad.onnx", args.tile, args.threads, report)
+        if args.untiled_4k:
+            bench_peak_memory(Path(tmp) / "rad.onnx", 0, args.threads, report)
+    if not args.no_save:
+        path = RESULTS / f"core-{dt.date.today().isoformat()}.txt"
+        report.save(path)
+        print(f"saved {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
