@@ -34,7 +34,7 @@ class RenderPreset:
 FAST = RenderPreset("fast", samples=8, max_bounces=3, diffuse_bounces=1, glossy_bounces=1,
                     transmission_bounces=2, transparent_max_bounces=4, caustics=False)
 # Cycles' default ("full") light paths and many samples: the RAD network's target.
-REFERENCE = RenderPreset("reference", samples=256, max_bounces=12, diffuse_bounces=4,
+REFERENCE = RenderPreset("reference", samples=128, max_bounces=12, diffuse_bounces=4,
                          glossy_bounces=4, transmission_bounces=12, transparent_max_bounces=8,
                          caustics=True)
 PRESETS = {p.name: p for p in (FAST, REFERENCE)}
