@@ -119,6 +119,7 @@ def export_onnx(model: nn.Module, metadata: ModelMetadata, path: str | os.PathLi
         proto.producer_name = "photoreal-enhance"
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a model is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -6,6 +6,7 @@ import copy
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, bias: bool = True,
@@ -16,28 +17,16 @@ def conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, bias: bool = T
 
 
 def count_flops(model: nn.Module, height: int, width: int, *inputs: torch.Tensor) -> int:
-    """FLOPs (2 x multiply-accumulates) of every Conv2d in one forward pass at height x width.
+    """FLOPs (2 x multiply-accumulates) of one forward pass at height x width, batch 1.
 
-    Counted with forward hooks on a real pass, so branches at reduced resolution count at their
-    real size. Element-wise work (norms, activations, resampling) is not counted: it is memory-
-    bound and small next to the convolutions. `inputs` default to the model's `example_inputs`.
+    Counted by torch's FlopCounterMode on a real pass, so functional convolutions and branches
+    at reduced resolution count at their real size. Element-wise work (norms, activations,
+    resampling) is not counted: it is memory-bound and small next to the convolutions.
+    `inputs` default to the model's `example_inputs(1, height, width)`.
     """
-    total = 0
-
-    def hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
-        nonlocal total
-        kh, kw = module.kernel_size
-        macs_per_output = kh * kw * module.in_channels // module.groups
-        total += 2 * macs_per_output * output.numel()
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            model(*(inputs or model.example_inputs(1, height, width)))
-    finally:
-        for h in handles:
-            h.remove()
-    return total
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*(inputs or model.example_inputs(1, height, width)))
+    return int(counter.get_total_flops())
 
 
 def count_params(model: nn.Module) -> int:

@@ -51,10 +51,11 @@ class RADConfig:
     class_groups: tuple[tuple[str, ...], ...] | None = SMALL_CLASS_GROUPS
     num_branches: int = 3             # HRNet branches; branch j runs at 1/2^j resolution
     base_channels: int = 16           # branch j has base_channels * 2^j channels
-    blocks_per_branch: tuple[int, ...] = (1, 1, 1)  # BasicBlocks per branch and stage
+    blocks_per_branch: tuple[int, ...] = (0, 1, 1)  # BasicBlocks per branch in each stage
     stem_layers: int = 1              # full-resolution 3x3 convolutions before the branches
     gbuffer_dim: int = 16             # width of the G-buffer embedding (EPE: 128)
     stream_kernel: int = 1            # kernel of the per-class streams (EPE: 3)
+    stream_level: int = 1             # streams run at 1/2^level; finer branches get no RAD blocks
     joint_layers: int = 0             # residual conv layers per joint-encoder level (EPE: 2)
     rad_layers: int = 1               # residual conv layers inside each RAD (EPE: 3)
     decoder_kernel: int = 1           # decoder convs after upsample + concat (EPE: 3)
@@ -75,10 +76,11 @@ class RADConfig:
     # -- named configs --------------------------------------------------------------------------
     @classmethod
     def small(cls, **overrides) -> "RADConfig":
-        """The default: a 1080p frame in a few seconds on a laptop CPU.
+        """The default: a 1080p frame in a few seconds on a laptop CPU (~117 GFLOP).
 
-        Full-resolution work is kept to the stem, one RAD block and the decoder; most blocks run
-        at 1/2 and 1/4 resolution where they are wide enough for efficient GEMMs.
+        Full-resolution work is kept to the stem, the fusion sums and the output convs; the
+        G-buffer streams and all RAD blocks run at 1/2 and 1/4 resolution, where the convs are
+        wide enough (32, 64 channels) for efficient GEMMs.
         """
         return cls(**overrides)
 
@@ -89,7 +91,7 @@ class RADConfig:
         values = dict(num_branches=4, base_channels=16, blocks_per_branch=(4, 4, 4, 4),
                       stem_layers=2, gbuffer_dim=128, stream_kernel=3, joint_layers=2,
                       decoder_kernel=3,
-                      rad_layers=3, class_groups=None, padding_mode="replicate",
+                      rad_layers=3, class_groups=None, stream_level=0, padding_mode="replicate",
                       spectral_norm=True)
         values.update(overrides)
         return cls(**values)
@@ -137,6 +139,11 @@ class RADConfig:
                             f"{self.num_branches} branches")
         if self.norm not in NORMS:
             problems.append(f"norm must be one of {NORMS}, not {self.norm!r}")
+        if not 0 <= self.stream_level < max(self.num_branches, 1):
+            problems.append("stream_level must name a branch (0 .. num_branches - 1)")
+        elif any(self.blocks_per_branch[:self.stream_level]):
+            problems.append(f"branches finer than stream_level {self.stream_level} have no G-buffer "
+                            f"embedding, so they must have 0 blocks")
         if self.stream_kernel % 2 != 1 or self.decoder_kernel % 2 != 1:
             problems.append("stream_kernel and decoder_kernel must be odd")
         if self.class_groups is not None:
@@ -189,16 +196,19 @@ class RAD(nn.Module):
         # Running statistics only: no per-image statistics at inference, so tiles agree.
         self.norm = nn.BatchNorm2d(channels, affine=False) if cfg.norm == "batch" else nn.Identity()
         self.layers = nn.Sequential(*(ResidualConv(cfg.gbuffer_dim, convs) for _ in range(cfg.rad_layers)))
-        # gamma and beta in one 1x1 conv: one GEMM instead of two.
-        self.affine = convs.plain(cfg.gbuffer_dim, 2 * channels, kernel=1)
+        # Two 1x1 convs rather than one split in two: a Split breaks onnxruntime's blocked
+        # (NCHWc) layout and costs two reorders per RAD.
+        self.gamma = convs.plain(cfg.gbuffer_dim, channels, kernel=1)
+        self.beta = convs.plain(cfg.gbuffer_dim, channels, kernel=1)
         with torch.no_grad():
-            self.affine.bias[:channels].fill_(1.0)   # gamma starts near 1
-            self.affine.bias[channels:].zero_()
-            self.affine.weight.mul_(0.1)
-        self.channels = channels
+            self.gamma.bias.fill_(1.0)   # gamma starts near 1: a fresh RAD is nearly the norm alone
+            self.gamma.weight.mul_(0.1)
+            self.beta.bias.zero_()
+            self.beta.weight.mul_(0.1)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.affine(self.layers(g)).split(self.channels, dim=1)
+        g = self.layers(g)
+        gamma, beta = self.gamma(g), self.beta(g)
         return self.norm(x) * gamma + beta
 
 
@@ -231,6 +241,21 @@ class Branch(nn.Module):
 
 def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _decode(conv_layer: nn.Conv2d, coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """conv(cat(upsample(coarse), skip)).
+
+    For a 1x1 conv the coarse part of the conv runs before upsampling, at the low resolution
+    (the same result: a 1x1 conv and bilinear upsampling commute), so no wide tensor is
+    upsampled or concatenated at the fine resolution.
+    """
+    if conv_layer.kernel_size != (1, 1):
+        return conv_layer(torch.cat([_upsample_to(coarse, skip), skip], dim=1))
+    c = coarse.shape[1]
+    weight = conv_layer.weight
+    return (_upsample_to(F.conv2d(coarse, weight[:, :c]), skip)
+            + F.conv2d(skip, weight[:, c:], conv_layer.bias))
 
 
 class Fusion(nn.Module):
@@ -268,11 +293,17 @@ class Fusion(nn.Module):
         fused = []
         for i, row in enumerate(self.paths):
             total = xs[i]
-            for j, path in enumerate(row):
-                if j == i:
-                    continue
-                y = path(xs[j])
-                total = total + (_upsample_to(y, xs[i]) if j > i else y)
+            for j in range(i):
+                total = total + row[j](xs[j])
+            # Coarser inputs are summed from the coarsest up, one upsampling per level, so the
+            # finest branch gets one full-resolution resize instead of one per coarser branch
+            # (1x1 convs and bilinear upsampling commute).
+            coarse = None
+            for j in reversed(range(i + 1, len(xs))):
+                y = row[j](xs[j])
+                coarse = y if coarse is None else _upsample_to(coarse, y) + y
+            if coarse is not None:
+                total = total + _upsample_to(coarse, xs[i])
             fused.append(F.relu(total))
         return fused
 
@@ -280,38 +311,47 @@ class Fusion(nn.Module):
 class GBufferEncoder(nn.Module):
     """Class-specific streams merged by the class masks, then one embedding per branch level.
 
-    All streams run as one convolution Cg -> G*E and one grouped convolution (G groups), so the
-    G streams cost two GEMMs; each pixel then keeps the output of its own class group:
-    features = sum_g mask_g * stream_g(gbuffers).
+    Stream g is relu(W1_g * gbuffers) followed by W2_g; the merge is sum_g mask_g * stream_g.
+    All first layers run as one convolution Cg -> G*E; the hidden units of each pixel are
+    multiplied by its class-group mask (expanded to G*E channels by a fixed 0/1 1x1 conv), and
+    one dense convolution G*E -> E then applies every W2_g and sums over the groups. Two GEMMs
+    for all streams, any batch size.
+
+    The streams run at level `stream_level` (G-buffers and class masks area-averaged to
+    1/2^level, i.e. soft masks); level 0 is full resolution as in EPE. The joint encoder then
+    makes one embedding per branch from that level down, stride 2 per level.
     """
 
     def __init__(self, cfg: RADConfig, convs: _Convs):
         super().__init__()
         groups, dim, k = cfg.groups, cfg.gbuffer_dim, cfg.stream_kernel
-        self.num_groups, self.dim = len(groups), dim
-        membership = torch.zeros(len(groups), schema.NUM_CLASSES)
+        hidden = len(groups) * dim
+        membership = torch.zeros(hidden, schema.NUM_CLASSES)
         for g, names in enumerate(groups):
             for name in names:
-                membership[g, schema.class_id(name)] = 1.0
+                membership[g * dim:(g + 1) * dim, schema.class_id(name)] = 1.0
         self.register_buffer("membership", membership[:, :, None, None], persistent=False)
-        self.stream_in = convs.gbuffer(cfg.num_gbuffer_channels, len(groups) * dim, kernel=k)
-        self.stream_out = convs.gbuffer(len(groups) * dim, len(groups) * dim, kernel=k,
-                                        groups=len(groups))
+        self.stream_level = cfg.stream_level
+        self.stream_in = convs.gbuffer(cfg.num_gbuffer_channels, hidden, kernel=k)
+        self.stream_out = convs.gbuffer(hidden, dim, kernel=k)
         self.levels = nn.ModuleList()
-        for level in range(cfg.num_branches):
+        for level in range(cfg.stream_level, cfg.num_branches):
             layers: list[nn.Module] = []
-            if level > 0:
+            if level > cfg.stream_level:
                 layers += [convs.gbuffer(dim, dim, stride=2), nn.ReLU()]
             layers += [ResidualConv(dim, convs) for _ in range(cfg.joint_layers)]
             self.levels.append(nn.Sequential(*layers))
 
-    def forward(self, gbuffers: torch.Tensor, classes: torch.Tensor) -> list[torch.Tensor]:
-        masks = F.conv2d(classes, self.membership)                 # (B, G, H, W)
-        streams = F.relu(self.stream_in(gbuffers))
-        streams = F.relu(self.stream_out(streams) + streams)
-        streams = streams.unflatten(1, (self.num_groups, self.dim))  # (B, G, E, H, W)
-        g = (streams * masks.unsqueeze(2)).sum(dim=1)
-        embeddings = []
+    def forward(self, gbuffers: torch.Tensor, classes: torch.Tensor) -> list[torch.Tensor | None]:
+        """-> embeddings per branch level; None for levels finer than `stream_level`."""
+        for _ in range(self.stream_level):
+            # ceil_mode keeps the size of a stride-2 conv's output: ceil(size / 2).
+            gbuffers = F.avg_pool2d(gbuffers, 2, ceil_mode=True)
+            classes = F.avg_pool2d(classes, 2, ceil_mode=True)
+        masks = F.conv2d(classes, self.membership)                 # (B, G*E, H, W)
+        hidden = F.relu(self.stream_in(gbuffers)) * masks
+        g = F.relu(self.stream_out(hidden))
+        embeddings: list[torch.Tensor | None] = [None] * self.stream_level
         for level in self.levels:
             g = level(g)
             embeddings.append(g)
@@ -367,7 +407,7 @@ class RADNet(nn.Module):
                 xs.append(self.transitions[s](xs[-1]))
         y = xs[-1]
         for conv_layer, skip in zip(self.decoder, reversed(xs[:-1])):
-            y = F.leaky_relu(conv_layer(torch.cat([_upsample_to(y, skip), skip], dim=1)), 0.2)
+            y = F.leaky_relu(_decode(conv_layer, y, skip), 0.2)
         return image + self.to_rgb(y)
 
     def _check_inputs(self, image, gbuffers, classes) -> None:
