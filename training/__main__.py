@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="exported dataset, or ROOT with fast/ and reference/")
     e.add_argument("--out", default="", help="output folder (default: next to the model)")
     e.add_argument("--real", default="", help="[kind:]path of real photos for KID/FID/sKVD")
-    e.add_argument("--run", default="", help="run directory, to plot its training curves")
+    e.add_argument("--run-dir", default="", help="run directory, to plot its training curves")
     e.add_argument("--max-frames", type=int, default=None)
     e.add_argument("--features", default="vgg16:relu5_3", help="feature net for KID/FID/sKVD: arch:layer")
     e.add_argument("--vgg-weights", default="")
@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
 
 def train(cls_options, trainer_for, args) -> int:
     from .trainers.base import log
-    saved = opts_mod.load_saved(Path(args.run)) if args.run else None
+    saved = opts_mod.load_saved(Path(args.run_dir)) if args.run_dir else None
     options = opts_mod.from_args(cls_options, args, saved)
     trainer = trainer_for(options)(options)
     try:
@@ -74,7 +74,7 @@ def train(cls_options, trainer_for, args) -> int:
         trainer.close()
         from . import distributed
         distributed.cleanup()
-    log.info("run directory: %s", options.run)
+    log.info("run directory: %s", options.run_dir)
     return 0
 
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         from .evaluate import evaluate
         out = args.out or str(Path(args.model).with_suffix("")) + "_eval"
-        metrics = evaluate(args.model, args.data, out, args.real, args.run, args.max_frames,
+        metrics = evaluate(args.model, args.data, out, args.real, args.run_dir, args.max_frames,
                            args.features, args.vgg_weights, args.grids, args.device)
         print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}, indent=1))
         return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 @dataclass
 class TrainOptions:
-    run: str = "runs/default"          # run directory: checkpoints, logs, stats, options
+    run_dir: str = "runs/default"      # run directory: checkpoints, logs, stats, options
     data: str = ""                     # [kind:]path of the (synthetic) training data
     steps: int = 10000                 # total optimisation steps (a resumed run continues to it)
     batch_size: int = 4                # per process
@@ -32,6 +32,8 @@ class TrainOptions:
     log_every: int = 50
     progress: bool = True
     vgg_weights: str = ""              # torchvision vgg16/vgg19 state dict (else the hub cache)
+    vgg_taps: list[str] | None = None  # VGG layers of the perceptual/LPIPS/CRN loss (default:
+                                       # relu1_2..relu5_3 for VGG-16, CRN's relu1_2..relu5_2)
     gbuffer_passes: list[str] | None = None  # default: schema.DEFAULT_GBUFFER_PASSES present in the data
     net: str = "small"                 # network preset: small | paper | tiny
     net_config: str = ""               # JSON overriding preset fields, e.g. '{"num_branches": 2}'

@@ -178,9 +178,14 @@ def cityscapes_id_table(by: str = "id") -> np.ndarray | dict:
             if 0 <= label.id < 256 and label.name in schema.CLASSES and 0 <= label.trainId < 255:
                 table[label.id] = schema.CLASSES.index(label.name)
         return table
-    return {label.color: (schema.CLASSES.index(label.name) if label.name in schema.CLASSES
-                          and 0 <= label.trainId < 255 else schema.VOID_CLASS)
-            for label in labels}
+    # Colours are not unique (license plate shares car's): a training class wins over void.
+    table = {}
+    for label in labels:
+        cls = (schema.CLASSES.index(label.name) if label.name in schema.CLASSES
+               and 0 <= label.trainId < 255 else schema.VOID_CLASS)
+        if table.get(label.color, schema.VOID_CLASS) == schema.VOID_CLASS:
+            table[label.color] = cls
+    return table
 
 
 def classes_from_color(color: np.ndarray) -> np.ndarray:

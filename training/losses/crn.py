@@ -1,6 +1,7 @@
 """CRN's loss: VGG-19 feature matching per class, with k output images and a per-class minimum.
 
     l_l[u, c] = mean_{h,w}( mask_c(h,w) * mean_channels |phi_l(real) - phi_l(fake_u)| )
+    (phi_pixels = the encoded image itself, phi_l = VGG-19 activations of its display version)
     content[u, c] = sum_l lambda_l * l_l[u, c]                    (l = pixels, conv1_2 .. conv5_2)
     loss = 0.999 * sum_c min_u content[u, c] + 0.001 * sum_c mean_u content[u, c]
 
@@ -39,8 +40,10 @@ class CRNLoss(nn.Module):
         """(B, k, 3, H, W) outputs, (B, 3, H, W) target, (B, C, H, W) one-hot -> (L, B, k, C)."""
         b, k = fake.shape[:2]
         images = torch.cat([real, fake.flatten(0, 1)])
-        features = {"pixels": self.vgg.normalise(images)}
-        features.update(self.vgg.run(features["pixels"], self.taps))
+        # The pixel term compares encoded (log1p HDR) values: unlike the display image it keeps
+        # highlights above 1 and has no clamped, gradient-free range.
+        features = {"pixels": images}
+        features.update(self.vgg(images, self.taps))
         terms = []
         for layer in self.layers:
             feat = features[layer]

@@ -16,8 +16,6 @@ from .vgg import VGG
 
 VGG16_TAPS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"]
 VGG19_TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-# pix2pixHD/SPADE weights: shallower layers count less because they have larger magnitudes.
-VGG19_WEIGHTS = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0]
 
 
 class VGGLoss(nn.Module):
@@ -25,7 +23,7 @@ class VGGLoss(nn.Module):
         super().__init__()
         self.vgg = vgg
         self.taps = taps or (VGG19_TAPS if vgg.arch == "vgg19" else VGG16_TAPS)
-        self.weights = weights or VGG19_WEIGHTS[-len(self.taps):]
+        self.weights = weights or [1.0] * len(self.taps)
         if len(self.weights) != len(self.taps):
             raise ValueError("one weight per VGG layer is needed")
 

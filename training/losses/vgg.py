@@ -75,11 +75,17 @@ def srgb_oetf(linear: torch.Tensor) -> torch.Tensor:
     return torch.where(linear <= 0.0031308, 12.92 * linear, curve)
 
 
+def clamp_straight_through(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Clamped values, but gradients as if unclamped: an output that starts below 0 (a fresh
+    network's often do) still learns from the loss instead of sitting in a zero-gradient zone."""
+    return x + (x.clamp(low, high) - x).detach()
+
+
 def display_from_encoded(encoded: torch.Tensor) -> torch.Tensor:
     """Network domain (log1p linear HDR) -> display sRGB in [0, 1], as a PNG of it would look."""
     top = float(torch.log1p(torch.tensor(schema.MAX_RADIANCE)))
-    linear = torch.expm1(encoded.clamp(0.0, top)).clamp(0.0, 1.0)
-    return srgb_oetf(linear)
+    linear = torch.expm1(clamp_straight_through(encoded, 0.0, top))
+    return srgb_oetf(clamp_straight_through(linear, 0.0, 1.0))
 
 
 class VGG(nn.Module):

@@ -61,7 +61,7 @@ class Trainer:
         self.opts = opts
         self.dist = dist or distributed.setup(opts.device)
         self.device = self.dist.device
-        self.run_dir = Path(opts.run)
+        self.run_dir = Path(opts.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         setup_logging(self.run_dir, self.dist.is_main)
         self.writer = self._make_writer()

@@ -16,7 +16,7 @@ from .. import distributed
 from ..data import stats as stats_mod
 from ..data.loader import CropDataset
 from ..data.sources import ExportedScenes, PairedScenes
-from ..losses.crn import CRNLoss, measure_layer_means
+from ..losses.crn import CRN_TAPS, CRNLoss, measure_layer_means
 from .base import Trainer, log
 from .netconfig import build
 
@@ -43,7 +43,8 @@ class CRNTrainer(Trainer):
         self.optimizers["generator"] = torch.optim.Adam(
             generator.parameters(), self.opts.lr, betas=tuple(self.opts.betas),
             weight_decay=self.opts.weight_decay)
-        self.crn_loss = CRNLoss(self.make_vgg("vgg19", pooling="avg", last_layer="relu5_2"),
+        taps = self.opts.vgg_taps or CRN_TAPS
+        self.crn_loss = CRNLoss(self.make_vgg("vgg19", pooling="avg", last_layer=taps[-1]), taps,
                                 min_weight=self.opts.diversity_min_weight).to(self.device)
 
     def _train_size(self, generator) -> tuple[int, int] | None:

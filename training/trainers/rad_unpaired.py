@@ -35,7 +35,7 @@ class UnpairedRADTrainer(PairedRADTrainer):
         self.build_generator()
         vgg = self.make_vgg("vgg16", padding="replicate")
         self.vgg = vgg
-        self.lpips = LPIPSLoss(vgg)
+        self.lpips = LPIPSLoss(vgg, self.opts.vgg_taps)
         cfg = DiscriminatorConfig(taps=list(self.opts.disc_taps or EPE_TAPS), num_layers=self.opts.disc_layers,
                                   max_dim=self.opts.disc_dim, num_labels=self.opts.disc_labels)
         discriminator = PerceptualDiscriminator(cfg).to(self.device)

@@ -1,0 +1,156 @@
+"""Every loader on a tiny dataset in its own layout, broken-file handling, stats and sampling."""
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neural_core import schema
+from training.data import stats as stats_mod
+from training.data.loader import CropDataset, StepSampler, collate
+from training.data.sources import (Cityscapes, EPEList, ExportedScenes, PairedScenes, PhotoFolder,
+                                   SourceError, open_source, srgb_to_linear)
+
+from conftest import GBUFFER_PASSES, SIZE, photo, scene_frame, write_scenes
+
+
+def test_exported_scenes_match_the_schema_tensors(paired_root):
+    source = open_source(str(paired_root / "reference"))
+    assert isinstance(source, ExportedScenes) and len(source) == 4
+    assert source.gbuffer_passes == list(GBUFFER_PASSES)   # the defaults present in the data
+    item = source.load(0)
+    frame = scene_frame(1)
+    np.testing.assert_allclose(item["image"], schema.image_tensor(frame), atol=1e-6)
+    np.testing.assert_allclose(item["gbuffers"], schema.gbuffer_tensor(frame, GBUFFER_PASSES), atol=1e-6)
+    np.testing.assert_array_equal(item["class_ids"], frame["object_index"][..., 0].astype(int) - 1)
+
+
+def test_paired_scenes_give_the_reference_as_target(paired_root):
+    source = open_source(str(paired_root))
+    assert isinstance(source, PairedScenes) and len(source) == 4
+    item = source.load(2)
+    np.testing.assert_allclose(item["target"], schema.image_tensor(scene_frame(3)), atol=1e-6)
+    np.testing.assert_allclose(item["image"], schema.image_tensor(scene_frame(3, noise=0.5)), atol=1e-6)
+
+
+def test_paired_frames_without_reference_are_skipped_and_named(tmp_path, caplog):
+    write_scenes(tmp_path / "fast", {1: scene_frame(1), 2: scene_frame(2)}, samples=4)
+    write_scenes(tmp_path / "reference", {1: scene_frame(1)}, samples=512)
+    with caplog.at_level(logging.WARNING):
+        source = PairedScenes(tmp_path / "fast", tmp_path / "reference")
+    assert len(source) == 1 and len(source.skipped) == 1
+    assert "frame 2" in caplog.text
+
+
+def test_epe_list_written_by_the_exporter(paired_root):
+    source = open_source(str(paired_root / "fast" / "list.txt"))
+    assert isinstance(source, EPEList) and len(source) == 4
+    assert source.gbuffer_passes == list(GBUFFER_PASSES)
+    item = source.load(1)
+    frame = scene_frame(2, noise=0.5)
+    np.testing.assert_allclose(item["gbuffers"], schema.gbuffer_tensor(frame, GBUFFER_PASSES), atol=1e-6)
+    np.testing.assert_array_equal(item["class_ids"], frame["object_index"][..., 0].astype(int) - 1)
+    # The PNG is 8-bit display sRGB of the clipped render; decoding it gives back the clipped radiance.
+    expected = np.clip(frame["image"], 0, 1).transpose(2, 0, 1)
+    np.testing.assert_allclose(schema.decode_radiance(item["image"]), expected, atol=0.01)
+
+
+def test_epe_list_with_epe_style_npz_and_cityscapes_ids(tmp_path):
+    img = photo(1)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    Image.fromarray(np.full(SIZE, 26, np.uint8)).save(tmp_path / "gt.png")       # 26 = car
+    Image.fromarray(np.full(SIZE, 5, np.uint8)).save(tmp_path / "robust.png")
+    raw = np.random.default_rng(0).random((*SIZE, 32)).astype(np.float16)
+    np.savez(tmp_path / "a.npz", data=raw)
+    (tmp_path / "list.txt").write_text("a.png,robust.png,a.npz,gt.png\n"
+                                       "missing.png,robust.png,a.npz,gt.png\n")
+    source = EPEList(tmp_path / "list.txt", gt_labels="cityscapes")
+    assert len(source) == 1 and len(source.skipped) == 1      # the missing image is named, not hidden
+    assert source.gbuffer_passes is None and len(source.gbuffer_channels) == 32
+    item = source.load(0)
+    np.testing.assert_allclose(item["gbuffers"], raw.astype(np.float32).transpose(2, 0, 1))
+    assert (item["class_ids"] == schema.CLASSES.index("car")).all()
+    assert (item["labels"] == 5).all()
+
+
+@pytest.mark.parametrize("label_kind", ["labelIds", "color"])
+def test_cityscapes_layout_uses_the_official_table(cityscapes_root, label_kind):
+    source = Cityscapes(cityscapes_root, "train", label_kind)
+    assert len(source) == 3
+    item = source.load(0)
+    ids = np.asarray(Image.open(next((cityscapes_root / "gtFine/train/aachen").glob("*000000*labelIds.png"))))
+    expected = {7: "road", 11: "building", 21: "vegetation", 23: "sky", 26: "car", 1: "void", 0: "void"}
+    for city_id, name in expected.items():
+        if (ids == city_id).any():
+            assert (item["class_ids"][ids == city_id] == schema.CLASSES.index(name)).all(), city_id
+    assert open_source(str(cityscapes_root)).kind == "cityscapes"
+
+
+def test_photo_folder_is_linearised_before_encoding(photo_dir):
+    source = open_source(str(photo_dir))
+    assert isinstance(source, PhotoFolder) and len(source) == 5     # recursive, png and jpg
+    item = source.load(0)
+    srgb = photo(0)
+    np.testing.assert_allclose(schema.decode_radiance(item["image"]).transpose(1, 2, 0),
+                               srgb_to_linear(srgb), atol=1e-5)
+    assert srgb_to_linear(np.array([255]))[0] == pytest.approx(1.0)
+    assert srgb_to_linear(np.array([128]))[0] == pytest.approx(0.2158, abs=1e-3)   # not 0.5: EOTF
+    assert (item["class_ids"] == schema.VOID_CLASS).all()
+
+
+def test_broken_file_is_skipped_with_its_name_and_counted(tmp_path, caplog):
+    write_scenes(tmp_path / "d", {n: scene_frame(n) for n in (1, 2, 3)}, samples=4)
+    broken = tmp_path / "d" / "frames" / "000002.exr"
+    broken.write_bytes(b"not an exr at all")
+    dataset = CropDataset(ExportedScenes(tmp_path / "d"), crop=32)
+    with caplog.at_level(logging.WARNING):
+        sample = dataset[(1, 0)]
+    assert sample["skipped"] == [str(broken)] and str(broken) in caplog.text
+    assert sample["name"].endswith("000003.exr")
+    batch = collate([sample, dataset[(0, 1)]])
+    assert batch["skipped"] == [str(broken)]
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path):
+    (tmp_path / "leftImg8bit").mkdir()
+    with pytest.raises(SourceError, match="Cityscapes"):
+        open_source(str(tmp_path))
+
+
+def test_stats_are_computed_once_and_saved_next_to_the_data(tmp_path):
+    write_scenes(tmp_path / "d", {n: scene_frame(n) for n in (1, 2)}, samples=4)
+    source = ExportedScenes(tmp_path / "d")
+    data = stats_mod.load_or_compute(source, run_dir=tmp_path / "run")
+    path = tmp_path / "d" / "gbuffer_stats.json"
+    assert json.loads(path.read_text()) == data == json.loads((tmp_path / "run" / "gbuffer_stats.json").read_text())
+    stacked = np.concatenate([schema.gbuffer_tensor(scene_frame(n), GBUFFER_PASSES)[:, ::4, ::4]
+                              .reshape(8, -1) for n in (1, 2)], axis=1)
+    np.testing.assert_allclose(data["mean"], stacked.mean(1), atol=1e-5)
+    np.testing.assert_allclose(data["std"], stacked.std(1), atol=1e-5)
+    # Second call reads the file (a changed file proves it is not recomputed).
+    data["mean"][0] = 123.0
+    path.write_text(json.dumps(data))
+    assert stats_mod.load_or_compute(source)["mean"][0] == 123.0
+
+
+def test_random_crops_and_batches(paired_root):
+    source = open_source(str(paired_root))
+    stats = schema.GBufferStats((0.5,) * 8, (2.0,) * 8)
+    dataset = CropDataset(source, crop=32, stats=stats)
+    sampler = StepSampler(len(dataset), batch_size=3, seed=5)
+    batch = collate([dataset[key] for key in sampler.batch(0)])
+    assert batch["image"].shape == (3, 3, 32, 32) and batch["target"].shape == (3, 3, 32, 32)
+    assert batch["gbuffers"].shape == (3, 8, 32, 32) and batch["classes"].shape == (3, 20, 32, 32)
+    torch.testing.assert_close(batch["classes"].sum(1), torch.ones(3, 32, 32))
+    # Same step -> same batch; another step -> another one.
+    assert sampler.batch(7) == StepSampler(len(dataset), 3, 5, start=7).batch(7)
+    assert sampler.batch(7) != sampler.batch(8)
+    # Crops of input and target come from the same place.
+    key = sampler.batch(0)[0]
+    sample, full = dataset[key], source.load(key[0])
+    found = any(np.allclose(full["target"][:, t:t + 32, l:l + 32], sample["target"].numpy())
+                and np.allclose(full["image"][:, t:t + 32, l:l + 32], sample["image"].numpy())
+                for t in range(SIZE[0] - 31) for l in range(SIZE[1] - 31))
+    assert found

@@ -1,0 +1,81 @@
+"""Each metric against a case whose answer is known by hand."""
+import numpy as np
+import pytest
+
+from training.metrics import distribution, image, skvd, temporal
+
+
+def test_psnr_of_known_error():
+    ref = np.full((16, 16, 3), 0.5)
+    assert image.psnr(ref + 0.1, ref) == pytest.approx(20.0)            # mse 0.01 -> 20 dB
+    noise = np.where(np.indices((16, 16, 3)).sum(0) % 2, 0.05, -0.05)   # +-0.05: mse 0.0025
+    assert image.psnr(ref + noise, ref) == pytest.approx(10 * np.log10(1 / 0.0025))
+    assert image.psnr(ref, ref) == float("inf")
+
+
+def test_ssim_identical_and_constant_images():
+    rng = np.random.default_rng(0)
+    a = rng.random((24, 24, 3))
+    assert image.ssim(a, a) == pytest.approx(1.0)
+    # Constant images: no variance, so SSIM = (2 m1 m2 + C1) / (m1^2 + m2^2 + C1).
+    c1 = 0.01 ** 2
+    expected = (2 * 0.2 * 0.6 + c1) / (0.2 ** 2 + 0.6 ** 2 + c1)
+    assert image.ssim(np.full((16, 16, 3), 0.2), np.full((16, 16, 3), 0.6)) == pytest.approx(expected, rel=1e-9)
+    assert image.ssim(a, 1 - a) < 0
+
+
+def test_kid_hand_computed_case():
+    x, y = np.array([[1.0], [2.0]]), np.array([[0.0], [3.0]])
+    k = lambda a, b: (a * b + 1) ** 3            # d = 1
+    kxx = 2 * k(1, 2) / 2                        # off-diagonal pairs, mean over m(m-1) = 2
+    kyy = 2 * k(0, 3) / 2
+    kxy = (k(1, 0) + k(1, 3) + k(2, 0) + k(2, 3)) / 4
+    assert distribution.polynomial_mmd2(x, y) == pytest.approx(kxx + kyy - 2 * kxy)
+
+
+def test_kid_of_same_distribution_is_about_zero_and_of_shifted_is_not():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(400, 16)), rng.normal(size=(400, 16))
+    same, _ = distribution.kid(a, b, subsets=10, subset_size=200)
+    shifted, _ = distribution.kid(a, b + 1.0, subsets=10, subset_size=200)
+    assert abs(same) < 0.02 and shifted > 0.5
+
+
+def test_frechet_distance_of_gaussians():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(20000, 3))
+    b = rng.normal(size=(20000, 3)) * 2.0 + np.array([1.0, 0.0, -2.0])
+    # Diagonal covariances: ||mu diff||^2 + sum (s1 - s2)^2 = 5 + 3 * (1 - 2)^2 = 8.
+    assert distribution.frechet_distance(a, b) == pytest.approx(8.0, rel=0.03)
+    assert distribution.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def mean_colour_features(images):
+    return np.stack([np.concatenate([im.mean(axis=(0, 1)), im.std(axis=(0, 1))]) for im in images])
+
+
+def test_skvd_pairs_only_semantically_aligned_crops():
+    rng = np.random.default_rng(3)
+    images = [rng.random((64, 64, 3)) for _ in range(6)]
+    labels = [np.zeros((64, 64), np.int64) for _ in range(6)]
+    same = skvd.skvd(images, labels, images, labels, mean_colour_features, seed=0)
+    assert same["pairs"] == 6 and abs(same["skvd_x1000"]) < 50
+    other = [np.ones((64, 64), np.int64) for _ in range(6)]
+    assert skvd.skvd(images, labels, images, other, mean_colour_features)["pairs"] == 0
+    side = skvd.random_crop_box(64, 128, np.random.default_rng(0))[2]
+    assert side == int(np.sqrt(64 * 128 / 8))   # 1/8 of the image area
+
+
+def test_warping_error_is_zero_for_motion_explained_change():
+    rng = np.random.default_rng(4)
+    texture = rng.random((40, 60, 3))
+    previous, current = texture[:, :50], texture[:, 3:53]   # the view pans 3 px right
+    motion = np.zeros((40, 50, 4), np.float32)
+    motion[..., 0] = 3.0     # the pixel at column c was at column c + 3 in the previous frame
+    assert temporal.warping_error([previous, current], [motion, motion]) == pytest.approx(0.0, abs=1e-10)
+    still = np.zeros_like(motion)
+    assert temporal.warping_error([previous, current], [still, still]) > 0.05
+    motion[..., 1] = 2.0     # and y up: row r came from row r - 2
+    prev2 = texture[2:38, :50]
+    cur2 = texture[0:36, 3:53]
+    assert temporal.warping_error([prev2, cur2], [motion[:36], motion[:36]]) == pytest.approx(0.0, abs=1e-10)
