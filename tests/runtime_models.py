@@ -1,7 +1,8 @@
 """Test helpers for the runtime and CLI tests: small real ONNX models and synthetic frames.
 
-Models are built with torch and exported with embedded metadata; frames hold plausible values
-for every pass a model needs. torch is used here (tests), never by the runtime itself.
+Models are the real networks (narrow configs) exported by neural_core.export with embedded
+metadata; frames hold plausible values for every pass a model needs. torch is used here (tests),
+never by the runtime itself.
 """
 from __future__ import annotations
 
@@ -41,94 +42,66 @@ def make_frame(height: int, width: int, passes=None, seed: int = 0) -> schema.Fr
     return frame
 
 
-def metadata_for(kind: str, **overrides) -> ModelMetadata:
-    passes = list(schema.DEFAULT_GBUFFER_PASSES) if kind == "rad" else []
-    n = schema.num_gbuffer_channels(passes)
-    values = dict(model_kind=kind, gbuffer_passes=passes, gbuffer_mean=[0.1] * n,
-                  gbuffer_std=[0.9] * n, size_multiple=1 if kind == "rad" else 8,
-                  config={"test": "tiny"})
-    values.update(overrides)
-    return ModelMetadata(**values)
+# Small but real: H1's RAD and CRN, narrowed so that tests stay fast. RAD keeps three branches
+# (down to 1/4 resolution), so tile alignment and bilinear upsampling are exercised.
+TINY_CONFIGS = {
+    "rad": {"base_channels": 4, "gbuffer_dim": 4},
+    "crn": {"num_modules": 3, "widths": [8, 8, 8], "width_multiplier": 1.0, "num_images": 2},
+}
+TEST_STATS_MEAN, TEST_STATS_STD = 0.1, 0.9   # not the identity, so standardisation is exercised
 
 
-# ---------------------------------------------------------------------------------------------
-# Tiny torch models with the real input/output contract
-# ---------------------------------------------------------------------------------------------
-
-def tiny_rad(gbuffer_channels: int, seed: int = 0):
-    """A two-level U-shaped conv net on (image, gbuffers, classes) with a residual output:
-    small, but with a stride-2 level and bilinear upsampling like RAD's branches."""
+def build(kind: str, seed: int = 0, **config):
     import torch
-    from torch import nn
-    import torch.nn.functional as F
-
-    class TinyRAD(nn.Module):
-        def __init__(self):
-            super().__init__()
-            c_in = 3 + gbuffer_channels + schema.NUM_CLASSES
-            self.inp = nn.Conv2d(c_in, 8, 3, padding=1)
-            self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)
-            self.mid = nn.Conv2d(8, 8, 3, padding=1)
-            self.out = nn.Conv2d(16, 3, 3, padding=1)
-
-        def forward(self, image, gbuffers, classes):
-            x = F.relu(self.inp(torch.cat([image, gbuffers, classes], dim=1)))
-            y = F.relu(self.mid(F.relu(self.down(x))))
-            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            return image + 0.1 * torch.tanh(self.out(torch.cat([x, y], dim=1)))
+    from neural_core.networks import build_network
 
     torch.manual_seed(seed)
-    return TinyRAD().eval()
+    return build_network(kind, {**TINY_CONFIGS[kind], **config}).eval()
 
 
-def tiny_crn(num_images: int = 1, seed: int = 0):
-    """A coarse-to-fine conv net on one-hot classes (B, NUM_CLASSES, H, W), H, W multiples of 8."""
-    import torch
-    from torch import nn
-    import torch.nn.functional as F
+def metadata_for(model, **overrides) -> ModelMetadata:
+    from neural_core.export import metadata_for as export_metadata
 
-    class TinyCRN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.coarse = nn.Conv2d(schema.NUM_CLASSES, 8, 3, padding=1)
-            self.fine = nn.Conv2d(8 + schema.NUM_CLASSES, 3 * num_images, 3, padding=1)
-
-        def forward(self, classes):
-            coarse = F.relu(self.coarse(F.avg_pool2d(classes, 8)))
-            up = F.interpolate(coarse, scale_factor=8.0, mode="bilinear", align_corners=False)
-            return F.softplus(self.fine(torch.cat([up, classes], dim=1)))
-
-    torch.manual_seed(seed)
-    return TinyCRN().eval()
+    n = schema.num_gbuffer_channels(model.config.gbuffer_passes) if model.kind == "rad" else 0
+    stats = schema.GBufferStats((TEST_STATS_MEAN,) * n, (TEST_STATS_STD,) * n)
+    meta = export_metadata(model.kind, model.config, stats=stats)
+    for key, value in overrides.items():
+        setattr(meta, key, value)
+    return meta
 
 
-def example_inputs(kind: str, metadata: ModelMetadata, height: int = 32, width: int = 32):
-    import torch
-    classes = torch.zeros(1, schema.NUM_CLASSES, height, width)
-    classes[:, 0] = 1
-    if kind == "crn":
-        return (classes,)
-    return (torch.rand(1, 3, height, width), torch.rand(1, len(metadata.gbuffer_channels), height, width),
-            classes)
+def export_model(model, path: Path, metadata: ModelMetadata | None = None) -> Path:
+    from neural_core.export import export_onnx
+
+    return export_onnx(model, metadata or metadata_for(model), path)
 
 
-def export_model(model, metadata: ModelMetadata | None, path: Path, props: dict | None = None) -> Path:
-    """Export with the real input names and dynamic batch/height/width, embedding `metadata`
-    (or raw `props`, to build broken models)."""
+def with_metadata(source: Path, path: Path, props: dict | None = None, strip: bool = False) -> Path:
+    """A copy of an exported model whose metadata entries are overwritten by `props`, or all
+    stripped: models the runtime must refuse, without exporting again."""
     import onnx
-    import torch
 
-    kind = metadata.model_kind if metadata is not None else "rad"
-    names = list(metadata.input_names if metadata is not None else ("image", "gbuffers", "classes"))
-    inputs = example_inputs(kind, metadata or metadata_for("rad"))
-    dynamic = {name: {0: "batch", 2: "height", 3: "width"} for name in names}
-    dynamic["enhanced"] = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(model, inputs, str(path), input_names=names, output_names=["enhanced"],
-                      dynamic_axes=dynamic, dynamo=False)
-    proto = onnx.load(str(path))
-    entries = metadata.to_props() if metadata is not None else {}
+    proto = onnx.load(str(source))
+    entries = {} if strip else {e.key: e.value for e in proto.metadata_props}
     entries.update(props or {})
+    del proto.metadata_props[:]
     for key, value in entries.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
     return path
+
+
+def torch_reference(model, frame: schema.Frame, metadata: ModelMetadata) -> np.ndarray:
+    """The frame through the PyTorch module (as exported) on the schema's tensors -> linear (H, W, 3)."""
+    import torch
+    from neural_core.export import exportable
+
+    classes = schema.one_hot(schema.class_map_from_frame(frame, metadata.class_source))
+    if model.kind == "crn":
+        tensors = [classes]
+    else:
+        tensors = [schema.image_tensor(frame),
+                   schema.gbuffer_tensor(frame, metadata.gbuffer_passes, metadata.stats), classes]
+    with torch.inference_mode():
+        out = exportable(model)(*(torch.from_numpy(t)[None] for t in tensors))[0].numpy()
+    return schema.decode_radiance(out).transpose(1, 2, 0)

@@ -8,24 +8,22 @@ import OpenEXR
 import pytest
 from PIL import Image
 
-from neural_core import cli, display, exr
+from neural_core import cli, display, exr, schema
 from neural_core.runtime import Enhancer
 
-from runtime_models import export_model, make_frame, metadata_for, tiny_rad
+from runtime_models import build, export_model, make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    meta = metadata_for("rad")
-    return export_model(tiny_rad(len(meta.gbuffer_channels)), meta,
-                        tmp_path_factory.mktemp("model") / "rad.onnx")
+    return export_model(build("rad"), tmp_path_factory.mktemp("model") / "rad.onnx")
 
 
 @pytest.fixture(scope="module")
 def frame_path(tmp_path_factory):
-    frame = make_frame(200, 280, passes=["image", "alpha", *metadata_for("rad").gbuffer_passes,
+    frame = make_frame(200, 280, passes=["image", "alpha", *schema.DEFAULT_GBUFFER_PASSES,
                                          "object_index"], seed=7)
     path = tmp_path_factory.mktemp("frames") / "frame.exr"
     exr.write_frame(path, frame, blender_version=(4, 5))
@@ -119,8 +117,6 @@ def test_info_prints_required_passes_with_blender_settings(model, capsys):
 # -- demo -----------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not cli.DEMO_FRAME.is_file(), reason="demo frame not in this checkout yet")
-@pytest.mark.skipif(not (ROOT / "neural_core" / "models" / "rad.onnx").is_file(),
-                    reason="bundled default model not committed yet")
 def test_demo_writes_input_and_enhanced_side_by_side(tmp_path):
     out = tmp_path / "demo.png"
     result = run_cli("demo", "--out", out)

@@ -13,7 +13,7 @@ from neural_core.errors import (ModelMetadataError, MissingPassError, NonFiniteE
 from neural_core.runtime import (RAD_GRID_ALIGNMENT, Enhancer, available_devices, crn_resolution,
                                  resolve_model_path)
 
-from runtime_models import export_model, make_frame, metadata_for, tiny_crn, tiny_rad
+from runtime_models import build, export_model, make_frame, metadata_for, torch_reference, with_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_HERE = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -21,32 +21,19 @@ CUDA_HERE = "CUDAExecutionProvider" in ort.get_available_providers()
 
 @pytest.fixture(scope="module")
 def rad_model(tmp_path_factory):
-    meta = metadata_for("rad")
-    net = tiny_rad(len(meta.gbuffer_channels))
-    return net, meta, export_model(net, meta, tmp_path_factory.mktemp("rad") / "rad.onnx")
+    net = build("rad")
+    return net, metadata_for(net), export_model(net, tmp_path_factory.mktemp("rad") / "rad.onnx")
 
 
 @pytest.fixture(scope="module")
 def crn_model(tmp_path_factory):
-    meta = metadata_for("crn")
-    net = tiny_crn(num_images=2)
-    return net, meta, export_model(net, meta, tmp_path_factory.mktemp("crn") / "crn.onnx")
+    net = build("crn")
+    return net, metadata_for(net), export_model(net, tmp_path_factory.mktemp("crn") / "crn.onnx")
 
 
 @pytest.fixture(scope="module")
 def rad(rad_model):
     return Enhancer.from_pretrained(rad_model[2], device="cpu", threads=2)
-
-
-def torch_reference(net, meta, frame):
-    """The same frame through the PyTorch module on the schema's tensors, decoded to linear."""
-    import torch
-    classes = schema.one_hot(schema.class_map_from_frame(frame, meta.class_source))
-    tensors = [schema.image_tensor(frame), schema.gbuffer_tensor(frame, meta.gbuffer_passes, meta.stats),
-               classes]
-    with torch.inference_mode():
-        out = net(*(torch.from_numpy(t)[None] for t in tensors))[0].numpy()
-    return schema.decode_radiance(out).transpose(1, 2, 0)
 
 
 # -- the add-on's constraint ----------------------------------------------------------------------
@@ -97,7 +84,7 @@ def test_enhance_equals_the_pytorch_module_on_the_schema_tensors(rad_model, rad)
     frame = make_frame(96, 128, seed=1)
     out = rad.enhance(frame)
     assert out.shape == (96, 128, 3) and out.dtype == np.float32
-    np.testing.assert_allclose(out, torch_reference(net, meta, frame), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out, torch_reference(net, frame, meta), rtol=1e-4, atol=1e-4)
     assert set(rad.last_timings) == {"preprocess", "inference", "postprocess"}
     assert all(v > 0 for v in rad.last_timings.values())
 
@@ -111,7 +98,7 @@ def test_odd_sizes_are_padded_and_cropped_back(rad_model, rad):
     # halves exactly; the reference is the module on the padded frame, cropped.
     assert RAD_GRID_ALIGNMENT == 32
     padded = {k: np.pad(v, ((0, 160 - 131), (0, 256 - 250), (0, 0)), mode="edge") for k, v in frame.items()}
-    ref = torch_reference(net, meta, padded)[:131, :250]
+    ref = torch_reference(net, padded, meta)[:131, :250]
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
 
@@ -172,36 +159,30 @@ def test_size_mismatch_between_passes_is_refused(rad):
 
 # -- bad models -----------------------------------------------------------------------------------
 
-def test_model_without_metadata_is_refused(tmp_path):
-    meta = metadata_for("rad")
-    path = export_model(tiny_rad(len(meta.gbuffer_channels)), None, tmp_path / "bare.onnx")
+def test_model_without_metadata_is_refused(rad_model, tmp_path):
+    path = with_metadata(rad_model[2], tmp_path / "bare.onnx", strip=True)
     with pytest.raises(ModelMetadataError, match="no Photoreal Enhance metadata"):
         Enhancer.from_pretrained(path)
 
 
-def test_model_with_another_schema_version_is_refused(tmp_path):
-    meta = metadata_for("rad")
-    path = export_model(tiny_rad(len(meta.gbuffer_channels)), meta, tmp_path / "old.onnx",
-                        props={"photoreal.schema_version": '"0"'})
+def test_model_with_another_schema_version_is_refused(rad_model, tmp_path):
+    path = with_metadata(rad_model[2], tmp_path / "old.onnx", props={"photoreal.schema_version": '"0"'})
     with pytest.raises(ModelMetadataError, match="schema version '0'"):
         Enhancer.from_pretrained(path)
 
 
-def test_graph_with_other_gbuffer_channels_than_its_metadata_is_refused(tmp_path):
-    graph_meta = metadata_for("rad")
-    path = tmp_path / "mismatch.onnx"
+def test_graph_with_other_gbuffer_channels_than_its_metadata_is_refused(rad_model, tmp_path):
+    net, _, exported = rad_model
     # The graph takes 15 G-buffer channels; the metadata claims depth + normal (4).
-    claimed = metadata_for("rad", gbuffer_passes=["depth", "normal"], gbuffer_mean=[0.0] * 4,
+    claimed = metadata_for(net, gbuffer_passes=["depth", "normal"], gbuffer_mean=[0.0] * 4,
                            gbuffer_std=[1.0] * 4)
-    export_model(tiny_rad(len(graph_meta.gbuffer_channels)), graph_meta, path,
-                 props=claimed.to_props())
+    path = with_metadata(exported, tmp_path / "mismatch.onnx", props=claimed.to_props())
     with pytest.raises(ModelMetadataError, match=r"input 'gbuffers'.*15.*\(batch, 4, height, width\)"):
         Enhancer.from_pretrained(path)
 
 
-def test_graph_whose_inputs_are_another_kinds_is_refused(tmp_path):
-    path = export_model(tiny_crn(), metadata_for("crn"), tmp_path / "crn_as_rad.onnx",
-                        props=metadata_for("rad").to_props())
+def test_graph_whose_inputs_are_another_kinds_is_refused(rad_model, crn_model, tmp_path):
+    path = with_metadata(crn_model[2], tmp_path / "crn_as_rad.onnx", props=rad_model[1].to_props())
     with pytest.raises(ModelMetadataError, match=r"inputs \['classes'\].*rad model"):
         Enhancer.from_pretrained(path)
 
@@ -216,17 +197,12 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
 # -- CRN ------------------------------------------------------------------------------------------
 
 def test_crn_runs_whole_frame_and_takes_the_first_of_k_images(crn_model):
-    import torch
     net, meta, path = crn_model
     crn = Enhancer.from_pretrained(path, device="cpu")
-    frame = make_frame(60, 100, passes=["object_index"], seed=4)  # not a multiple of 8: padded
+    frame = make_frame(60, 100, passes=["object_index"], seed=4)  # not a multiple of 4: padded
     out = crn.enhance(frame)
     assert out.shape == (60, 100, 3) and crn.last_num_tiles == 1
-    classes = schema.class_map_from_frame(frame)
-    padded = np.pad(classes, ((0, 4), (0, 4)), mode="edge")
-    with torch.inference_mode():
-        ref = net(torch.from_numpy(schema.one_hot(padded))[None])[0, :3, :60, :100].numpy()
-    np.testing.assert_allclose(out, schema.decode_radiance(ref).transpose(1, 2, 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out, torch_reference(net, frame, meta), rtol=1e-4, atol=1e-4)
 
 
 def test_crn_above_the_budget_runs_at_bounded_resolution(crn_model):
