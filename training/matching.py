@@ -86,9 +86,9 @@ def crop_weights(src_positions: np.ndarray, crop: int, height: int, width: int) 
 
 def match(synthetic: Source, real: Source, vgg: VGG, out: str | os.PathLike, crop: int = 196,
           per_image: int = 15, k: int = 10, threshold: float = 0.5, seed: int = 0,
-          device="cpu", progress: bool = True) -> dict:
-    src_pos, src_feat = collect_crops(synthetic, vgg, crop, per_image, seed, device=device, progress=progress)
-    dst_pos, dst_feat = collect_crops(real, vgg, crop, per_image, seed + 1, device=device, progress=progress)
+          device="cpu", progress: bool = True, layer: str = "relu5_3") -> dict:
+    src_pos, src_feat = collect_crops(synthetic, vgg, crop, per_image, seed, layer, device, progress)
+    dst_pos, dst_feat = collect_crops(real, vgg, crop, per_image, seed + 1, layer, device, progress)
     sims, idx = knn(src_feat, dst_feat, k)
     rows_src, rows_dst = np.nonzero(sims >= threshold)
     pairs_src, pairs_dst = src_pos[rows_src], dst_pos[idx[rows_src, rows_dst]]

@@ -154,3 +154,11 @@ def test_random_crops_and_batches(paired_root):
                 and np.allclose(full["image"][:, t:t + 32, l:l + 32], sample["image"].numpy())
                 for t in range(SIZE[0] - 31) for l in range(SIZE[1] - 31))
     assert found
+
+
+def test_stats_command(tmp_path, capsys):
+    from training.__main__ import main
+    write_scenes(tmp_path / "d", {n: scene_frame(n) for n in (1, 2)}, samples=4)
+    assert main(["stats", str(tmp_path / "d")]) == 0
+    assert "8 channels over 2 items" in capsys.readouterr().out
+    assert json.loads((tmp_path / "d" / "gbuffer_stats.json").read_text())["channels"][0] == "depth.z"
