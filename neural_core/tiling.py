@@ -81,10 +81,14 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int =
 
 
 def aligned_tile_geometry(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
-    """Round a requested tile size and overlap to multiples of the model's size multiple."""
-    tile = max(multiple, tile // multiple * multiple)
-    overlap = -(-overlap // multiple) * multiple           # round up: never less overlap than asked
-    overlap = min(overlap, tile - multiple)                # leave a positive stride
+    """Round a requested tile size and overlap to multiples of the grid `multiple`.
+
+    The overlap is rounded up (never less than asked) but capped at half a tile, so that small
+    tiles cannot make every pixel run many times over.
+    """
+    tile = max(2 * multiple, tile // multiple * multiple)
+    overlap = -(-overlap // multiple) * multiple
+    overlap = min(overlap, tile // 2 // multiple * multiple)
     return tile, max(overlap, 0)
 
 

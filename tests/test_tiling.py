@@ -27,8 +27,8 @@ def test_a_frame_within_one_tile_is_one_tile_without_inner_edges():
 def test_aligned_geometry_rounds_to_the_multiple():
     assert tiling.aligned_tile_geometry(1000, 90, 32) == (992, 96)
     assert tiling.aligned_tile_geometry(256, 64, 1) == (256, 64)
-    tile, overlap = tiling.aligned_tile_geometry(64, 64, 32)
-    assert tile - overlap >= 32  # a positive stride, even when the overlap asked for is too big
+    assert tiling.aligned_tile_geometry(128, 128, 32) == (128, 64)  # at most half a tile
+    assert tiling.aligned_tile_geometry(10, 128, 32) == (64, 32)
 
 
 def test_opposite_ramps_over_an_exact_overlap_sum_to_one():
