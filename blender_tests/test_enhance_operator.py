@@ -116,3 +116,12 @@ def test_nodes_without_an_enhanced_image_pass_the_render_through(addon, tmp_path
     channels = exr.read_channels(save_render(scene, tmp_path / "plain.exr"))
     np.testing.assert_allclose(layer_rgb(channels, "Composite"), layer_rgb(channels, "ViewLayer"),
                                atol=1e-6)
+
+
+def test_crn_model_synthesizes_from_classes(addon, tmp_path):
+    scene = build_scene(strength=1.0)
+    scene.photoreal.model = "CRN"
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    frame_exr = save_render(scene, tmp_path / "frame.exr")
+    cli = run_cli_enhance(frame_exr, tmp_path / "crn.exr", "crn")
+    np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), cli, atol=1e-5, rtol=1e-5)
