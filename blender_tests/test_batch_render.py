@@ -7,8 +7,8 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import (ADDON, EEVEE, ROOT, TEST_MODEL, animate_box, build_scene, layer_rgb,
-                      set_multilayer_output)
+from conftest import (ADDON, EEVEE, ROOT, TEST_MODEL, animate_box, build_scene, comp_tree,
+                      image_rgb, layer_rgb, set_multilayer_output, submodule)
 from neural_core import exr, schema
 from neural_core.runtime import Enhancer
 
@@ -80,6 +80,9 @@ def test_eevee_still_is_enhanced_after_writing(addon, tmp_path, reference_enhanc
     # Like Cycles' files, the EXR carries the enhanced image as its own layer.
     np.testing.assert_allclose(layer_rgb(channels, "ViewLayer", "Photoreal"), enhanced, atol=1e-5)
     # The Mix factor is back to the user's strength after the render.
-    from conftest import comp_tree, submodule
     mix = comp_tree(scene).nodes["Photoreal Mix"]
     assert submodule("compositor").mix_sockets(mix)[0].default_value == pytest.approx(STRENGTH)
+
+    # The button works on EEVEE too, from the same render (it has every pass, so no re-render).
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), enhanced, atol=1e-5)
