@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 from torch import nn
@@ -37,11 +38,21 @@ def without_parametrizations(model: nn.Module) -> nn.Module:
     """A copy with parametrizations (spectral norm) folded into plain weights, for export.
 
     Spectral norm's power iteration is a training-time device; the exported graph should hold
-    the weight it produces, not the iteration.
+    the weight it produces, not the iteration. The copy is rebuilt from the model's config with
+    spectral norm off (torch's remove_parametrizations edits the generated class, which a
+    deep copy shares with the original, so it cannot be used on a copy).
     """
-    model = copy.deepcopy(model)
-    for module in model.modules():
-        if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return model
+    if not any(parametrize.is_parametrized(m) for m in model.modules()):
+        return copy.deepcopy(model)
+    state = {k: v for k, v in model.state_dict().items() if ".parametrizations." not in k}
+    was_training = model.training
+    model.eval()   # read the weights without a power-iteration step (which would update u, v)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if parametrize.is_parametrized(module):
+                for tensor_name in module.parametrizations.keys():
+                    state[f"{name}.{tensor_name}"] = getattr(module, tensor_name).detach().clone()
+    plain = type(model)(dataclasses.replace(model.config, spectral_norm=False))
+    model.train(was_training)
+    plain.load_state_dict(state)
+    return plain.train(was_training)
