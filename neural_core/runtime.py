@@ -208,15 +208,18 @@ class Enhancer:
     def _run_region(self, frame: schema.Frame, tile: tiling.Tile, timer: "_Timer") -> np.ndarray:
         """One tile of a RAD frame -> encoded (3, h, w)."""
         rows, cols = tile.slices
+        h, w = tile.shape
         with timer("preprocess"):
-            region = {key: frame[key][rows, cols] for key in self.required_passes}
+            # Padding the passes (fewer channels than the tensors made from them) is cheaper.
+            region = pad_to_multiple({key: frame[key][rows, cols] for key in self.required_passes},
+                                     self.pad_multiple)
             meta = self.metadata
-            inputs = {
+            feeds = {
                 "image": schema.image_tensor(region),
                 "gbuffers": schema.gbuffer_tensor(region, meta.gbuffer_passes, meta.stats),
                 "classes": schema.one_hot(schema.class_map_from_frame(region, meta.class_source)),
             }
-        return self._run_padded(inputs, timer)
+        return self._run(feeds, timer)[:, :h, :w]
 
     def _run_crn(self, frame: schema.Frame, height: int, width: int, timer: "_Timer") -> np.ndarray:
         with timer("preprocess"):
@@ -224,29 +227,33 @@ class Enhancer:
             run_h, run_w = crn_resolution(height, width, self.tile_size, self.metadata.size_multiple)
             if (run_h, run_w) != (height, width):
                 classes = resize_nearest(classes, run_h, run_w)
-            inputs = {"classes": schema.one_hot(classes)}
-        encoded = self._run_padded(inputs, timer)
+            classes = pad_to_multiple({"ids": classes[..., None]}, self.pad_multiple)["ids"][..., 0]
+            feeds = {"classes": schema.one_hot(classes)}
+        encoded = self._run(feeds, timer)[:, :run_h, :run_w]
         if (run_h, run_w) != (height, width):
             with timer("postprocess"):
                 encoded = resize_bilinear(encoded, height, width)
         return encoded
 
-    def _run_padded(self, inputs: dict[str, np.ndarray], timer: "_Timer") -> np.ndarray:
-        """(C, h, w) inputs -> (3, h, w) output, padded to the size multiple and cropped back."""
+    def _run(self, tensors: dict[str, np.ndarray], timer: "_Timer") -> np.ndarray:
+        """(C, H, W) input tensors -> the first output image (3, H, W), float32."""
         with timer("preprocess"):
-            h, w = next(iter(inputs.values())).shape[1:]
-            multiple = self.pad_multiple
-            pad_h, pad_w = -h % multiple, -w % multiple
-            feeds = {}
-            for name, tensor in inputs.items():
-                if pad_h or pad_w:
-                    # Edge replication: a one-hot map stays one-hot, radiance stays plausible.
-                    tensor = np.pad(tensor, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge")
-                feeds[name] = tensor[None].astype(self._input_dtypes[name], copy=False)
+            feeds = {name: tensor[None].astype(self._input_dtypes[name], copy=False)
+                     for name, tensor in tensors.items()}
         with timer("inference"):
             output = self.session.run([self._output_name], feeds)[0]
         with timer("postprocess"):
-            return first_image(output)[:, :h, :w].astype(np.float32, copy=False)
+            return first_image(output).astype(np.float32, copy=False)
+
+
+def pad_to_multiple(passes: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:
+    """Pad (H, W, C) arrays at the bottom/right to multiples of `multiple` by repeating the edge
+    (class ids stay valid ids, radiance stays plausible); the output is cropped back after."""
+    h, w = next(iter(passes.values())).shape[:2]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if not (pad_h or pad_w):
+        return passes
+    return {key: np.pad(arr, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") for key, arr in passes.items()}
 
 
 # ---------------------------------------------------------------------------------------------
