@@ -2,7 +2,7 @@
 (default configs, same weights), the runtime's overhead split, and the peak resident memory
 of a tiled 3840x2160 RAD run measured in a child process.
 
-    python -m benchmarks.bench_core [--reps 3] [--threads N] [--no-save] [--untiled-4k]
+    python -m benchmarks.bench_core [--reps 3] [--threads N] [--tile N] [--no-save]
 
 Prints everything in one run and saves the same text, with a description of the machine, to
 benchmarks/results/core-<date>.txt. Weights are freshly initialised: speed and memory do not
@@ -224,24 +224,26 @@ def memory_child(model_path: str, tile_size: int | None, threads: int | None,
                       "torch_loaded": "torch" in sys.modules}))
 
 
-def bench_peak_memory(path: Path, tile_size: int | None, threads: int | None, report: Report) -> None:
-    cmd = [sys.executable, "-m", "benchmarks.bench_core", "--memory-child", str(path)]
+def bench_peak_memory(path: Path, size: tuple[int, int], tile_size: int | None, threads: int | None,
+                      report: Report) -> None:
+    """Peak RSS (VmHWM) of a fresh child process; measured inside the child because a forked
+    child's ru_maxrss also counts the parent's pages from before exec."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_core", "--memory-child", str(path),
+           "--child-size", str(size[0]), str(size[1])]
     if tile_size is not None:
         cmd += ["--tile", str(tile_size)]
     if threads:
         cmd += ["--threads", str(threads)]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if result.returncode:
-        report(f"  4K child failed: {result.stderr.strip().splitlines()[-1:]}")
+        report(f"  memory child failed: {result.stderr.strip().splitlines()[-1:]}")
         return
     r = json.loads(result.stdout.strip().splitlines()[-1])
-    children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     label = "untiled" if r["tile_size"] == 0 else f"tile {r['tile_size']} px, overlap {r['overlap']} px"
-    report(f"RAD 3840x2160, {label}: {r['tiles']} tile(s), {r['seconds']:.1f} s")
+    report(f"RAD {size[1]}x{size[0]}, {label}: {r['tiles']} tile(s), {r['seconds']:.1f} s")
     report(f"  peak resident memory (VmHWM) {r['peak']:.0f} MiB = runtime+model {r['after_load']:.0f} "
            f"+ input frame {r['after_frame'] - r['after_load']:.0f} + inference/blending "
-           f"{r['peak'] - r['after_frame']:.0f}   (ru_maxrss of children so far: {children_mib:.0f} MiB; "
-           f"torch imported: {r['torch_loaded']})")
+           f"{r['peak'] - r['after_frame']:.0f}   (torch imported: {r['torch_loaded']})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +253,6 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="timed runs per measurement (after one warm-up)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all)")
     parser.add_argument("--tile", type=int, default=None, help="tile size for the 4K run (default: the runtime's)")
-    parser.add_argument("--untiled-4k", action="store_true", help="also measure a 4K run without tiles")
     parser.add_argument("--no-save", action="store_true", help="print only, do not write benchmarks/results/")
     parser.add_argument("--memory-child", metavar="MODEL", help=argparse.SUPPRESS)
     parser.add_argument("--child-size", type=int, nargs=2, default=UHD, help=argparse.SUPPRESS)
@@ -274,9 +275,9 @@ def main(argv=None) -> int:
             if kind == "rad":
                 bench_runtime_overhead(Path(tmp) / "rad.onnx", args.reps, args.threads, report)
             report()
-        bench_peak_memory(Path(tmp) / "rad.onnx", args.tile, args.threads, report)
-        if args.untiled_4k:
-            bench_peak_memory(Path(tmp) / "rad.onnx", 0, args.threads, report)
+        bench_peak_memory(Path(tmp) / "rad.onnx", UHD, args.tile, args.threads, report)
+        # For contrast: without tiles, memory grows with the frame (4K untiled needs ~4x this).
+        bench_peak_memory(Path(tmp) / "rad.onnx", HD, 0, args.threads, report)
     if not args.no_save:
         path = RESULTS / f"core-{dt.date.today().isoformat()}.txt"
         report.save(path)
