@@ -164,6 +164,7 @@ class Enhancer:
         """
         timer = _Timer()
         with timer("preprocess"):
+            frame = with_class_source(frame, self.metadata.class_source)
             schema.check_frame(frame, self.required_passes, engine)
             height, width = schema.frame_size({k: frame[k] for k in self.required_passes})
         if self.kind == "crn":
@@ -246,6 +247,14 @@ class Enhancer:
             output = self.session.run([self._output_name], feeds)[0]
         with timer("postprocess"):
             return first_image(output).astype(np.float32, copy=False)
+
+
+def with_class_source(frame: schema.Frame, class_source: str) -> schema.Frame:
+    """Serve the class AOV as the model's class source when the frame lacks that pass: EEVEE has
+    no index passes, so the add-on writes the same ids (class id + 1) into the AOV instead."""
+    if class_source not in frame and "class_aov" in frame:
+        frame = {**frame, class_source: frame["class_aov"]}
+    return frame
 
 
 def pad_to_multiple(passes: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:

@@ -139,6 +139,13 @@ def test_missing_index_pass_under_eevee_says_switch_to_cycles(rad):
         rad.enhance(frame, engine="BLENDER_EEVEE_NEXT")
 
 
+def test_eevee_frames_use_the_class_aov_for_the_index_pass(rad):
+    frame = make_frame(64, 64)
+    expected = rad.enhance(frame)
+    frame["class_aov"] = frame.pop("object_index")
+    np.testing.assert_array_equal(rad.enhance(frame), expected)
+
+
 def test_nan_and_inf_are_refused_with_their_position(rad):
     frame = make_frame(64, 64)
     frame["image"][10, 20, 1] = np.nan
