@@ -118,12 +118,15 @@ def build_scene(engine="CYCLES", strength=0.5):
     scene.world = bpy.data.worlds.new("World")
     scene.world.color = (0.3, 0.4, 0.6)
 
+    # EEVEE compiles a shader per material (tens of seconds each without a warm cache): there
+    # the objects share one material; their classes still differ (per-object pass index).
+    paint = _material("Paint", (0.7, 0.05, 0.05), roughness=0.3, metallic=0.8)
+    shared = engine != "CYCLES"
     _mesh_object("Ground", _primitive("plane", size=12), (0, 0, 0),
-                 _material("Asphalt", (0.2, 0.2, 0.22), roughness=0.9))
-    _mesh_object("Box", _primitive("cube", size=1.5), (0, 0, 0.75),
-                 _material("Paint", (0.7, 0.05, 0.05), roughness=0.3, metallic=0.8))
+                 paint if shared else _material("Asphalt", (0.2, 0.2, 0.22), roughness=0.9))
+    _mesh_object("Box", _primitive("cube", size=1.5), (0, 0, 0.75), paint)
     _mesh_object("Ball", _primitive("uv_sphere", radius=0.6, segments=16, ring_count=8),
-                 (1.8, 0.8, 0.6), _material("Skin", (0.8, 0.6, 0.5)))
+                 (1.8, 0.8, 0.6), paint if shared else _material("Skin", (0.8, 0.6, 0.5)))
     sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
     sun.rotation_euler = (0.6, 0.2, 0.4)
     sun.data.energy = 3.0
