@@ -61,6 +61,15 @@ def test_explicit_cuda_without_cuda_is_a_clear_error(rad_model):
         Enhancer.from_pretrained(rad_model[2], device="cuda")
 
 
+@pytest.mark.skipif(CUDA_HERE, reason="CUDA is available here")
+def test_fp16_sibling_is_left_alone_on_the_cpu(rad_model, tmp_path):
+    import shutil
+    model = shutil.copy(rad_model[2], tmp_path / "rad.onnx")
+    (tmp_path / "rad.fp16.onnx").write_bytes(b"only for CUDA; never loaded on the CPU")
+    enhancer = Enhancer.from_pretrained(model, device="auto")
+    assert enhancer.model_path == tmp_path / "rad.onnx"
+
+
 def test_unknown_device_and_missing_model_are_clear_errors(rad_model, tmp_path):
     with pytest.raises(PhotorealError, match="unknown device 'tpu'"):
         Enhancer.from_pretrained(rad_model[2], device="tpu")
