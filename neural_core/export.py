@@ -9,6 +9,7 @@ Needs torch and onnx (training side); the runtime reads the result with onnxrunt
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
@@ -77,7 +78,7 @@ def metadata_for(kind: str, config=None, stats: schema.GBufferStats | None = Non
         model_kind=kind, gbuffer_passes=passes, gbuffer_mean=list(stats.mean),
         gbuffer_std=list(stats.std), class_source=class_source,
         num_images=cfg.num_images if kind == "crn" else 1, size_multiple=1,
-        trained_on=trained_on, config=cfg.to_dict())
+        trained_on=trained_on, config=json.loads(json.dumps(cfg.to_dict())))  # as read back
 
 
 def exportable(model: nn.Module, fp16: bool = False) -> nn.Module:
@@ -111,6 +112,7 @@ def export_onnx(model: nn.Module, metadata: ModelMetadata, path: str | os.PathLi
         with torch.no_grad(), warnings.catch_warnings():
             # The tracer warns about Python ints taken from shapes; they are recorded as Shape ops.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
             torch.onnx.export(module, example, tmp, input_names=input_names,
                               output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes,
                               opset_version=OPSET, dynamo=False, do_constant_folding=True)

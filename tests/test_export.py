@@ -1,0 +1,219 @@
+"""ONNX export: PyTorch vs onnxruntime, dynamic shapes, embedded metadata, bundled models."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from neural_core import schema
+from neural_core.errors import ModelMetadataError
+from neural_core.export import OPSET, exportable, export_onnx, metadata_for
+from neural_core.metadata import INPUT_NAMES, OUTPUT_NAME, PREFIX, ModelMetadata, read_onnx_metadata
+from neural_core.networks import CRN, RADConfig, RADNet, build_network
+
+from test_networks import tiny_crn_config, tiny_rad_config, trained_like
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "neural_core" / "models"
+ODD_H, ODD_W = 131, 250     # the issue's odd size, W x H = 250 x 131
+
+
+def session(path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def run_both(model, path, inputs) -> tuple[np.ndarray, np.ndarray]:
+    """(PyTorch output of the exported module, onnxruntime output) for the same inputs."""
+    with torch.no_grad():
+        expected = exportable(model)(*inputs).numpy()
+    sess = session(path)
+    feed = {name: x.numpy() for name, x in zip(INPUT_NAMES[model.kind], inputs)}
+    return expected, sess.run([OUTPUT_NAME], feed)[0]
+
+
+@pytest.fixture(scope="module")
+def rad_export(tmp_path_factory):
+    torch.manual_seed(0)
+    model = trained_like(RADNet(tiny_rad_config(spectral_norm=True, padding_mode="replicate")))
+    meta = metadata_for("rad", model.config, trained_on="test: tiny RAD")
+    return model, meta, export_onnx(model, meta, tmp_path_factory.mktemp("rad") / "rad.onnx")
+
+
+@pytest.fixture(scope="module")
+def crn_export(tmp_path_factory):
+    torch.manual_seed(0)
+    model = CRN(tiny_crn_config()).eval()
+    meta = metadata_for("crn", model.config, trained_on="test: tiny CRN")
+    return model, meta, export_onnx(model, meta, tmp_path_factory.mktemp("crn") / "crn.onnx")
+
+
+# -- numerical equality ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_rad_onnx_matches_pytorch_at_an_odd_size(rad_export, batch):
+    model, _, path = rad_export
+    inputs = model.example_inputs(batch, ODD_H, ODD_W, seed=batch)
+    expected, actual = run_both(model, path, inputs)
+    assert actual.shape == (batch, 3, ODD_H, ODD_W)
+    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
+    # Spectral norm was folded, not dropped: the original model gives the same output.
+    with torch.no_grad():
+        np.testing.assert_allclose(model(*inputs).numpy(), actual, atol=1e-4, rtol=0)
+
+
+def test_default_rad_config_onnx_matches_pytorch(tmp_path):
+    torch.manual_seed(0)
+    model = trained_like(build_network("rad", None))
+    path = export_onnx(model, metadata_for("rad", model.config), tmp_path / "rad.onnx")
+    for height, width in [(45, 62), (32, 32)]:
+        expected, actual = run_both(model, path, model.example_inputs(1, height, width))
+        np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_crn_onnx_matches_pytorch_at_an_odd_size(crn_export, batch):
+    """The exported CRN pads to its size multiple, keeps the first of k images and crops."""
+    model, _, path = crn_export
+    (classes,) = model.example_inputs(batch, ODD_H, ODD_W, seed=batch)
+    expected, actual = run_both(model, path, (classes,))
+    assert actual.shape == (batch, 3, ODD_H, ODD_W)
+    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
+
+
+def test_crn_export_equals_the_network_at_a_multiple(crn_export):
+    model, _, path = crn_export
+    (classes,) = model.example_inputs(1, 16, 24)
+    with torch.no_grad():
+        first_image = model(classes)[:, 0].numpy()
+    np.testing.assert_allclose(session(path).run(None, {"classes": classes.numpy()})[0],
+                               first_image, atol=1e-4, rtol=0)
+
+
+def test_fp16_export_keeps_fp32_inputs_and_is_close(tmp_path):
+    torch.manual_seed(0)
+    model = RADNet(tiny_rad_config()).eval()
+    path = export_onnx(model, metadata_for("rad", model.config), tmp_path / "rad16.onnx", fp16=True)
+    sess = session(path)
+    assert all(i.type == "tensor(float)" for i in sess.get_inputs())
+    graph_types = {init.data_type for init in onnx.load(str(path)).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in graph_types
+    inputs = model.example_inputs(1, 24, 40)
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+    actual = sess.run(None, {n: x.numpy() for n, x in zip(INPUT_NAMES["rad"], inputs)})[0]
+    np.testing.assert_allclose(actual, expected, atol=2e-2, rtol=0)
+
+
+# -- graph interface -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["rad", "crn"])
+def test_graph_has_named_dynamic_inputs_and_opset(rad_export, crn_export, which):
+    model, _, path = rad_export if which == "rad" else crn_export
+    proto = onnx.load(str(path))
+    assert [i.name for i in proto.graph.input] == list(INPUT_NAMES[which])
+    assert [o.name for o in proto.graph.output] == [OUTPUT_NAME]
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        assert [d.dim_param for d in (dims[0], dims[2], dims[3])] == ["batch", "height", "width"]
+
+
+def test_dynamic_batch_in_onnxruntime(rad_export):
+    """A batch of 3 gives the same images as three runs of 1."""
+    model, _, path = rad_export
+    sess = session(path)
+    items = [model.example_inputs(1, 40, 56, seed=s) for s in range(3)]
+    batch = [np.concatenate([item[i].numpy() for item in items]) for i in range(3)]
+    together = sess.run(None, dict(zip(INPUT_NAMES["rad"], batch)))[0]
+    alone = np.concatenate([sess.run(None, {n: x.numpy() for n, x in zip(INPUT_NAMES["rad"], item)})[0]
+                            for item in items])
+    np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
+
+
+# -- metadata --------------------------------------------------------------------------------------
+
+def test_metadata_reads_back_and_matches(rad_export, crn_export):
+    for model, meta, path in (rad_export, crn_export):
+        back = read_onnx_metadata(path)
+        assert back == meta
+        assert back.config == json.loads(json.dumps(model.config.to_dict()))
+        assert back.required_passes == meta.required_passes
+        assert build_network(back.model_kind, back.config).config == model.config
+    rad_meta = read_onnx_metadata(rad_export[2])
+    assert rad_meta.gbuffer_channels == schema.gbuffer_channel_names(rad_export[0].config.gbuffer_passes)
+    assert read_onnx_metadata(crn_export[2]).num_images == crn_export[0].config.num_images
+
+
+def rewrite_props(src: Path, dst: Path, edit) -> Path:
+    proto = onnx.load(str(src))
+    props = {p.key: p.value for p in proto.metadata_props}
+    edit(props)
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda p: p.clear(), "no Photoreal Enhance metadata"),
+    (lambda p: p.pop(PREFIX + "model_kind"), "lacks photoreal.model_kind"),
+    (lambda p: p.__setitem__(PREFIX + "schema_version", json.dumps("0")), "schema version '0'"),
+    (lambda p: p.__setitem__(PREFIX + "classes", json.dumps(["road", "sky"])), "class list of 2 classes"),
+    (lambda p: p.__setitem__(PREFIX + "gbuffer_mean", json.dumps([0.0])), "normalisation for 1/"),
+    (lambda p: p.__setitem__(PREFIX + "gbuffer_passes", json.dumps(["depth", "lidar"])),
+     "unknown G-buffer passes"),
+    (lambda p: p.__setitem__(PREFIX + "model_kind", "{not json"), "not valid JSON"),
+])
+def test_tampered_metadata_is_rejected_with_the_reason(rad_export, tmp_path, edit, message):
+    path = rewrite_props(rad_export[2], tmp_path / "tampered.onnx", edit)
+    with pytest.raises(ModelMetadataError, match=message):
+        read_onnx_metadata(path)
+
+
+def test_export_refuses_mismatched_metadata(tmp_path):
+    model = RADNet(tiny_rad_config())
+    with pytest.raises(ValueError, match="metadata says 'crn'"):
+        export_onnx(model, metadata_for("crn", tiny_crn_config()), tmp_path / "x.onnx")
+    bad = metadata_for("rad", model.config)
+    bad.schema_version = "0"
+    with pytest.raises(ModelMetadataError, match="schema version"):
+        export_onnx(model, bad, tmp_path / "x.onnx")
+    assert list(tmp_path.iterdir()) == []   # nothing half-written left behind
+
+
+def test_metadata_for_uses_the_config_passes_and_identity_stats():
+    config = RADConfig.small(gbuffer_passes=("depth", "normal"))
+    meta = metadata_for("rad", config)
+    assert meta.gbuffer_passes == ["depth", "normal"]
+    assert meta.gbuffer_mean == [0.0] * 4 and meta.gbuffer_std == [1.0] * 4
+    assert meta.required_passes == ["image", "depth", "normal", "object_index"]
+    stats = schema.GBufferStats((0.5,) * 4, (2.0,) * 4)
+    assert metadata_for("rad", config, stats).gbuffer_std == [2.0] * 4
+    assert metadata_for("crn").size_multiple == 1        # the export pads: any size works
+
+
+# -- the bundled default models --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["rad", "crn"])
+def test_bundled_model_is_the_seeded_default_and_says_untrained(kind):
+    """The committed .onnx files are what scripts/make_default_models.py builds today."""
+    path = MODELS_DIR / f"{kind}.onnx"
+    assert path.stat().st_size < 10e6
+    meta = read_onnx_metadata(path)
+    assert meta.model_kind == kind and not meta.is_trained
+    assert meta.trained_on.startswith("untrained")
+    assert "untrained" in (MODELS_DIR / f"{kind}.md").read_text().lower()
+    torch.manual_seed(0)
+    model = build_network(kind, None).eval()
+    assert meta.config == json.loads(json.dumps(model.config.to_dict())), \
+        "bundled model is stale: re-run scripts/make_default_models.py"
+    inputs = model.example_inputs(1, 48, 80)
+    expected, actual = run_both(model, path, inputs)
+    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0,
+                               err_msg="bundled model is stale: re-run scripts/make_default_models.py")
