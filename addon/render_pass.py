@@ -53,31 +53,41 @@ def _render(self, depsgraph):
     scene = depsgraph.scene
     if self.is_preview or not _enabled(scene) or self.test_break():
         return
-    try:
-        _add_enhanced_pass(self, scene, depsgraph.view_layer.name)
-    except errors.PhotorealError as exc:
-        self.report({"ERROR"}, f"Photoreal Enhance: {exc}")
-    except Exception as exc:  # never take the render down with us; say what happened
-        traceback.print_exc(file=sys.stderr)
-        self.report({"ERROR"}, f"Photoreal Enhance failed: {type(exc).__name__}: {exc}")
-
-
-def _add_enhanced_pass(engine, scene, layer_name: str) -> None:
-    result = engine.get_result()
-    layer = next((l for l in result.layers if l.name == layer_name), result.layers[0])
+    result = self.get_result()
+    layer = next((l for l in result.layers if l.name == depsgraph.view_layer.name), result.layers[0])
     w, h = result.resolution_x, result.resolution_y
     pixels = {p.name: _read_pass(p, w, h) for p in layer.passes if p.name != PASS_NAME}
+    self.update_stats("Photoreal Enhance", "Enhancing")
+    try:
+        enhanced = _enhance(scene, layer, pixels)
+    except Exception as exc:  # never take the render down with us; say what happened
+        if not isinstance(exc, errors.PhotorealError):
+            traceback.print_exc(file=sys.stderr)
+        message = f"Photoreal Enhance: frame {scene.frame_current} not enhanced: {exc}"
+        print(message, file=sys.stderr, flush=True)
+        # A warning, not an error: an error report makes Blender drop the frame (and stop an
+        # animation); the frame is still worth writing, un-enhanced.
+        self.report({"WARNING"}, message)
+        # The render itself, so the composite stays the render instead of fading to black.
+        enhanced = pixels.get("Combined")
+    _write_result(self, layer.name, w, h, pixels, enhanced)
+
+
+def _enhance(scene, layer, pixels) -> np.ndarray:
+    """The layer's passes -> (H, W, 4) enhanced image (alpha from the render)."""
     channels = {f"{layer.name}.{p.name}.{c}": pixels[p.name][..., i]
                 for p in layer.passes if p.name != PASS_NAME for i, c in enumerate(p.channel_id)}
     frame = schema.frame_from_exr_channels(channels, layer.name)
-
-    engine.update_stats("Photoreal Enhance", "Enhancing")
     rgb = enhance.enhance_frame(scene, frame)
-    enhanced = np.empty((h, w, 4), np.float32)
+    enhanced = np.empty((*rgb.shape[:2], 4), np.float32)
     enhanced[..., :3] = rgb
     enhanced[..., 3] = frame["alpha"][..., 0] if "alpha" in frame else 1.0
+    return enhanced
 
-    new = engine.begin_result(0, 0, w, h, layer=layer.name)
+
+def _write_result(engine, layer_name: str, w: int, h: int, pixels, enhanced) -> None:
+    """A new result with the Photoreal pass; end_result overwrites every pass, so copy them all."""
+    new = engine.begin_result(0, 0, w, h, layer=layer_name)
     for p in new.layers[0].passes:
         data = enhanced if p.name == PASS_NAME else pixels.get(p.name)
         if data is not None:

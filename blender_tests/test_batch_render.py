@@ -86,3 +86,16 @@ def test_eevee_still_is_enhanced_after_writing(addon, tmp_path, reference_enhanc
     # The button works on EEVEE too, from the same render (it has every pass, so no re-render).
     assert bpy.ops.photoreal.enhance() == {"FINISHED"}
     np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), enhanced, atol=1e-5)
+
+
+def test_cycles_render_with_a_failing_model_reports_and_keeps_the_render(addon, tmp_path, capsys):
+    scene = build_scene(strength=STRENGTH)
+    scene.photoreal.enhance_on_render = True
+    scene.photoreal.model, scene.photoreal.custom_model = "CUSTOM", str(tmp_path / "gone.onnx")
+    set_multilayer_output(scene, str(tmp_path / "still.exr"))
+    bpy.ops.render.render(write_still=True)
+    assert "frame 1 not enhanced: no model file at" in capsys.readouterr().err
+    channels = exr.read_channels(tmp_path / "still.exr")
+    # Not a darkened mix with an empty pass: the frame is the plain render.
+    np.testing.assert_allclose(layer_rgb(channels, "Composite"), layer_rgb(channels, "ViewLayer"),
+                               atol=1e-6)
