@@ -137,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from neural_core.errors import PhotorealError
     try:
         sys.exit(main())
-    except (ValueError, FileNotFoundError) as exc:
+    except (PhotorealError, ValueError, FileNotFoundError) as exc:
         # User errors (bad paths, wrong layouts) get one clear line, not a traceback.
-        from neural_core.errors import PhotorealError  # noqa: F401 - documents the error family
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

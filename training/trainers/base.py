@@ -11,8 +11,6 @@ import contextlib
 import csv
 import json
 import logging
-import math
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -21,8 +19,6 @@ from pathlib import Path
 import torch
 from torch import nn
 from tqdm import tqdm
-
-from neural_core import schema
 
 from .. import checkpoint, distributed, options as options_mod
 from ..data import stats as stats_mod
@@ -292,7 +288,3 @@ class Trainer:
         if self.writer:
             self.writer.close()
 
-
-def finite_float(x: torch.Tensor) -> float:
-    value = float(x.detach())
-    return value if math.isfinite(value) else float("nan")

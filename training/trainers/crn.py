@@ -15,7 +15,7 @@ import torch
 from .. import distributed
 from ..data import stats as stats_mod
 from ..data.loader import CropDataset
-from ..data.sources import ExportedScenes, PairedScenes
+from ..data.sources import ExportedScenes, PairedScenes, open_source
 from ..losses.crn import CRN_TAPS, CRNLoss, measure_layer_means
 from .base import Trainer, log
 from .netconfig import build
@@ -27,11 +27,13 @@ class CRNTrainer(Trainer):
     kind, mode = "crn", "crn"
 
     def open_data(self, spec: str):
-        source = super().open_data(spec)
+        # CRN sees class maps only: no G-buffers; of a fast/reference root, the reference renders.
+        source = open_source(spec, [], self.opts.split, self.opts.gt_labels)
         if isinstance(source, PairedScenes):
             source = ExportedScenes(source.reference.root, gbuffer_passes=[])
-        source.gbuffer_channels = []       # CRN sees class maps only
-        source.gbuffer_passes = []
+        source.gbuffer_channels, source.gbuffer_passes = [], []
+        log.info("data: %s", source.describe())
+        self.state_add_skipped(len(source.skipped), source.skipped)
         return source
 
     def build(self) -> None:
