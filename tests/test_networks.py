@@ -124,7 +124,7 @@ def test_class_streams_are_routed_by_the_masks():
     in_group = [schema.class_id(name) for name in config.groups[group]]
     with torch.no_grad():
         before = encoder(gbuffers, classes)[0]
-        rows = slice(group * config.gbuffer_dim, (group + 1) * config.gbuffer_dim)
+        rows = slice(group * config.stream_dim, (group + 1) * config.stream_dim)
         encoder.stream_in.weight[rows] += 1.0
         after = encoder(gbuffers, classes)[0]
     changed = (after - before).abs().amax(dim=1)[0] > 1e-6

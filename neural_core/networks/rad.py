@@ -54,6 +54,7 @@ class RADConfig:
     blocks_per_branch: tuple[int, ...] = (0, 1, 1)  # BasicBlocks per branch in each stage
     stem_layers: int = 1              # full-resolution 3x3 convolutions before the branches
     gbuffer_dim: int = 16             # width of the G-buffer embedding (EPE: 128)
+    stream_dim: int = 8               # hidden width of each class stream (EPE: 64)
     stream_kernel: int = 1            # kernel of the per-class streams (EPE: 3)
     stream_level: int = 1             # streams run at 1/2^level; finer branches get no RAD blocks
     joint_layers: int = 0             # residual conv layers per joint-encoder level (EPE: 2)
@@ -89,7 +90,7 @@ class RADConfig:
         """Close to EPE's 'hr' generator: 4 branches 16/32/64/128, 4 BasicBlocks, 128-wide
         embedding, 3 RAD layers, one 3x3 stream per class, spectral norm, replicate padding."""
         values = dict(num_branches=4, base_channels=16, blocks_per_branch=(4, 4, 4, 4),
-                      stem_layers=2, gbuffer_dim=128, stream_kernel=3, joint_layers=2,
+                      stem_layers=2, gbuffer_dim=128, stream_dim=64, stream_kernel=3, joint_layers=2,
                       decoder_kernel=3,
                       rad_layers=3, class_groups=None, stream_level=0, padding_mode="replicate",
                       spectral_norm=True)
@@ -311,11 +312,12 @@ class Fusion(nn.Module):
 class GBufferEncoder(nn.Module):
     """Class-specific streams merged by the class masks, then one embedding per branch level.
 
-    Stream g is relu(W1_g * gbuffers) followed by W2_g; the merge is sum_g mask_g * stream_g.
-    All first layers run as one convolution Cg -> G*E; the hidden units of each pixel are
-    multiplied by its class-group mask (expanded to G*E channels by a fixed 0/1 1x1 conv), and
-    one dense convolution G*E -> E then applies every W2_g and sums over the groups. Two GEMMs
-    for all streams, any batch size.
+    Stream g is relu(W1_g * gbuffers) (S hidden channels) followed by W2_g (S -> E); the merge
+    is sum_g mask_g * stream_g. All first layers run as one convolution Cg -> G*S; the hidden
+    units of each pixel are multiplied by its class-group mask (expanded to G*S channels by a
+    fixed 0/1 1x1 conv), and one dense convolution G*S -> E then applies every W2_g and sums
+    over the groups. Two GEMMs for all streams, any batch size. The G*S hidden channels are the
+    encoder's cost (memory traffic), hence the small config's few groups and narrow streams.
 
     The streams run at level `stream_level` (G-buffers and class masks area-averaged to
     1/2^level, i.e. soft masks); level 0 is full resolution as in EPE. The joint encoder then
@@ -325,11 +327,11 @@ class GBufferEncoder(nn.Module):
     def __init__(self, cfg: RADConfig, convs: _Convs):
         super().__init__()
         groups, dim, k = cfg.groups, cfg.gbuffer_dim, cfg.stream_kernel
-        hidden = len(groups) * dim
+        hidden = len(groups) * cfg.stream_dim
         membership = torch.zeros(hidden, schema.NUM_CLASSES)
         for g, names in enumerate(groups):
             for name in names:
-                membership[g * dim:(g + 1) * dim, schema.class_id(name)] = 1.0
+                membership[g * cfg.stream_dim:(g + 1) * cfg.stream_dim, schema.class_id(name)] = 1.0
         self.register_buffer("membership", membership[:, :, None, None], persistent=False)
         self.stream_level = cfg.stream_level
         self.stream_in = convs.gbuffer(cfg.num_gbuffer_channels, hidden, kernel=k)
