@@ -69,10 +69,9 @@ class UnpairedRADTrainer(PairedRADTrainer):
             fake = self.enhance(syn)
         real_image = real["image"].detach().requires_grad_(self.opts.r1_weight > 0)
         with self.autocast():
-            d_fake = disc(self.vgg(fake, taps), syn["labels"])
-            d_real = disc(self.vgg(real_image, taps), real["labels"])
-            d_fake = [d.float() for d in d_fake]
-            d_real = [d.float() for d in d_real]
+            d_fake = [d.float() for d in disc(self.vgg(fake, taps), syn["labels"])]
+        # The real branch stays in fp32: the gradient penalty differentiates it twice.
+        d_real = disc(self.vgg(real_image, taps), real["labels"])
         d_loss = gan.ls_discriminator_loss(d_real, d_fake)
         penalty = (gan.real_gradient_penalty(gan.ls_real_term(d_real), real_image)
                    if self.opts.r1_weight > 0 else torch.zeros((), device=self.device))
