@@ -46,12 +46,12 @@ class MakeScenesError(Exception):
 def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("street", "interior"),
                 resolution: tuple[int, int] = (320, 180), fast_samples: int | None = None,
                 reference_samples: int | None = None, progress: bool = True,
-                blender_log: bool = False) -> dict:
+                blender_log: bool = False, device: str = "CPU") -> dict:
     """Generate scenes 0..count-1 into `out_dir`; returns the scenes.json content.
 
     `fast_samples` / `reference_samples` override the presets' sample counts
     (training.scenes.FAST / REFERENCE). Blender's own render log is silenced unless
-    `blender_log`.
+    `blender_log`. `device` 'GPU' renders with Cycles on the GPU(s) (CUDA/OptiX/...).
     """
     import bpy
     from tqdm import tqdm
@@ -65,6 +65,8 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
     if reference_samples:
         presets["reference"] = presets["reference"].with_samples(reference_samples)
     _warn_on_seed_ranges(seed, count)
+    if device.upper() == "GPU":
+        scenes.blender_compat.enable_gpu_devices()  # fail before anything is written
 
     out = Path(out_dir)
     record = _open_record(out, {
@@ -79,6 +81,9 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
         kind, scene_seed = kinds[index % len(kinds)], seed + index
         todo = [q for q in QUALITIES if index not in done[q]]
         if not todo:
+            if str(index) not in record["scenes"]:  # killed after rendering, before recording
+                record["scenes"][str(index)] = {"kind": kind, "seed": scene_seed}
+                _save_record(out, record)
             bar.set_postfix_str(f"{index}: {kind} {scene_seed} done before")
             continue
         info = scenes.build_scene(kind, scene_seed, resolution, frame=index)
@@ -87,7 +92,8 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
         for quality in todo:
             scene = bpy.context.scene
             # Independent noise in the two renders: the reference is not correlated with the input.
-            scenes.apply_preset(scene, presets[quality], noise_seed=scene_seed * 2 + (quality == "reference"))
+            scenes.apply_preset(scene, presets[quality], noise_seed=scene_seed * 2 + (quality == "reference"),
+                                 device=device)
             start = time.perf_counter()
             with _quiet_stdout(not blender_log):
                 export_frames(scene, str(out / quality), index, index,
@@ -210,28 +216,39 @@ def _resolution(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--count", type=int, required=True, help="number of scenes (frame ids 0..N-1)")
+    parser.add_argument("--count", type=_positive, required=True, help="number of scenes (frame ids 0..N-1)")
     parser.add_argument("--out", required=True, help="output directory (fast/, reference/, scenes.json)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of scene 0; scene i uses seed+i. Tests < 1000, training "
                              "10000-19999, evaluation >= 20000")
     parser.add_argument("--resolution", type=_resolution, default=(320, 180), help="WxH (default 320x180)")
     parser.add_argument("--kinds", default="street,interior", help="comma-separated scene kinds")
-    parser.add_argument("--fast-samples", type=int, default=None, help="override the fast preset's samples")
-    parser.add_argument("--reference-samples", type=int, default=None,
+    parser.add_argument("--fast-samples", type=_positive, default=None,
+                        help="override the fast preset's samples")
+    parser.add_argument("--reference-samples", type=_positive, default=None,
                         help="override the reference preset's samples")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="Cycles device; gpu uses every CUDA/OptiX/HIP GPU Blender finds")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--blender-log", action="store_true", help="show Blender's render log")
     return parser
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
+    from neural_core.errors import PhotorealError
     try:
         record = make_scenes(args.count, args.out, seed=args.seed, kinds=args.kinds.split(","),
                              resolution=args.resolution, fast_samples=args.fast_samples,
                              reference_samples=args.reference_samples, progress=not args.no_progress,
-                             blender_log=args.blender_log)
-    except MakeScenesError as exc:
+                             blender_log=args.blender_log, device=args.device.upper())
+    except (MakeScenesError, PhotorealError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     done = sum(1 for i in range(args.count) if str(i) in record["scenes"])

@@ -120,7 +120,8 @@ def _table_with_chairs(b, rng, x, y):
     b.box("truck", (w, d, 0.05), (x, y, h - 0.05), wood)
     for sx in (-1, 1):
         for sy in (-1, 1):
-            b.box("truck", (0.06, 0.06, h - 0.05), (x + sx * (w / 2 - 0.05), y + sy * (d / 2 - 0.05), 0.0), wood)
+            leg = (x + sx * (w / 2 - 0.05), y + sy * (d / 2 - 0.05), 0.0)
+            b.box("truck", (0.06, 0.06, h - 0.05), leg, wood)
     chair = b.materials.random("bicycle", "chair")
     for i in range(rng.randint(0, 4)):
         angle = i * math.pi / 2 + rng.uniform(-0.2, 0.2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import colorsys
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import bpy
 
@@ -22,7 +22,6 @@ class Layout:
     sun: bool
     world_strength: float
     world_color: tuple | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def animate(obj, velocity, frame: int) -> None:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from neural_core import schema
 
-from .blender_compat import set_multilayer_exr
+from .blender_compat import enable_gpu_devices, set_multilayer_exr
 from .materials import MATERIAL_AOVS
 
 
@@ -64,12 +64,19 @@ def _ensure_aov(view_layer, name: str, aov_type: str) -> None:
         aov.type = aov_type
 
 
-def apply_preset(scene, preset: RenderPreset | str, noise_seed: int = 0) -> RenderPreset:
-    """Configure Cycles on the CPU with `preset` (a RenderPreset or 'fast'/'reference')."""
+def apply_preset(scene, preset: RenderPreset | str, noise_seed: int = 0,
+                 device: str = "CPU") -> RenderPreset:
+    """Configure Cycles with `preset` (a RenderPreset or 'fast'/'reference') on `device`
+    ('CPU', or 'GPU': every GPU of the best backend Blender finds; RuntimeError if none)."""
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     scene.render.engine = "CYCLES"
     cycles = scene.cycles
-    cycles.device = "CPU"
+    device = device.upper()
+    if device == "GPU":
+        enable_gpu_devices()
+    elif device != "CPU":
+        raise ValueError(f"device must be 'CPU' or 'GPU', not {device!r}")
+    cycles.device = device
     cycles.samples = preset.samples
     cycles.use_adaptive_sampling = False   # same sample count everywhere: noise is comparable
     cycles.use_denoising = False

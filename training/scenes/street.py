@@ -157,7 +157,7 @@ def _person(b, rng, class_name, x, y, z, scale=1.0):
 
 
 def _vehicles(b: Builder, rng, road_width):
-    lo, hi = STREET_LENGTH
+    hi = STREET_LENGTH[1]
     for side in (-1, 1):
         parked_x = side * (road_width / 2 - 1.1)
         for y, _ in _spans(rng, 2.0, hi * 0.7, (5.5, 5.5), (0.3, 6.0)):
