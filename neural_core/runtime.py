@@ -43,9 +43,10 @@ CPU_PROVIDER = "CPUExecutionProvider"
 # pixel grid is an exact half of the one above in tiles and whole frames alike; that is what
 # makes tiled output match whole-frame output.
 RAD_GRID_ALIGNMENT = 32
-# Tiles of at most 1024 x 1024 px bound RAD's working memory whatever the frame size: a 4K
-# frame peaked at ~1.1 GB above the input frame itself (benchmarks/results/core-*.txt); a
-# 1080p frame untiled needs ~3 GB. Raise it (or 0 = never tile) for speed where memory allows.
+# Tiles of at most 1024 x 1024 px bound RAD's working memory whatever the frame size: 4K in
+# 15 tiles peaked ~1.1 GB above the input frame (benchmarks/results/core-*.txt), where untiled
+# working memory grows with the frame (~1.5 GB at 1080p, so ~6 GB at 4K). At 1080p the 4 tiles
+# ran as fast as the whole frame.
 DEFAULT_TILE_SIZE = 1024
 # Tiles overlap by 128 px; the 32 px of each tile nearest a shared edge are dropped and the
 # next 64 px cross-fade. Measured on a fresh RAD (small config), tiled output then differs from
