@@ -50,7 +50,18 @@ def test_unpaired_rad_trains_both_networks(paired_root, photo_dir, tmp_path):
     assert all(torch.isfinite(torch.tensor([h["g_gan"], h["lpips"], h["r1"]])).all() for h in history)
     assert any(not torch.equal(a, b) for a, b in zip(g0, trainer.models["generator"].parameters()))
     assert trainer.state["nan_skips"] == 0
+    assert not trainer.use_labels      # unlabelled photos: no label projection on either side
     trainer.close()
+
+
+def test_unpaired_rad_with_labelled_real_data(paired_root, cityscapes_root, tmp_path):
+    opts = RADOptions(run_dir=str(tmp_path / "run"), data=str(paired_root), real=str(cityscapes_root),
+                      steps=1, **FAST, **SMALL_DISC)
+    trainer = UnpairedRADTrainer(opts)
+    assert trainer.use_labels
+    scalars = trainer.fit()
+    trainer.close()
+    assert trainer.step == 1 and all(v == v for v in scalars.values())
 
 
 def test_crn_measures_layer_weights_and_lowers_its_loss(paired_root, tmp_path):

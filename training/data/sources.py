@@ -52,6 +52,7 @@ def read_png(path: Path, mode: str | None = None) -> np.ndarray:
 
 class Source:
     kind = "source"
+    has_labels = True      # False: every pixel is void because the data has no label maps
     gbuffer_passes: list[str] | None = []   # None: channels that are not schema passes
     gbuffer_channels: list[str] = []
 
@@ -348,6 +349,7 @@ class Cityscapes(Source):
 class PhotoFolder(Source):
     """Any folder of .png/.jpg photos (searched recursively); no labels, so every pixel is void."""
     kind = "photos"
+    has_labels = False
 
     def __init__(self, root: str | os.PathLike):
         super().__init__()

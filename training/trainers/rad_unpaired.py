@@ -19,6 +19,7 @@ from ..losses import gan
 from ..losses.perceptual import LPIPSLoss
 from ..matching import MatchedCrops, collate_pairs
 from ..models.discriminator import EPE_TAPS, DiscriminatorConfig, PerceptualDiscriminator
+from .base import log
 from .rad_paired import PairedRADTrainer
 
 
@@ -38,6 +39,13 @@ class UnpairedRADTrainer(PairedRADTrainer):
         self.lpips = LPIPSLoss(vgg, self.opts.vgg_taps)
         cfg = DiscriminatorConfig(taps=list(self.opts.disc_taps or EPE_TAPS), num_layers=self.opts.disc_layers,
                                   max_dim=self.opts.disc_dim, num_labels=self.opts.disc_labels)
+        # Label projection only helps when both sides have labels in the same taxonomy; with
+        # unlabelled photos it would let D tell real from fake by the labels alone.
+        self.use_labels = self.real_source.has_labels
+        if not self.use_labels:
+            log.warning("%s has no label maps: the discriminator runs without label projection "
+                        "(use Cityscapes or an EPE list with labels for class-aware realism)",
+                        self.real_source.root)
         discriminator = PerceptualDiscriminator(cfg).to(self.device)
         self.models["discriminator"] = discriminator
         self.optimizers["discriminator"] = torch.optim.Adam(
@@ -57,6 +65,9 @@ class UnpairedRADTrainer(PairedRADTrainer):
         for syn, rea in zip(self.loader(synthetic, stream=0), self.loader(real, stream=1)):
             yield {"synthetic": self.to_device(syn), "real": self.to_device(rea)}
 
+    def labels(self, part: dict) -> torch.Tensor:
+        return part["labels"] if self.use_labels else torch.zeros_like(part["labels"])
+
     def train_step(self, batch: dict) -> dict[str, float]:
         syn, real = batch["synthetic"], batch["real"]
         generator = self.models["generator"]
@@ -69,9 +80,9 @@ class UnpairedRADTrainer(PairedRADTrainer):
             fake = self.enhance(syn)
         real_image = real["image"].detach().requires_grad_(self.opts.r1_weight > 0)
         with self.autocast():
-            d_fake = [d.float() for d in disc(self.vgg(fake, taps), syn["labels"])]
+            d_fake = [d.float() for d in disc(self.vgg(fake, taps), self.labels(syn))]
         # The real branch stays in fp32: the gradient penalty differentiates it twice.
-        d_real = disc(self.vgg(real_image, taps), real["labels"])
+        d_real = disc(self.vgg(real_image, taps), self.labels(real))
         d_loss = gan.ls_discriminator_loss(d_real, d_fake)
         penalty = (gan.real_gradient_penalty(gan.ls_real_term(d_real), real_image)
                    if self.opts.r1_weight > 0 else torch.zeros((), device=self.device))
@@ -81,7 +92,7 @@ class UnpairedRADTrainer(PairedRADTrainer):
         disc.requires_grad_(False)
         with self.autocast():
             out = self.enhance(syn)
-            realism = [d.float() for d in disc(self.vgg(out, taps), syn["labels"])]
+            realism = [d.float() for d in disc(self.vgg(out, taps), self.labels(syn))]
             g_gan = gan.ls_generator_loss(realism)
             g_lpips = self.lpips(out, syn["image"])
         g_loss = self.opts.gan_weight * g_gan + self.opts.lpips_weight * g_lpips
