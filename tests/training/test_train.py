@@ -118,3 +118,16 @@ def test_nan_step_is_skipped_logged_and_counted(paired_root, tmp_path, caplog):
 def test_paired_training_refuses_unpaired_data(paired_root, tmp_path):
     with pytest.raises(ValueError, match="fast/ and reference/"):
         PairedRADTrainer(RADOptions(run_dir=str(tmp_path / "r"), data=str(paired_root / "fast"), **FAST))
+
+
+def test_rad_refuses_unnamed_epe_gbuffers(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from conftest import SIZE, photo
+    Image.fromarray(photo(1)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros(SIZE, np.uint8)).save(tmp_path / "l.png")
+    np.savez(tmp_path / "a.npz", data=np.zeros((*SIZE, 4), np.float16))
+    (tmp_path / "list.txt").write_text("a.png,l.png,a.npz,l.png\n")
+    with pytest.raises(ValueError, match="channel names"):
+        UnpairedRADTrainer(RADOptions(run_dir=str(tmp_path / "r"), data=str(tmp_path / "list.txt"),
+                                      real=str(tmp_path), **FAST))

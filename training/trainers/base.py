@@ -95,14 +95,19 @@ class Trainer:
                         self.state["skipped_files"], list(names)[-3:])
 
     def load_stats(self, source: Source) -> dict | None:
+        """The run's own copy first (a resumed run keeps the normalisation it was trained
+        with), else the dataset's file, else computed now."""
         if not source.gbuffer_channels:
             return None
+        run_copy = self.run_dir / stats_mod.STATS_FILE
         if self.dist.is_main:
-            data = stats_mod.load_or_compute(source, self.run_dir, self.opts.recompute_stats)
-            stats_mod.write_json(self.run_dir / stats_mod.STATS_FILE, data)
+            data = json.loads(run_copy.read_text()) if run_copy.is_file() else None
+            if data is None or data.get("channels") != source.gbuffer_channels or self.opts.recompute_stats:
+                data = stats_mod.load_or_compute(source, self.run_dir, self.opts.recompute_stats)
+            stats_mod.write_json(run_copy, data)
         distributed.barrier(self.dist)
         if not self.dist.is_main:
-            data = json.loads((self.run_dir / stats_mod.STATS_FILE).read_text())
+            data = json.loads(run_copy.read_text())
         return data
 
     def dataset(self, source: Source, crop: int | None = None) -> CropDataset:
@@ -128,7 +133,11 @@ class Trainer:
 
     def network_config(self) -> dict:
         from .netconfig import network_config
-        passes = list(self.source.gbuffer_passes or [])
+        if self.source.gbuffer_passes is None:
+            raise ValueError(f"{self.source.root} has G-buffers without schema channel names (EPE's own "
+                             f"npz layout); a RAD for the add-on needs named schema passes. Export the "
+                             f"data with the add-on's dataset export, whose npz files name their channels")
+        passes = list(self.source.gbuffer_passes)
         return network_config(self.kind, self.opts.net, self.opts.net_config, gbuffer_passes=passes)
 
     def wrap(self, model: nn.Module) -> nn.Module:

@@ -24,7 +24,7 @@ WARMUP_STREAM = 7   # warm-up batches come from their own sampler stream, not th
 
 
 class CRNTrainer(Trainer):
-    kind, mode = "crn", "crn"
+    kind, mode = "crn", "label-to-image"
 
     def open_data(self, spec: str):
         # CRN sees class maps only: no G-buffers; of a fast/reference root, the reference renders.
