@@ -6,7 +6,7 @@ How a frame is cut (per axis, the same rule for rows and columns):
 - A frame no longer than `tile` along an axis is one tile along that axis.
 - Otherwise it is cut into about the fewest tiles of at most `tile` pixels that overlap by at
   least `overlap`, all made as short as that count allows (a 1080-row frame with tile 1024
-  becomes two tiles of 608 rows, not 1024 + 1024), the last one ending at the frame edge.
+  becomes two tiles of ~610 rows, not 1024 + 1024), the last one ending at the frame edge.
   Every start is a multiple of `multiple` (the runtime's grid alignment), so each tile sees the
   same down-sampling grid as the whole frame would; that is what makes tiled output match
   whole-frame output. The last tile may be up to `multiple - 1` pixels longer than the others.
@@ -22,6 +22,7 @@ is divided out. Every pixel keeps a positive weight from the tile whose interior
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 
