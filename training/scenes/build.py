@@ -33,12 +33,13 @@ def build_scene(kind: str, seed: int, resolution=(320, 180), frame: int = 1) -> 
     builder = Builder(scene, MaterialLibrary(rng), frame)
     layout = KINDS[kind](builder, rng)
 
-    zenith, horizon, overcast = sky_colors(rng)
+    zenith, horizon, overcast = sky_colors(rng, layout.night)
     world_color = layout.world_color or zenith
     setup_world(scene, world_color, layout.world_strength)
-    if layout.sun:
+    if layout.outdoor:
         add_sky_dome(builder, zenith, horizon, layout.world_strength)
-        add_sun(scene, rng, overcast)
+        if not layout.night:
+            add_sun(scene, rng, overcast)
     add_camera(scene, layout.camera, frame)
 
     scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in resolution)
@@ -58,6 +59,7 @@ def describe(scene, kind: str, seed: int) -> dict:
         "seed": int(seed),
         "resolution": [scene.render.resolution_x, scene.render.resolution_y],
         "objects": sum(classes.values()),
+        "night": bool(scene.get("photoreal_night", False)),
         "classes": dict(sorted(classes.items())),
         "blender": bpy.app.version_string,
     }

@@ -43,7 +43,7 @@ def build(builder: Builder, rng: random.Random) -> Layout:
         lens=rng.uniform(14.0, 24.0),
         velocity=(rng.uniform(-0.05, 0.05), rng.uniform(0.0, 0.1), 0.0),
     )
-    return Layout(camera=camera, sun=False, world_strength=rng.uniform(0.02, 0.15),
+    return Layout(camera=camera, outdoor=False, world_strength=rng.uniform(0.02, 0.15),
                   world_color=(0.6, 0.7, 1.0, 1.0))
 
 

@@ -19,9 +19,10 @@ class Layout:
     """What a scene kind decided; `finish_scene` turns it into camera and lights."""
 
     camera: dict
-    sun: bool
+    outdoor: bool              # sky dome (class 'sky') and, by day, a sun
     world_strength: float
     world_color: tuple | None = None
+    night: bool = False
 
 
 def animate(obj, velocity, frame: int) -> None:
@@ -36,7 +37,12 @@ def animate(obj, velocity, frame: int) -> None:
     obj.location = base
 
 
-def sky_colors(rng: random.Random):
+def sky_colors(rng: random.Random, night: bool = False):
+    """(zenith, horizon, overcast): day skies are blue or grey, night skies dark with a glow."""
+    if night:
+        zenith = colorsys.hsv_to_rgb(rng.uniform(0.6, 0.68), rng.uniform(0.5, 0.8), rng.uniform(0.01, 0.04))
+        horizon = colorsys.hsv_to_rgb(rng.uniform(0.05, 0.1), rng.uniform(0.3, 0.6), rng.uniform(0.03, 0.1))
+        return (*zenith, 1.0), (*horizon, 1.0), False
     hue = rng.uniform(0.55, 0.64)
     overcast = rng.random() < 0.25
     sat = rng.uniform(0.0, 0.15) if overcast else rng.uniform(0.35, 0.7)

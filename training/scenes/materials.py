@@ -141,7 +141,7 @@ def plain_material(name: str, class_name: str, color, roughness: float, metallic
     return material
 
 
-def facade_material(name: str, rng: random.Random):
+def facade_material(name: str, rng: random.Random, lit_windows: float = 0.35):
     """A building facade: a grid of glossy windows (some lit) on a rough wall.
 
     The Brick texture on (x + y, z) object coordinates draws the grid on every vertical face;
@@ -178,7 +178,7 @@ def facade_material(name: str, rng: random.Random):
 
     is_wall = brick.outputs["Fac"]  # 1 on mortar (wall), 0 in bricks (windows)
     nodes.link(brick.outputs["Color"], nodes.bsdf.inputs["Base Color"])
-    if rng.random() < 0.35:  # some buildings have lit windows: emission in the windows only
+    if rng.random() < lit_windows:  # emission in the windows only
         emission = nodes.mix_color(is_wall, brick.outputs["Color"], nodes.value(0.0))
         nodes.link(emission, nodes.bsdf.inputs["Emission Color"])
         nodes.bsdf.inputs["Emission Strength"].default_value = rng.uniform(0.5, 3.0)
@@ -226,6 +226,7 @@ class MaterialLibrary:
     def __init__(self, rng: random.Random, variants: int = 3):
         self.rng = rng
         self.variants = variants
+        self.lit_windows = 0.35  # chance that a facade has lit windows
         self._pool: dict[tuple[str, str], list] = {}
 
     def random(self, class_name: str, palette: str | None = None):
@@ -238,7 +239,7 @@ class MaterialLibrary:
     def _make(self, class_name: str, palette_name: str, index: int):
         name = f"{palette_name}.{index}"
         if palette_name == "building":
-            return facade_material(name, self.rng)
+            return facade_material(name, self.rng, self.lit_windows)
         palette = PALETTES[palette_name]
         return plain_material(name, class_name, _color(self.rng, palette),
                               _uniform(self.rng, palette.roughness),

@@ -12,20 +12,25 @@ from .geometry import Builder, rotate2d
 from .lighting import Layout, animate
 
 STREET_LENGTH = (-30.0, 120.0)   # y range in metres; the camera stands near y = 0 looking +Y
+NIGHT_PROBABILITY = 0.15         # night: no sun, dark sky, street lamps and lit windows
 
 
 def build(builder: Builder, rng: random.Random) -> Layout:
+    night = rng.random() < NIGHT_PROBABILITY
+    builder.scene["photoreal_night"] = night
+    builder.materials.lit_windows = 0.8 if night else 0.35
     road_width = rng.uniform(6.0, 12.0)
     sides = {side: _side_widths(rng) for side in (-1, 1)}
     _ground(builder, rng, road_width, sides)
     for side, (sidewalk, terrain) in sides.items():
         curb = road_width / 2
         _buildings(builder, rng, side, curb + sidewalk + terrain)
-        _street_furniture(builder, rng, side, curb, sidewalk)
+        _street_furniture(builder, rng, side, curb, sidewalk, night)
         _people(builder, rng, side, curb, sidewalk)
     _vehicles(builder, rng, road_width)
     camera = _camera(rng, road_width)
-    return Layout(camera=camera, sun=True, world_strength=rng.uniform(0.4, 1.4))
+    strength = rng.uniform(0.02, 0.08) if night else rng.uniform(0.4, 1.4)
+    return Layout(camera=camera, outdoor=True, world_strength=strength, night=night)
 
 
 def _side_widths(rng):
@@ -73,11 +78,11 @@ def _buildings(b: Builder, rng, side, front):
             b.box("fence", (0.06, 3.0, rng.uniform(1.0, 2.0)), (side * (front + 0.2), gap_y + 1.5, 0.0))
 
 
-def _street_furniture(b: Builder, rng, side, curb, sidewalk):
+def _street_furniture(b: Builder, rng, side, curb, sidewalk, night):
     lo, hi = STREET_LENGTH
     edge = side * (curb + 0.4)
     for y, _ in _spans(rng, lo, hi, (0.1, 0.1), (12.0, 25.0)):
-        _street_lamp(b, rng, edge, y, side)
+        _street_lamp(b, rng, edge, y, side, night)
     for y, _ in _spans(rng, lo + 5, hi, (0.1, 0.1), (7.0, 16.0)):
         if rng.random() < 0.6:
             _tree(b, rng, side * (curb + sidewalk * rng.uniform(0.5, 0.9)), y)
@@ -90,13 +95,14 @@ def _street_furniture(b: Builder, rng, side, curb, sidewalk):
         b.box("fence", (0.05, rng.uniform(4.0, 15.0), 1.0), (edge - side * 0.2, y, 0.1))
 
 
-def _street_lamp(b, rng, x, y, side):
+def _street_lamp(b, rng, x, y, side, night):
     height = rng.uniform(5.0, 8.0)
     metal = b.materials.random("pole")
     b.cylinder("pole", 0.08, height, (x, y, 0.0), metal, segments=8)
     arm = 1.5
     b.box("pole", (arm, 0.12, 0.1), (x - side * arm / 2, y, height - 0.1), metal)
-    glow = b.materials.emissive("pole", (1.0, 0.85, 0.6, 1.0), rng.uniform(5.0, 30.0), "streetlamp")
+    strength = rng.uniform(40.0, 120.0) if night else rng.uniform(5.0, 30.0)
+    glow = b.materials.emissive("pole", (1.0, 0.85, 0.6, 1.0), strength, "streetlamp")
     b.box("pole", (0.5, 0.25, 0.08), (x - side * arm, y, height - 0.18), glow)
 
 
@@ -219,7 +225,7 @@ def _two_wheeler(b, rng, x, y):
 
 def _camera(rng, road_width):
     return dict(
-        location=(rng.uniform(-road_width / 4, road_width / 4), rng.uniform(-5.0, 5.0),
+        location=(rng.uniform(-road_width / 4, road_width / 4), rng.uniform(-12.0, -4.0),
                   rng.uniform(1.3, 3.0)),
         rotation=(math.radians(90 + rng.uniform(-8.0, 4.0)), 0.0, math.radians(rng.uniform(-20, 20))),
         lens=rng.uniform(18.0, 35.0),
