@@ -40,19 +40,68 @@ def open_frames(data: Path) -> tuple[DatasetReader, DatasetReader | None]:
     return DatasetReader(data), None
 
 
-def real_set(spec: str, limit: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+class Measurements:
+    """Per-frame numbers and features, accumulated while streaming through the frames, so a
+    long sequence never has to be held in memory."""
+
+    def __init__(self, features: FeatureNet, seed: int = 0):
+        self.features = features
+        self.rng = np.random.default_rng(seed)
+        self.values: dict[str, list[float]] = {}
+        self.feats: dict[str, list[np.ndarray]] = {"output": [], "input": [], "reference": []}
+        self.crops: dict[str, list] = {"output": [], "reference": []}   # (features, descriptor)
+        self.previous = None
+
+    def add(self, key: str, value: float) -> None:
+        self.values.setdefault(key, []).append(value)
+
+    def frame(self, number: int, inp: np.ndarray, out: np.ndarray, ref: np.ndarray | None,
+              labels: np.ndarray, motion: np.ndarray | None) -> None:
+        if ref is not None:
+            self.add("psnr", image_metrics.psnr(out, ref))
+            self.add("ssim", image_metrics.ssim(out, ref))
+            self.add("input_psnr", image_metrics.psnr(inp, ref))
+            self.add("input_ssim", image_metrics.ssim(inp, ref))
+        images = {"output": out, "input": inp, "reference": ref}
+        for name, image in images.items():
+            if image is not None:
+                self.feats[name].append(self.features([image])[0])
+        for name in self.crops:
+            if images[name] is not None:
+                self.crops[name].append(self.crop_features(images[name], labels))
+        self.temporal(number, inp, out, motion)
+
+    def crop_features(self, image: np.ndarray, labels: np.ndarray):
+        tile, desc = skvd_mod.crop(image, labels, self.rng)
+        return self.features([tile])[0], desc
+
+    def temporal(self, number, inp, out, motion) -> None:
+        previous, self.previous = self.previous, (number, inp, out) if motion is not None else None
+        if previous is None or motion is None or previous[0] != number - 1:
+            return
+        self.add("warping_error", temporal.warping_error([previous[2], out], [motion, motion]))
+        self.add("input_warping_error", temporal.warping_error([previous[1], inp], [motion, motion]))
+
+    def summary(self) -> dict:
+        return {k: float(np.mean([v for v in vs if v is not None])) for k, vs in self.values.items()
+                if any(v is not None for v in vs)}
+
+
+def real_features(spec: str, limit: int | None, features: FeatureNet, rng) -> tuple[list, list]:
+    """Whole-image features and sKVD crops of a real photo set, streamed."""
     source = open_source(spec, gbuffer_passes=[])
-    images, labels = [], []
+    whole, crops = [], []
     for index in range(min(len(source), limit or len(source))):
         try:
             item = source.load(index)
         except Exception as exc:  # noqa: BLE001 - any broken photo is skipped and named
             source.skip(source.name(index), str(exc))
             continue
-        linear = schema.decode_radiance(item["image"].transpose(1, 2, 0))
-        images.append(display(linear))
-        labels.append(item["class_ids"])
-    return images, labels
+        image = display(schema.decode_radiance(item["image"].transpose(1, 2, 0)))
+        whole.append(features([image])[0])
+        tile, desc = skvd_mod.crop(image, item["class_ids"], rng)
+        crops.append((features([tile])[0], desc))
+    return whole, crops
 
 
 def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max_frames: int | None = None,
@@ -62,33 +111,35 @@ def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max
     out_dir = Path(out)
     (out_dir / "grids").mkdir(parents=True, exist_ok=True)
     enhancer = Enhancer.from_pretrained(model, device=device)
+    net = FeatureNet(features, vgg_weights or None)
+    if not net.vgg.pretrained:
+        log.warning(net.description)
     fast, reference = open_frames(Path(data))
     frames = fast.frames[:max_frames] if max_frames else fast.frames
-    record = {"inputs": [], "outputs": [], "references": [], "labels": [], "motions": [], "numbers": []}
-    skipped = []
+    measured, skipped, written = Measurements(net), [], 0
     for number in tqdm(frames, desc="evaluate", disable=not progress):
         try:
             frame = fast.read_frame(number)
             output = enhancer.enhance(frame)
             ref = reference.read_frame(number)["image"] if reference else None
+            labels = schema.class_map_from_frame(frame, fast.class_source).astype(np.int64)
         except Exception as exc:  # noqa: BLE001 - a broken frame is skipped, named and counted
             log.warning("skipping frame %d of %s: %s", number, fast.directory, exc)
             skipped.append(number)
             continue
-        record["numbers"].append(number)
-        record["inputs"].append(display(frame["image"]))
-        record["outputs"].append(display(output))
-        record["references"].append(display(ref) if ref is not None else None)
-        record["labels"].append(schema.class_map_from_frame(frame, fast.class_source).astype(np.int64))
-        record["motions"].append(frame.get("motion"))
-    if not record["outputs"]:
+        panels = [display(frame["image"]), display(output)] + ([display(ref)] if ref is not None else [])
+        measured.frame(number, panels[0], panels[1], panels[2] if ref is not None else None, labels,
+                       frame.get("motion"))
+        if written < grids:
+            write_grid(panels, out_dir / "grids" / f"{number:06d}.png")
+            written += 1
+    done = len(frames) - len(skipped)
+    if not done:
         raise ValueError(f"no frame of {data} could be enhanced ({len(skipped)} skipped)")
-    metrics = {"model": str(model), "data": str(data), "frames": len(record["outputs"]),
-               "skipped_frames": skipped, "trained_on": enhancer.metadata.trained_on}
-    metrics.update(full_reference(record))
-    metrics.update(realism(record, real, max_frames, features, vgg_weights))
-    metrics.update(temporal_metrics(record))
-    write_grids(record, out_dir / "grids", grids)
+    metrics = {"model": str(model), "data": str(data), "frames": done, "skipped_frames": skipped,
+               "trained_on": enhancer.metadata.trained_on}
+    metrics.update(measured.summary())
+    metrics.update(realism(measured, real, max_frames, net))
     if run:
         metrics["training_curves"] = plot_curves(Path(run), out_dir / "training_curves.png")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
@@ -96,68 +147,32 @@ def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max
     return metrics
 
 
-def full_reference(record: dict) -> dict:
-    pairs = [(o, r) for o, r in zip(record["outputs"], record["references"]) if r is not None]
-    if not pairs:
-        return {}
-    base = [(i, r) for i, r in zip(record["inputs"], record["references"]) if r is not None]
-    return {"psnr": float(np.mean([image_metrics.psnr(o, r) for o, r in pairs])),
-            "ssim": float(np.mean([image_metrics.ssim(o, r) for o, r in pairs])),
-            "input_psnr": float(np.mean([image_metrics.psnr(i, r) for i, r in base])),
-            "input_ssim": float(np.mean([image_metrics.ssim(i, r) for i, r in base]))}
-
-
-def realism(record: dict, real: str, limit, spec: str, vgg_weights: str) -> dict:
+def realism(measured: Measurements, real: str, limit, net: FeatureNet) -> dict:
     if real:
-        real_images, real_labels = real_set(real, limit)
+        real_whole, real_crops = real_features(real, limit, net, np.random.default_rng(1))
         against = f"real images {real}"
     else:
-        real_images = [r for r in record["references"] if r is not None]
-        real_labels = [lab for lab, r in zip(record["labels"], record["references"]) if r is not None]
+        real_whole, real_crops = measured.feats["reference"], measured.crops["reference"]
         against = "reference renders"
-    if len(real_images) < 2 or len(record["outputs"]) < 2:
+    out_f, in_f = np.asarray(measured.feats["output"]), np.asarray(measured.feats["input"])
+    real_f = np.asarray(real_whole)
+    if len(real_f) < 2 or len(out_f) < 2:
         return {"realism_note": "KID/FID/sKVD need at least 2 output and 2 real/reference images"}
-    net = FeatureNet(spec, vgg_weights or None)
-    if not net.vgg.pretrained:
-        log.warning(net.description)
-    out_f, in_f, real_f = net(record["outputs"]), net(record["inputs"]), net(real_images)
     result = {"realism_against": against, "feature_net": net.spec, "feature_weights": net.description,
               "kid": distribution.kid(out_f, real_f)[0], "input_kid": distribution.kid(in_f, real_f)[0]}
     if min(len(out_f), len(real_f)) > 2:
         result["frechet"] = distribution.frechet_distance(out_f, real_f)
         result["input_frechet"] = distribution.frechet_distance(in_f, real_f)
-    result["skvd"] = skvd_mod.skvd(record["outputs"], record["labels"], real_images, real_labels, net)
+    fake = measured.crops["output"]
+    result["skvd"] = skvd_mod.skvd_from_features([f for f, _ in fake], [d for _, d in fake],
+                                                 [f for f, _ in real_crops], [d for _, d in real_crops])
     return result
 
 
-def temporal_metrics(record: dict) -> dict:
-    numbers, motions = record["numbers"], record["motions"]
-    runs, current = [], []
-    for i, number in enumerate(numbers):
-        if motions[i] is None:
-            current = []
-            continue
-        if current and numbers[current[-1]] != number - 1:
-            runs.append(current)
-            current = []
-        current.append(i)
-    runs.append(current)
-    runs = [r for r in runs if len(r) > 1]
-    if not runs:
-        return {}
-    out = [temporal.warping_error([record["outputs"][i] for i in r], [motions[i] for i in r]) for r in runs]
-    inp = [temporal.warping_error([record["inputs"][i] for i in r], [motions[i] for i in r]) for r in runs]
-    return {"warping_error": float(np.mean(out)), "input_warping_error": float(np.mean(inp))}
-
-
-def write_grids(record: dict, folder: Path, count: int) -> None:
-    for i in range(min(count, len(record["outputs"]))):
-        panels = [record["inputs"][i], record["outputs"][i]]
-        if record["references"][i] is not None:
-            panels.append(record["references"][i])
-        grid = np.concatenate(panels, axis=1)
-        Image.fromarray((np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
-            folder / f"{record['numbers'][i]:06d}.png")
+def write_grid(panels: list[np.ndarray], path: Path) -> None:
+    """input | output | reference side by side."""
+    grid = np.concatenate(panels, axis=1)
+    Image.fromarray((np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
 
 
 def plot_curves(run: Path, path: Path) -> str:

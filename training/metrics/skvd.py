@@ -29,14 +29,11 @@ def descriptor(labels: np.ndarray) -> np.ndarray:
     return labels[rows][:, cols].ravel()
 
 
-def crops(images: list[np.ndarray], labels: list[np.ndarray], seed: int):
-    rng = np.random.default_rng(seed)
-    out_images, out_desc = [], []
-    for image, label in zip(images, labels):
-        top, left, side = random_crop_box(*label.shape, rng)
-        out_images.append(image[top:top + side, left:left + side])
-        out_desc.append(descriptor(label[top:top + side, left:left + side]))
-    return out_images, np.stack(out_desc)
+def crop(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One random 1/8-area square crop of an image and the descriptor of its labels."""
+    top, left, side = random_crop_box(*labels.shape, rng)
+    return (image[top:top + side, left:left + side],
+            descriptor(labels[top:top + side, left:left + side]))
 
 
 def match(desc_fake: np.ndarray, desc_real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,15 +43,22 @@ def match(desc_fake: np.ndarray, desc_real: np.ndarray) -> tuple[np.ndarray, np.
     return best, agreement[np.arange(len(best)), best]
 
 
-def skvd(fake_images, fake_labels, real_images, real_labels, features, seed: int = 0) -> dict:
-    """features: callable list of display images -> (N, D). Returns sKVD x1000 and pair count."""
-    fi, fd = crops(fake_images, fake_labels, seed)
-    ri, rd = crops(real_images, real_labels, seed + 1)
-    best, agreement = match(fd, rd)
+def skvd_from_features(fake_features, fake_desc, real_features, real_desc) -> dict:
+    """sKVD from per-crop features and descriptors (what a streaming evaluation keeps)."""
+    best, agreement = match(np.asarray(fake_desc), np.asarray(real_desc))
     keep = np.nonzero(agreement > THRESHOLD)[0]
     if len(keep) < 2:
         return {"skvd_x1000": None, "pairs": int(len(keep)),
                 "note": "fewer than 2 semantically aligned crop pairs; need more (labelled) images"}
-    ff = features([fi[i] for i in keep])
-    rf = features([ri[best[i]] for i in keep])
-    return {"skvd_x1000": 1000.0 * polynomial_mmd2(ff, rf), "pairs": int(len(keep))}
+    fake = np.asarray(fake_features)[keep]
+    real = np.asarray(real_features)[best[keep]]
+    return {"skvd_x1000": 1000.0 * polynomial_mmd2(fake, real), "pairs": int(len(keep))}
+
+
+def skvd(fake_images, fake_labels, real_images, real_labels, features, seed: int = 0) -> dict:
+    """features: callable list of display images -> (N, D). Returns sKVD x1000 and pair count."""
+    fake_rng, real_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    fake = [crop(i, lab, fake_rng) for i, lab in zip(fake_images, fake_labels)]
+    real = [crop(i, lab, real_rng) for i, lab in zip(real_images, real_labels)]
+    return skvd_from_features(features([c for c, _ in fake]), [d for _, d in fake],
+                              features([c for c, _ in real]), [d for _, d in real])
