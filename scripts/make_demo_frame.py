@@ -1,7 +1,7 @@
 """Render the bundled demo frame: neural_core/assets/demo_frame.exr.
 
 One procedural street scene, Cycles on the CPU, every schema pass plus the roughness/metallic
-AOVs, written by Blender itself as a multilayer half-float EXR (PIZ compression).
+AOVs, written by Blender itself as a multilayer EXR (colour passes half float, ZIP compression).
 
     .venv313/bin/python scripts/make_demo_frame.py [--seed 10] [--samples 16] [--out PATH]
 

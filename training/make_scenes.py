@@ -86,26 +86,35 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
                 _save_record(out, record)
             bar.set_postfix_str(f"{index}: {kind} {scene_seed} done before")
             continue
-        info = scenes.build_scene(kind, scene_seed, resolution, frame=index)
         entry = record["scenes"].get(str(index), {})
-        entry.update(info, seconds=dict(entry.get("seconds", {})))
+        entry.update(scenes.build_scene(kind, scene_seed, resolution, frame=index))
+        entry["seconds"] = dict(entry.get("seconds", {}))
         for quality in todo:
-            scene = bpy.context.scene
-            # Independent noise in the two renders: the reference is not correlated with the input.
-            scenes.apply_preset(scene, presets[quality], noise_seed=scene_seed * 2 + (quality == "reference"),
-                                 device=device)
-            start = time.perf_counter()
-            with _quiet_stdout(not blender_log):
-                export_frames(scene, str(out / quality), index, index,
-                              extra={"generator": "training.make_scenes", "quality": quality,
-                                     "preset": _preset_dict(presets[quality])})
-            entry["seconds"][quality] = round(time.perf_counter() - start, 2)
+            entry["seconds"][quality] = _render(bpy.context.scene, out / quality, index, presets[quality],
+                                                scene_seed * 2 + (quality == "reference"), device,
+                                                export_frames, blender_log)
             done[quality].add(index)
         record["scenes"][str(index)] = entry
         _save_record(out, record)
         times = ", ".join(f"{q} {s:.1f}s" for q, s in entry["seconds"].items())
         bar.set_postfix_str(f"{index}: {kind} {scene_seed} {times}")
     return record
+
+
+def _render(scene, directory: Path, index: int, preset, noise_seed: int, device: str,
+            export_frames, blender_log: bool) -> float:
+    """Export frame `index` of the built scene with `preset`; returns the seconds it took.
+
+    The fast and reference renders get different noise seeds, so the target's noise is
+    independent of the input's.
+    """
+    from training import scenes
+    scenes.apply_preset(scene, preset, noise_seed=noise_seed, device=device)
+    start = time.perf_counter()
+    with _quiet_stdout(not blender_log):
+        export_frames(scene, str(directory), index, index,
+                      extra={"generator": "training.make_scenes", "preset": _preset_dict(preset)})
+    return round(time.perf_counter() - start, 2)
 
 
 def _check_kinds(kinds, known) -> list[str]:
