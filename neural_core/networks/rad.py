@@ -264,16 +264,18 @@ class Fusion(nn.Module):
 
     Higher to lower resolution: a chain of stride-2 3x3 convs. Lower to higher: a 1x1 conv at
     the low resolution, then bilinear upsampling (cheap: the conv runs on few pixels).
+    A branch without blocks (the small config's full-resolution one) receives nothing: it would
+    only pass the sum on, and the decoder merges the coarse branches into it anyway. That saves
+    full-resolution resizes and sums, the costliest memory traffic of the network.
     """
 
     def __init__(self, num_branches: int, cfg: RADConfig, convs: _Convs):
         super().__init__()
         self.paths = nn.ModuleList()
         for i in range(num_branches):
-            row = nn.ModuleList()
-            for j in range(num_branches):
-                row.append(self._path(j, i, cfg, convs))
-            self.paths.append(row)
+            receives = cfg.blocks_per_branch[i] > 0
+            self.paths.append(nn.ModuleList(
+                self._path(j, i, cfg, convs) for j in range(num_branches) if receives))
 
     @staticmethod
     def _path(j: int, i: int, cfg: RADConfig, convs: _Convs) -> nn.Module:
@@ -294,6 +296,9 @@ class Fusion(nn.Module):
         fused = []
         for i, row in enumerate(self.paths):
             total = xs[i]
+            if len(row) == 0:
+                fused.append(total)
+                continue
             for j in range(i):
                 total = total + row[j](xs[j])
             # Coarser inputs are summed from the coarsest up, one upsampling per level, so the
