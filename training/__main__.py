@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--vgg-weights", default="")
     e.add_argument("--grids", type=int, default=8, help="how many comparison PNGs to write")
     e.add_argument("--device", default="cpu")
+    e.add_argument("--no-temporal", action="store_true",
+                   help="the frames are not a sequence: skip the temporal warping error")
 
     x = sub.add_parser("export", help="export a run's generator to ONNX for the add-on")
     x.add_argument("run", help="run directory")
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         from .evaluate import evaluate
         out = args.out or str(Path(args.model).with_suffix("")) + "_eval"
         metrics = evaluate(args.model, args.data, out, args.real, args.run_dir, args.max_frames,
-                           args.features, args.vgg_weights, args.grids, args.device)
+                           args.features, args.vgg_weights, args.grids, args.device,
+                           temporal_metric=not args.no_temporal)
         print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}, indent=1))
         return 0
     if args.command == "stats":

@@ -40,6 +40,11 @@ def open_frames(data: Path) -> tuple[DatasetReader, DatasetReader | None]:
     return DatasetReader(data), None
 
 
+def independent_scenes(reader: DatasetReader) -> bool:
+    """make-scenes numbers its frames 0..N-1 but every frame is another scene, not a sequence."""
+    return reader.manifest.get("extra", {}).get("generator") == "training.make_scenes"
+
+
 class Measurements:
     """Per-frame numbers and features, accumulated while streaming through the frames, so a
     long sequence never has to be held in memory."""
@@ -51,6 +56,7 @@ class Measurements:
         self.feats: dict[str, list[np.ndarray]] = {"output": [], "input": [], "reference": []}
         self.crops: dict[str, list] = {"output": [], "reference": []}   # (features, descriptor)
         self.previous = None
+        self.sequence = True     # consecutive frame numbers are consecutive frames of one shot
 
     def add(self, key: str, value: float) -> None:
         self.values.setdefault(key, []).append(value)
@@ -76,6 +82,8 @@ class Measurements:
         return self.features([tile])[0], desc
 
     def temporal(self, number, inp, out, motion) -> None:
+        if not self.sequence:
+            return
         previous, self.previous = self.previous, (number, inp, out) if motion is not None else None
         if previous is None or motion is None or previous[0] != number - 1:
             return
@@ -106,7 +114,7 @@ def real_features(spec: str, limit: int | None, features: FeatureNet, rng) -> tu
 
 def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max_frames: int | None = None,
              features: str = DEFAULT_SPEC, vgg_weights: str = "", grids: int = 8, device: str = "cpu",
-             progress: bool = True) -> dict:
+             progress: bool = True, temporal_metric: bool = True) -> dict:
     from neural_core.runtime import Enhancer
     out_dir = Path(out)
     (out_dir / "grids").mkdir(parents=True, exist_ok=True)
@@ -117,6 +125,7 @@ def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max
     fast, reference = open_frames(Path(data))
     frames = fast.frames[:max_frames] if max_frames else fast.frames
     measured, skipped, written = Measurements(net), [], 0
+    measured.sequence = temporal_metric and not independent_scenes(fast)
     for number in tqdm(frames, desc="evaluate", disable=not progress):
         try:
             frame = fast.read_frame(number)
