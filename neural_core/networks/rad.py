@@ -130,6 +130,9 @@ class RADConfig:
 
     def validate(self) -> None:
         problems = []
+        if not self.gbuffer_passes:
+            problems.append("gbuffer_passes is empty; RAD is conditioned on G-buffers, name at "
+                            f"least one of {schema.GBUFFER_PASS_ORDER}")
         for key in self.gbuffer_passes:
             if key not in schema.GBUFFER_PASS_ORDER:
                 problems.append(f"unknown G-buffer pass {key!r} (known: {schema.GBUFFER_PASS_ORDER})")
