@@ -13,7 +13,7 @@ import torch
 from neural_core import schema
 from neural_core.errors import ModelMetadataError
 from neural_core.export import OPSET, exportable, export_onnx, metadata_for
-from neural_core.metadata import INPUT_NAMES, OUTPUT_NAME, PREFIX, ModelMetadata, read_onnx_metadata
+from neural_core.metadata import INPUT_NAMES, OUTPUT_NAME, PREFIX, read_onnx_metadata
 from neural_core.networks import CRN, RADConfig, RADNet, build_network
 
 from test_networks import tiny_crn_config, tiny_rad_config, trained_like

@@ -11,10 +11,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, bias: bool = True,
-         padding_mode: str = "zeros", groups: int = 1) -> nn.Conv2d:
+         padding_mode: str = "zeros") -> nn.Conv2d:
     """A 'same' convolution (odd kernel); stride 2 gives ceil(size / 2)."""
     return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=bias,
-                     padding_mode=padding_mode, groups=groups)
+                     padding_mode=padding_mode)
 
 
 def count_flops(model: nn.Module, height: int, width: int, *inputs: torch.Tensor) -> int:

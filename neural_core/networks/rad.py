@@ -9,14 +9,17 @@ Differences from EPE's code, each on purpose:
 - The G-buffer channel count comes from the schema (`gbuffer_passes`), not a hard-wired 32.
 - Normalisation is BatchNorm with running statistics (or none), never GroupNorm, so inference
   has no per-image statistics and tiled inference matches whole-frame inference.
-- The class streams run as one wide convolution plus a grouped one, merged by the class masks,
-  which works for any batch size (EPE crashes for batch > 1).
+- All class streams run as two GEMMs merged by the class masks, for any batch size (EPE
+  crashes for batch > 1); the small config groups similar classes into one stream.
 - gamma's 1x1 convolution starts with bias 1, so a fresh RAD is close to the identity.
+- For CPU speed the small config keeps full-resolution work to a minimum: the full-resolution
+  branch has no blocks (so it receives no fusion: the decoder merges the coarse branches into
+  it), the class streams run at 1/2 resolution, and 1x1 decoder convs run their coarse half
+  before upsampling.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -172,12 +175,12 @@ class _Convs:
     def __init__(self, cfg: RADConfig):
         self.cfg = cfg
 
-    def plain(self, c_in, c_out, kernel=3, stride=1, bias=True, groups=1) -> nn.Conv2d:
-        return conv(c_in, c_out, kernel, stride, bias, self.cfg.padding_mode, groups)
+    def plain(self, c_in, c_out, kernel=3, stride=1, bias=True) -> nn.Conv2d:
+        return conv(c_in, c_out, kernel, stride, bias, self.cfg.padding_mode)
 
-    def gbuffer(self, c_in, c_out, kernel=3, stride=1, groups=1) -> nn.Module:
+    def gbuffer(self, c_in, c_out, kernel=3, stride=1) -> nn.Module:
         """Convs of the G-buffer path, spectrally normalised in the paper config."""
-        layer = conv(c_in, c_out, kernel, stride, True, self.cfg.padding_mode, groups)
+        layer = conv(c_in, c_out, kernel, stride, True, self.cfg.padding_mode)
         return spectral_norm(layer) if self.cfg.spectral_norm else layer
 
 
