@@ -23,7 +23,9 @@ ODD_H, ODD_W = 131, 250     # the issue's odd size, W x H = 250 x 131
 
 
 def session(path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1   # tiny inputs; see one_torch_thread
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def run_both(model, path, inputs) -> tuple[np.ndarray, np.ndarray]:
@@ -33,6 +35,16 @@ def run_both(model, path, inputs) -> tuple[np.ndarray, np.ndarray]:
     sess = session(path)
     feed = {name: x.numpy() for name, x in zip(INPUT_NAMES[model.kind], inputs)}
     return expected, sess.run([OUTPUT_NAME], feed)[0]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The networks here are tiny: a second thread only adds synchronisation, which costs
+    seconds per forward when other processes share the two CI cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
