@@ -55,6 +55,7 @@ def build(kind: str, seed: int = 0, **config):
     import torch
     from neural_core.networks import build_network
 
+    torch.set_num_threads(1)  # tiny networks: a second thread only adds waiting on a busy machine
     torch.manual_seed(seed)
     return build_network(kind, {**TINY_CONFIGS[kind], **config}).eval()
 

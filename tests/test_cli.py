@@ -35,6 +35,10 @@ def run_cli(*args):
                           capture_output=True, text=True)
 
 
+# One thread: these networks are tiny, and on a busy CI machine two threads only wait on each other.
+THREADS = ["--threads", "1"]
+
+
 def read_rgba(path):
     with OpenEXR.File(str(path), separate_channels=True) as f:
         channels = f.channels()
@@ -46,14 +50,14 @@ def read_rgba(path):
 
 def test_enhance_to_exr_writes_exactly_what_the_enhancer_returns(model, frame_path, tmp_path):
     out = tmp_path / "out.exr"
-    result = run_cli("enhance", frame_path, "--model", model, "--out", out, "--device", "cpu")
+    result = run_cli("enhance", frame_path, "--model", model, "--out", out, "--device", "cpu", *THREADS)
     assert result.returncode == 0, result.stderr
     assert "provider: CPUExecutionProvider" in result.stdout
     assert "WARNING: this model is freshly initialised, not trained" in result.stdout
     assert "inference" in result.stdout
     rgb, alpha = read_rgba(out)
     frame = exr.read_frame(frame_path)
-    expected = Enhancer.from_pretrained(model, device="cpu").enhance(frame)
+    expected = Enhancer.from_pretrained(model, device="cpu", threads=1).enhance(frame)
     np.testing.assert_array_equal(rgb, expected)
     assert rgb.max() > 1.0, "linear HDR values are kept, not clipped"
     np.testing.assert_array_equal(alpha, frame["alpha"][..., 0])
@@ -63,10 +67,10 @@ def test_enhance_to_exr_writes_exactly_what_the_enhancer_returns(model, frame_pa
 def test_enhance_to_png_uses_the_view_transform(model, frame_path, tmp_path):
     out = tmp_path / "out.png"
     assert cli.main(["enhance", str(frame_path), "--model", str(model), "--out", str(out),
-                     "--tile", "128"]) == 0
+                     "--tile", "128", *THREADS]) == 0
     png = np.asarray(Image.open(out))
     expected = display.to_display(
-        Enhancer.from_pretrained(model, device="cpu", tile_size=128).enhance(exr.read_frame(frame_path)))
+        Enhancer.from_pretrained(model, device="cpu", tile_size=128, threads=1).enhance(exr.read_frame(frame_path)))
     assert png.shape == (200, 280, 3)
     np.testing.assert_array_equal(png, expected)
 
@@ -76,7 +80,7 @@ def test_errors_are_one_clean_line_with_status_2(model, frame_path, tmp_path):
     del frame["normal"]
     broken = tmp_path / "no_normal.exr"
     exr.write_frame(broken, frame)
-    result = run_cli("enhance", broken, "--model", model, "--out", tmp_path / "x.exr")
+    result = run_cli("enhance", broken, "--model", model, "--out", tmp_path / "x.exr", *THREADS)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -119,7 +123,7 @@ def test_info_prints_required_passes_with_blender_settings(model, capsys):
 @pytest.mark.skipif(not cli.DEMO_FRAME.is_file(), reason="demo frame not in this checkout yet")
 def test_demo_writes_input_and_enhanced_side_by_side(tmp_path):
     out = tmp_path / "demo.png"
-    result = run_cli("demo", "--out", out)
+    result = run_cli("demo", "--out", out, *THREADS)
     assert result.returncode == 0, result.stderr
     frame = exr.read_frame(cli.DEMO_FRAME)
     height, width = frame["image"].shape[:2]

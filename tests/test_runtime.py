@@ -33,7 +33,7 @@ def crn_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rad(rad_model):
-    return Enhancer.from_pretrained(rad_model[2], device="cpu", threads=2)
+    return Enhancer.from_pretrained(rad_model[2], device="cpu", threads=1)
 
 
 # -- the add-on's constraint ----------------------------------------------------------------------
@@ -113,8 +113,8 @@ def test_odd_sizes_are_padded_and_cropped_back(rad_model, rad):
 
 def test_tiled_output_matches_whole_frame_within_1_over_255(rad_model):
     frame = make_frame(400, 600, seed=3)
-    whole = Enhancer.from_pretrained(rad_model[2], device="cpu", tile_size=0)
-    tiled = Enhancer.from_pretrained(rad_model[2], device="cpu", tile_size=256)
+    whole = Enhancer.from_pretrained(rad_model[2], device="cpu", tile_size=0, threads=1)
+    tiled = Enhancer.from_pretrained(rad_model[2], device="cpu", tile_size=256, threads=1)
     reference = whole.enhance(frame)
     seen = []
     out = tiled.enhance(frame, progress=lambda done, total: seen.append((done, total)))
@@ -214,7 +214,7 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
 
 def test_crn_runs_whole_frame_and_takes_the_first_of_k_images(crn_model):
     net, meta, path = crn_model
-    crn = Enhancer.from_pretrained(path, device="cpu")
+    crn = Enhancer.from_pretrained(path, device="cpu", threads=1)
     frame = make_frame(60, 100, passes=["object_index"], seed=4)  # not a multiple of 4: padded
     out = crn.enhance(frame)
     assert out.shape == (60, 100, 3) and crn.last_num_tiles == 1
@@ -227,7 +227,7 @@ def test_crn_above_the_budget_runs_at_bounded_resolution(crn_model):
     assert abs(run_w / run_h - 3840 / 2160) < 0.01 and run_h > 1500
     assert crn_resolution(2160, 3840, 0, 8) == (2160, 3840)
     assert crn_resolution(1080, 1920, 1024, 1) == (1080, 1920)
-    crn = Enhancer.from_pretrained(crn_model[2], device="cpu", tile_size=64)
+    crn = Enhancer.from_pretrained(crn_model[2], device="cpu", tile_size=64, threads=1)
     frame = make_frame(160, 240, passes=["object_index"], seed=5)
     out = crn.enhance(frame)
     assert out.shape == (160, 240, 3) and np.isfinite(out).all()
