@@ -32,7 +32,8 @@ def worker(rank: int, port: int, results) -> None:
 def test_average_gradients_and_all_true_across_two_processes():
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(worker, args=(free_port(), results), nprocs=2, join=True)
+        # fork: no second torch import per process (the test runs on CPU only)
+        mp.start_processes(worker, args=(free_port(), results), nprocs=2, join=True, start_method="fork")
         for rank in (0, 1):
             g0, g1, agree = results[rank]
             assert g0 == [1.5, 1.5, 1.5] and g1 == [[5.0, 5.0], [5.0, 5.0]] and agree is False

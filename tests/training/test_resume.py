@@ -36,7 +36,7 @@ def kill_after_checkpoint(data, run, step: int) -> None:
     proc = subprocess.Popen([str(torchrun), "--standalone", "--nproc_per_node=1", "-m", "training",
                              "train-rad", *cli_flags(data, run)], cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+                            env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"))
     target = checkpoint.checkpoint_dir(run) / f"step_{step:07d}.pt"
     deadline = time.time() + 120
     while not target.exists():
