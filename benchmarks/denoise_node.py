@@ -10,6 +10,8 @@ built and run once on a tiny frame before timing. Reported, as medians of the re
     ms            one frame end to end: write the 3 input EXRs, composite, read the output
     denoise_ms    the Denoise node itself: composite minus the same composite with the node muted
     overhead_ms   everything else (EXR write and read-back, compositor pipeline): ms - denoise_ms
+    cpu_ms        CPU time of that frame summed over threads (wall time on an idle machine is
+                  about cpu_ms / cores used)
     peak_rss_mb   the child's peak resident memory (VmHWM), bpy included; base_rss_mb before
                   the first frame
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,7 +33,13 @@ def _median_ms(seconds: list[float]) -> float:
     return round(1000 * statistics.median(seconds), 1)
 
 
-def measure(width: int, height: int, repeats: int = 3) -> dict:
+def _cpu_seconds() -> float:
+    """CPU time of this process, all threads: less sensitive to other jobs than wall time."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(width: int, height: int, repeats: int = 3, prefilter: str = "ACCURATE") -> dict:
     """Time the Denoise node in this process (imports bpy)."""
     import bpy
 
@@ -38,11 +47,11 @@ def measure(width: int, height: int, repeats: int = 3) -> dict:
 
     frame = synthetic_frame(height, width)
     base_rss = vm_hwm_mib()
-    total, write, composite, read, muted = [], [], [], [], []
-    with DenoiseNode() as node:
+    total, cpu, write, composite, read, muted = [], [], [], [], [], []
+    with DenoiseNode(prefilter=prefilter) as node:
         node(synthetic_frame(48, 64))                 # warm-up (tree, images, OIDN start-up), cheaply
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            c0, t0 = _cpu_seconds(), time.perf_counter()
             node.write_inputs(frame)
             t1 = time.perf_counter()
             node.composite()
@@ -50,6 +59,7 @@ def measure(width: int, height: int, repeats: int = 3) -> dict:
             node.read_output()
             t3 = time.perf_counter()
             total.append(t3 - t0), write.append(t1 - t0), composite.append(t2 - t1), read.append(t3 - t2)
+            cpu.append(_cpu_seconds() - c0)
         node.denoise.mute = True                      # the same tree, Denoise passes the image through
         for _ in range(repeats):
             node.write_inputs(frame)                  # so the images are re-read, as above
@@ -58,21 +68,26 @@ def measure(width: int, height: int, repeats: int = 3) -> dict:
             muted.append(time.perf_counter() - t0)
     ms = _median_ms(total)
     denoise_ms = round(_median_ms(composite) - _median_ms(muted), 1)
-    return {"width": width, "height": height, "repeats": repeats, "ms": ms,
+    return {"width": width, "height": height, "repeats": repeats, "prefilter": prefilter, "ms": ms,
             "denoise_ms": denoise_ms, "overhead_ms": round(ms - denoise_ms, 1),
+            "cpu_ms": _median_ms(cpu),
             "write_ms": _median_ms(write), "composite_ms": _median_ms(composite),
             "muted_composite_ms": _median_ms(muted), "read_ms": _median_ms(read),
             "peak_rss_mb": round(vm_hwm_mib(), 1), "base_rss_mb": round(base_rss, 1),
             "blender": bpy.app.version_string, "load_avg": [round(v, 2) for v in os.getloadavg()]}
 
 
-def time_denoise_node(width: int, height: int, repeats: int = 3, python: str = sys.executable) -> dict:
+def time_denoise_node(width: int, height: int, repeats: int = 3, prefilter: str = "ACCURATE",
+                      python: str = sys.executable) -> dict:
     """Measure the Denoise node at width x height in a fresh `python` (a venv with bpy).
+
+    `prefilter` ACCURATE (Blender's default) also denoises the albedo and normal passes, i.e.
+    runs the network three times; NONE runs it once, for clean guide passes.
 
     Returns dict(ms, denoise_ms, overhead_ms, peak_rss_mb, ...), see the module docstring.
     """
     cmd = [python, "-m", "benchmarks.denoise_node", "--child", f"{width}x{height}",
-           "--repeats", str(repeats)]
+           "--repeats", str(repeats), "--prefilter", prefilter]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"the Denoise node benchmark failed at {width}x{height}:\n"
@@ -93,19 +108,20 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sizes", nargs="*", type=_size, default=[(960, 540), (1920, 1080)])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prefilter", choices=("NONE", "FAST", "ACCURATE"), default="ACCURATE")
     parser.add_argument("--child", type=_size, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(*args.child, repeats=args.repeats)))
+        print(json.dumps(measure(*args.child, repeats=args.repeats, prefilter=args.prefilter)))
         return 0
-    print(f"Blender Denoise node (OIDN, HDR, prefilter ACCURATE), median of {args.repeats}; "
+    print(f"Blender Denoise node (OIDN, HDR, prefilter {args.prefilter}), median of {args.repeats}; "
           f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{'size':>10} {'ms/frame':>9} {'denoise':>9} {'overhead':>9} {'(write':>7} {'pipeline':>8} "
-          f"{'read)':>6} {'peak RSS':>9}")
+          f"{'read)':>6} {'CPU ms':>8} {'peak RSS':>9}")
     for width, height in args.sizes:
-        r = time_denoise_node(width, height, args.repeats)
+        r = time_denoise_node(width, height, args.repeats, args.prefilter)
         print(f"{width}x{height:<5} {r['ms']:9.0f} {r['denoise_ms']:9.0f} {r['overhead_ms']:9.0f} "
-              f"{r['write_ms']:7.0f} {r['muted_composite_ms']:8.0f} {r['read_ms']:6.0f} "
+              f"{r['write_ms']:7.0f} {r['muted_composite_ms']:8.0f} {r['read_ms']:6.0f} {r['cpu_ms']:8.0f} "
               f"{r['peak_rss_mb']:6.0f} MB   (Blender {r['blender']}, load {r['load_avg'][0]})")
     return 0
 

@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,8 @@ class DenoiseNode:
         self.settings = {"hdr": bool(hdr), "prefilter": prefilter, "quality": quality}
         self.blender_log = blender_log
         self.directory = Path(tempfile.mkdtemp(prefix="photoreal-denoise-", dir=_temp_base()))
+        # /dev/shm is memory: free it even when the caller forgets close() or an error escapes.
+        self._remove_directory = weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
         self.output_path = self.directory / "denoised.exr"
         self.scene = self._make_scene()
         self.tree, self.image_nodes, self.denoise = self._build_tree()
@@ -181,18 +184,18 @@ class DenoiseNode:
 
     # -- clean-up -----------------------------------------------------------------------------
     def close(self) -> None:
-        """Remove our scene, images and tree from bpy.data, and the temp folder."""
-        bpy = self.bpy
-        for node in self.image_nodes.values():
-            if node.image is not None:
-                bpy.data.images.remove(node.image)
+        """Remove our scene, images and tree from bpy.data, and the temp folder. Idempotent."""
         if self.scene is not None:
-            tree = getattr(self.scene, "compositing_node_group", None)
-            bpy.data.scenes.remove(self.scene)
+            data = self.bpy.data
+            for node in self.image_nodes.values():
+                if node.image is not None:
+                    data.images.remove(node.image)
+            tree = getattr(self.scene, "compositing_node_group", None)   # 5.x: a data-block
+            data.scenes.remove(self.scene)
             if tree is not None:
-                bpy.data.node_groups.remove(tree)
-            self.scene = None
-        shutil.rmtree(self.directory, ignore_errors=True)
+                data.node_groups.remove(tree)
+            self.scene, self.image_nodes = None, {}
+        self._remove_directory()
 
     def __enter__(self) -> "DenoiseNode":
         return self
