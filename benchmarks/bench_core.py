@@ -4,6 +4,9 @@ of a tiled 3840x2160 RAD run measured in a child process.
 
     python -m benchmarks.bench_core [--reps 3] [--threads N] [--tile N] [--no-save]
 
+PyTorch and ONNX Runtime runs alternate, so that other jobs on a shared machine slow both
+alike; CPU time is printed beside wall time (with --threads 1 it is the least noisy measure).
+
 Prints everything in one run and saves the same text, with a description of the machine, to
 benchmarks/results/core-<date>.txt. Weights are freshly initialised: speed and memory do not
 depend on them. torch is imported only in this process, never in the memory child.
@@ -115,15 +118,18 @@ def network_inputs(kind: str, model, height: int, width: int):
     return model.example_inputs(1, height, width), (height, width)
 
 
-def median_ms(fn, reps: int):
-    """(median ms, all ms, last result) over `reps` runs after one warm-up run."""
-    fn()  # warm-up: allocations, ORT's first-run kernel selection
-    times = []
+def interleaved(runners: dict, reps: int) -> dict:
+    """Time each runner `reps` times, alternating between them so that load from other jobs
+    hits all alike. One warm-up run each first (allocations, ORT's first-run kernel choice).
+    -> {name: {"wall": [ms], "cpu": [ms of this process's CPU time], "out": last result}}"""
+    results = {name: {"wall": [], "cpu": [], "out": fn()} for name, fn in runners.items()}
     for _ in range(reps):
-        start = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times)), times, result
+        for name, fn in runners.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            results[name]["out"] = fn()
+            results[name]["cpu"].append((time.process_time() - cpu) * 1e3)
+            results[name]["wall"].append((time.perf_counter() - wall) * 1e3)
+    return results
 
 
 def bench_network(kind: str, reps: int, threads: int | None, out_dir: Path, report: Report) -> None:
@@ -142,18 +148,21 @@ def bench_network(kind: str, reps: int, threads: int | None, out_dir: Path, repo
         with torch.inference_mode():
             return model(*inputs)
 
-    torch_ms, torch_all, torch_out = median_ms(run_torch, reps)
-    ort_ms, ort_all, ort_out = median_ms(lambda: session.run(None, feeds), reps)
+    runs = interleaved({"torch": run_torch, "ort": lambda: session.run(None, feeds)}, reps)
+    torch_out, ort_out = runs["torch"]["out"], runs["ort"]["out"][0]
     if kind == "crn":  # the exported CRN keeps the first of its k images
         torch_out = torch_out[:, 0]
-    diff = float(np.abs(torch_out.numpy() - ort_out[0]).max())
+    diff = float(np.abs(torch_out.numpy() - ort_out).max())
+    wall = {name: float(np.median(r["wall"])) for name, r in runs.items()}
+    cpu = {name: float(np.median(r["cpu"])) for name, r in runs.items()}
     params = sum(p.numel() for p in model.parameters())
     report(f"{kind.upper()} (default config, {params / 1e6:.2f} M parameters) at {w}x{h}"
            + (" (1920x1080 padded to the size multiple)" if (h, w) != HD else ""))
-    report(f"  PyTorch eager (inference_mode): {torch_ms:8.0f} ms/frame   runs {_fmt(torch_all)}")
-    report(f"  ONNX Runtime CPU:               {ort_ms:8.0f} ms/frame   runs {_fmt(ort_all)}")
-    report(f"  ratio PyTorch / ONNX Runtime:   {torch_ms / ort_ms:8.2f}x   "
-           f"(max |difference| of outputs {diff:.1e})")
+    for name, label in (("torch", "PyTorch eager (inference_mode)"), ("ort", "ONNX Runtime CPU")):
+        report(f"  {label:<31} {wall[name]:8.0f} ms/frame (CPU time {cpu[name]:6.0f} ms)   "
+               f"runs {_fmt(runs[name]['wall'])}")
+    report(f"  ratio PyTorch / ONNX Runtime:   {wall['torch'] / wall['ort']:8.2f}x wall, "
+           f"{cpu['torch'] / cpu['ort']:.2f}x CPU time   (max |difference| of outputs {diff:.1e})")
 
 
 def bench_runtime_overhead(path: Path, reps: int, threads: int | None, report: Report) -> None:
