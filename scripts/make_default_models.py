@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neural_core.export import export_onnx, metadata_for  # noqa: E402
+from neural_core.metadata import OUTPUT_NAME  # noqa: E402
 from neural_core.networks import build_network, count_flops, count_params  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "neural_core" / "models"
@@ -46,8 +47,11 @@ def model_card(kind: str, model: torch.nn.Module, metadata, onnx_path: Path, see
     flops = flops_at(model, *FULL_HD)
     config = json.dumps(metadata.config, indent=2)
     inputs = ", ".join(metadata.input_names)
-    crn_note = ""
-    if kind == "crn":
+    if kind == "rad":
+        crn_note = (f"\nNo per-image statistics at inference (BatchNorm with running statistics), so "
+                    f"tiles agree with the whole frame when their offsets are multiples of "
+                    f"{model.config.alignment} (the stride of the coarsest branch).\n")
+    else:
         crn_note = (f"\nThe network needs H and W that are multiples of {model.size_multiple}; the "
                     f"exported graph pads the class map (repeating its edge) and crops the output, so "
                     f"it accepts any size. Layer norm uses whole-image statistics: run CRN on the whole "
@@ -63,7 +67,7 @@ and metadata. Trained weights come with the bundled-models issue.
 - Architecture: {"RAD enhancement network after EPE (neural_core/networks/rad.py)" if kind == "rad" else "Cascaded Refinement Network after Chen & Koltun (neural_core/networks/crn.py)"}, the `small` config
 - Parameters: {count_params(model):,}
 - Compute: {flops / 1e9:.1f} GFLOP per 1920x1080 frame (2 x multiply-accumulates of the convolutions)
-- ONNX: opset 17, dynamic batch/height/width, inputs ({inputs}), output `enhanced`
+- ONNX: opset 17, dynamic batch/height/width, inputs ({inputs}), output `{OUTPUT_NAME}`
   (B, 3, H, W) in the log1p-encoded domain of `schema.encode_radiance`
 - Required passes: {", ".join(metadata.required_passes)}
 - Schema version: {metadata.schema_version}; trained_on: "{metadata.trained_on}"
