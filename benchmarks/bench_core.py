@@ -275,6 +275,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     report = Report()
     report("# neural_core benchmark: PyTorch eager vs ONNX Runtime (CPU), 4K tiled memory")
+    report(f"command: python -m benchmarks.bench_core {' '.join(argv if argv is not None else sys.argv[1:])}"
+           f"   (ONNX Runtime threads: {args.threads or 'all cores'})")
     for line in machine_description():
         report(line)
     report()
