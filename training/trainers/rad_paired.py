@@ -44,6 +44,10 @@ class PairedRADTrainer(Trainer):
         with self.autocast():
             out = self.enhance(batch)
             l1 = (out - batch["target"]).abs().mean()
+            if self.opts.vgg_weight == 0:
+                # A pure L1 run (e.g. PSNR-targeted training) skips the VGG forward/backward,
+                # which costs more than the generator itself on a CPU.
+                return {"loss": self.opts.l1_weight * l1, "l1": l1}
             vgg = self.vgg_loss(out, batch["target"])
         return {"loss": self.opts.l1_weight * l1 + self.opts.vgg_weight * vgg, "l1": l1, "vgg": vgg}
 
