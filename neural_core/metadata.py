@@ -16,8 +16,9 @@ from .errors import ModelMetadataError
 PREFIX = "photoreal."
 MODEL_KINDS = ("rad", "crn")
 
-# ONNX input names per model kind. RAD: encoded image, G-buffers, one-hot classes.
-# CRN: one-hot classes only. Both output OUTPUT_NAME in the encoded (log1p) domain; it cannot
+# ONNX input names per model kind. RAD: encoded image, G-buffers, one-hot classes (a RAD
+# trained without G-buffers, the ablation baseline, has no "gbuffers" input). CRN: one-hot
+# classes only. Both output OUTPUT_NAME in the encoded (log1p) domain; it cannot
 # be "image" because ONNX value names are unique and RAD already has an input of that name.
 INPUT_NAMES = {
     "rad": ("image", "gbuffers", "classes"),
@@ -57,7 +58,10 @@ class ModelMetadata:
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return INPUT_NAMES[self.model_kind]
+        names = INPUT_NAMES[self.model_kind]
+        if self.model_kind == "rad" and not self.gbuffer_passes:
+            return tuple(n for n in names if n != "gbuffers")
+        return names
 
     @property
     def stats(self) -> schema.GBufferStats:

@@ -220,9 +220,10 @@ class Enhancer:
             meta = self.metadata
             feeds = {
                 "image": schema.image_tensor(region),
-                "gbuffers": schema.gbuffer_tensor(region, meta.gbuffer_passes, meta.stats),
                 "classes": schema.one_hot(schema.class_map_from_frame(region, meta.class_source)),
             }
+            if "gbuffers" in meta.input_names:
+                feeds["gbuffers"] = schema.gbuffer_tensor(region, meta.gbuffer_passes, meta.stats)
         return self._run(feeds, timer)[:, :h, :w]
 
     def _run_crn(self, frame: schema.Frame, height: int, width: int, timer: "_Timer") -> np.ndarray:

@@ -229,3 +229,29 @@ def test_bundled_model_is_the_seeded_default_and_says_untrained(kind):
     expected, actual = run_both(model, path, inputs)
     np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0,
                                err_msg="bundled model is stale: re-run scripts/make_default_models.py")
+
+
+def test_rad_without_gbuffers_exports_and_runs_through_the_runtime(tmp_path):
+    """The ablation baseline: the same RAD with no G-buffer passes. Its modulation depends on
+    the class masks alone, its graph has no 'gbuffers' input, and the runtime asks the frame
+    for the image and the class source only."""
+    from neural_core.runtime import Enhancer
+
+    torch.manual_seed(0)
+    model = trained_like(RADNet(tiny_rad_config(gbuffer_passes=())))
+    meta = metadata_for("rad", model.config, trained_on="test: RAD without G-buffers")
+    path = export_onnx(model, meta, tmp_path / "rad_nog.onnx")
+    image, _, classes = model.eval().example_inputs(1, ODD_H, ODD_W)
+    with torch.no_grad():
+        expected = model(image, torch.zeros(1, 0, ODD_H, ODD_W), classes).numpy()
+    sess = session(path)
+    assert [i.name for i in sess.get_inputs()] == ["image", "classes"]
+    got = sess.run([OUTPUT_NAME], {"image": image.numpy(), "classes": classes.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    # Different classes must change the output: the class streams still condition the network.
+    shuffled = classes[:, torch.randperm(schema.NUM_CLASSES)]
+    other = sess.run([OUTPUT_NAME], {"image": image.numpy(), "classes": shuffled.numpy()})[0]
+    assert np.abs(other - got).max() > 1e-4
+
+    enhancer = Enhancer.from_pretrained(path, device="cpu", threads=1)
+    assert enhancer.required_passes == ["image", "object_index"]

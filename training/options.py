@@ -90,6 +90,8 @@ def from_args(cls: type, args: argparse.Namespace, saved: dict | None = None):
     values = dict(saved or {})
     for f in fields(cls):
         given = getattr(args, f.name, None)
+        if given == ["none"]:
+            given = []  # `--gbuffer-passes none`: an explicitly empty list (the no-G-buffer ablation)
         if given is not None:
             values[f.name] = given
     known = {f.name for f in fields(cls)}

@@ -133,9 +133,6 @@ class RADConfig:
 
     def validate(self) -> None:
         problems = []
-        if not self.gbuffer_passes:
-            problems.append("gbuffer_passes is empty; RAD is conditioned on G-buffers, name at "
-                            f"least one of {schema.GBUFFER_PASS_ORDER}")
         for key in self.gbuffer_passes:
             if key not in schema.GBUFFER_PASS_ORDER:
                 problems.append(f"unknown G-buffer pass {key!r} (known: {schema.GBUFFER_PASS_ORDER})")
@@ -345,7 +342,10 @@ class GBufferEncoder(nn.Module):
                 membership[g * cfg.stream_dim:(g + 1) * cfg.stream_dim, schema.class_id(name)] = 1.0
         self.register_buffer("membership", membership[:, :, None, None], persistent=False)
         self.stream_level = cfg.stream_level
-        self.stream_in = convs.gbuffer(cfg.num_gbuffer_channels, hidden, kernel=k)
+        # Without G-buffers (the ablation baseline) the streams see a constant plane, so the
+        # modulation depends on the class masks alone (SPADE-like semantic conditioning).
+        self.uses_gbuffers = cfg.num_gbuffer_channels > 0
+        self.stream_in = convs.gbuffer(max(cfg.num_gbuffer_channels, 1), hidden, kernel=k)
         self.stream_out = convs.gbuffer(hidden, dim, kernel=k)
         self.levels = nn.ModuleList()
         for level in range(cfg.stream_level, cfg.num_branches):
@@ -357,6 +357,8 @@ class GBufferEncoder(nn.Module):
 
     def forward(self, gbuffers: torch.Tensor, classes: torch.Tensor) -> list[torch.Tensor | None]:
         """-> embeddings per branch level; None for levels finer than `stream_level`."""
+        if not self.uses_gbuffers:
+            gbuffers = torch.ones_like(classes[:, :1])
         for _ in range(self.stream_level):
             # ceil_mode keeps the size of a stride-2 conv's output: ceil(size / 2).
             gbuffers = F.avg_pool2d(gbuffers, 2, ceil_mode=True)
