@@ -13,6 +13,10 @@ from pathlib import Path
 from . import options as opts_mod
 
 COMMANDS = ("make-scenes", "train-rad", "train-crn", "match", "evaluate", "export", "stats")
+RESUME_NOTE = ("Defaults shown are those of a new run: an existing --run-dir resumes with its saved "
+               "options.json, and only the flags given override them.")
+VGG_HELP = ("torchvision-format VGG-16 state dict (.pth) (default: the torch hub cache, else a "
+            "loudly logged random-feature fallback)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -22,46 +26,74 @@ def parser() -> argparse.ArgumentParser:
     from .make_scenes import add_cli
     add_cli(sub)
 
-    rad = sub.add_parser("train-rad", help="train the RAD enhancer (paired or unpaired/adversarial)")
+    rad = sub.add_parser("train-rad", help="train the RAD enhancer (paired or unpaired/adversarial)",
+                         description="Train the RAD enhancer (render + G-buffers -> enhanced image): "
+                         "paired on fast/reference renders, or unpaired (adversarial, as in EPE) "
+                         "towards --real photos. " + RESUME_NOTE)
     opts_mod.add_arguments(rad, opts_mod.RADOptions)
-    crn = sub.add_parser("train-crn", help="train the CRN label-to-image baseline")
+    crn = sub.add_parser("train-crn", help="train the CRN label-to-image baseline",
+                         description="Train the CRN baseline (class map -> k images) with VGG-19 "
+                         "feature matching and a per-class diversity loss. " + RESUME_NOTE)
     opts_mod.add_arguments(crn, opts_mod.CRNOptions)
 
-    m = sub.add_parser("match", help="EPE patch matching: synthetic crops -> nearest real crops")
+    m = sub.add_parser("match", help="EPE patch matching: synthetic crops -> nearest real crops",
+                       description="EPE-style patch matching: random crops of both datasets, described "
+                       "by VGG-16 relu5_3 features, are paired with their nearest real crops; writes a "
+                       "CSV of pairs and its sampling weights (for train-rad --matches).")
     m.add_argument("--synthetic", required=True, help="[kind:]path of the synthetic data")
     m.add_argument("--real", required=True, help="[kind:]path of the real photos")
     m.add_argument("--out", required=True, help="CSV of matched pairs (weights go next to it)")
-    m.add_argument("--crop", type=int, default=196)
-    m.add_argument("--per-image", type=int, default=15)
-    m.add_argument("--k", type=int, default=10)
-    m.add_argument("--threshold", type=float, default=0.5, help="minimum cosine similarity")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--vgg-weights", default="")
-    m.add_argument("--device", default="cpu")
+    m.add_argument("--crop", type=int, default=196,
+                   help="side of the square crops in pixels; train-rad --crop must not exceed it "
+                   "(default: %(default)s, as in EPE)")
+    m.add_argument("--per-image", type=int, default=15,
+                   help="random crops per image (default: %(default)s)")
+    m.add_argument("--k", type=int, default=10,
+                   help="nearest real crops considered per synthetic crop (default: %(default)s)")
+    m.add_argument("--threshold", type=float, default=0.5,
+                   help="minimum cosine similarity of a kept pair (default: %(default)s)")
+    m.add_argument("--seed", type=int, default=0, help="random seed of the crop positions "
+                   "(default: %(default)s)")
+    m.add_argument("--vgg-weights", default="", help=VGG_HELP)
+    m.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
 
-    e = sub.add_parser("evaluate", help="metrics, comparison grids and curves for an exported model")
+    e = sub.add_parser("evaluate", help="metrics, comparison grids and curves for an exported model",
+                       description="Run an exported model through the add-on's runtime on a dataset: "
+                       "PSNR/SSIM against the reference renders, KID/FID/sKVD on VGG features, temporal "
+                       "warping error, each also for the unenhanced input; writes metrics.json, "
+                       "comparison grids and (with --run-dir) training curves.")
     e.add_argument("--model", required=True, help="exported .onnx")
     e.add_argument("--data", required=True, help="exported dataset, or ROOT with fast/ and reference/")
     e.add_argument("--out", default="", help="output folder (default: next to the model)")
     e.add_argument("--real", default="", help="[kind:]path of real photos for KID/FID/sKVD")
     e.add_argument("--run-dir", default="", help="run directory, to plot its training curves")
-    e.add_argument("--max-frames", type=int, default=None)
-    e.add_argument("--features", default="vgg16:relu5_3", help="feature net for KID/FID/sKVD: arch:layer")
-    e.add_argument("--vgg-weights", default="")
-    e.add_argument("--grids", type=int, default=8, help="how many comparison PNGs to write")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames "
+                   "(default: all)")
+    e.add_argument("--features", default="vgg16:relu5_3", help="feature net for KID/FID/sKVD: arch:layer "
+                   "(default: %(default)s)")
+    e.add_argument("--vgg-weights", default="", help=VGG_HELP.replace("VGG-16", "--features VGG"))
+    e.add_argument("--grids", type=int, default=8, help="how many comparison PNGs to write "
+                   "(default: %(default)s)")
+    e.add_argument("--device", default="cpu", help="onnxruntime device: auto, cpu or cuda "
+                   "(default: %(default)s)")
     e.add_argument("--no-temporal", action="store_true",
                    help="the frames are not a sequence: skip the temporal warping error")
 
-    x = sub.add_parser("export", help="export a run's generator to ONNX for the add-on")
+    x = sub.add_parser("export", help="export a run's generator to ONNX for the add-on",
+                       description="Export a run's generator (latest checkpoint unless --checkpoint) "
+                       "to ONNX with the metadata the add-on checks (passes, G-buffer statistics, "
+                       "size multiple).")
     x.add_argument("run", help="run directory")
     x.add_argument("--out", required=True, help="MODEL.onnx")
     x.add_argument("--checkpoint", default="", help="a specific checkpoint (default: the latest)")
     x.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx for CUDA")
 
-    s = sub.add_parser("stats", help="compute and save a dataset's G-buffer statistics")
-    s.add_argument("data", help="[kind:]path")
-    s.add_argument("--gbuffer-passes", nargs="+", default=None)
+    s = sub.add_parser("stats", help="compute and save a dataset's G-buffer statistics",
+                       description="Compute a dataset's G-buffer mean/std and save them next to the "
+                       "data (training does this once by itself; this recomputes them).")
+    s.add_argument("data", help="[kind:]path of the dataset")
+    s.add_argument("--gbuffer-passes", nargs="+", default=None,
+                   help="passes to cover (default: schema.DEFAULT_GBUFFER_PASSES that the data has)")
     return p
 
 
