@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Steps 2-4 of reproducing the bundled models (step 1: scripts/make_default_corpus.sh).
+# These are the exact commands behind neural_core/models/{rad,crn}.onnx; the model cards
+# (neural_core/models/*.md) record the steps reached, the hardware and the wall time.
+# Runs stop at --steps; re-running a command resumes from its last checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # small networks: one thread per process is fastest on 2 cores
+
+# 2. Train: RAD (paired fast -> reference, L1), the same RAD without G-buffers (ablation), CRN.
+"$PY" -m training train-rad --data data/corpus/train --run-dir runs/rad --steps "${RAD_STEPS:-2000}" \
+    --batch-size 4 --crop 96 --vgg-weight 0 --log-every 25 --checkpoint-every 100 --no-progress &
+"$PY" -m training train-rad --data data/corpus/train --run-dir runs/rad_nog --gbuffer-passes none \
+    --steps "${RAD_STEPS:-2000}" --batch-size 4 --crop 96 --vgg-weight 0 --log-every 25 \
+    --checkpoint-every 100 --no-progress &
+"$PY" -m training train-crn --data data/corpus/train/reference --run-dir runs/crn --steps "${CRN_STEPS:-3000}" \
+    --batch-size 1 --size 128 256 --net-config '{"num_images": 2}' --vgg-taps relu1_2 relu2_2 relu3_2 \
+    --log-every 10 --checkpoint-every 50 --no-progress &
+wait
+
+# 3. Export (CHECKPOINT=step_NNNNNNN.pt picks one; both RADs are compared at the same step).
+ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$1/checkpoints/$CHECKPOINT"; true; }
+"$PY" -m training export runs/rad --out neural_core/models/rad.onnx $(ckpt rad)
+"$PY" -m training export runs/rad_nog --out runs/rad_nog.onnx $(ckpt rad_nog)
+"$PY" -m training export runs/crn --out neural_core/models/crn.onnx
+
+# 4. Evaluate on the held-out scenes against the baselines.
+"$PY" -m training.baselines.denoise_node --data data/corpus/eval --out runs/eval/denoise
+"$PY" scripts/evaluate_default_models.py --eval data/corpus/eval --train data/corpus/train \
+    --denoised runs/eval/denoise --rad neural_core/models/rad.onnx --rad-no-gbuffers runs/rad_nog.onnx \
+    --crn neural_core/models/crn.onnx --out runs/eval
