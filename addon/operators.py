@@ -140,11 +140,4 @@ class PHOTOREAL_OT_export_dataset(_Reporting, bpy.types.Operator):
 CLASSES = (PHOTOREAL_OT_enhance, PHOTOREAL_OT_export_dataset)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -74,11 +74,4 @@ def _device_text(settings) -> str:
 CLASSES = (PHOTOREAL_PT_compositor,)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -37,16 +37,6 @@ def run_both(model, path, inputs) -> tuple[np.ndarray, np.ndarray]:
     return expected, sess.run([OUTPUT_NAME], feed)[0]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The networks here are tiny: a second thread only adds synchronisation, which costs
-    seconds per forward when other processes share the two CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def rad_export(tmp_path_factory):
     torch.manual_seed(0)

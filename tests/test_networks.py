@@ -41,16 +41,6 @@ def trained_like(model: nn.Module, seed: int = 1) -> nn.Module:
     return model.eval()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The networks here are tiny: a second thread only adds synchronisation, which costs
-    seconds per forward when other processes share the two CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def rad() -> RADNet:
     torch.manual_seed(0)

@@ -40,17 +40,6 @@ def write_scenes(directory, frames: dict[int, schema.Frame], samples: int) -> No
         writer.write_frame(number, frame)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def one_torch_thread():
-    """Tiny tensors: a second thread only adds synchronisation, which costs seconds per step
-    when other processes share the two CI cores. Subprocesses get OMP_NUM_THREADS=1 to match."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def paired_root(tmp_path_factory):
     """ROOT/fast (noisy 4 spp look-alike) and ROOT/reference of the same 4 frames."""
