@@ -1,6 +1,6 @@
-"""`python -m benchmarks` (make bench): runs the core benchmark; see benchmarks/bench_core.py."""
+"""`python -m benchmarks` (make bench): the issue-6 table; see benchmarks/table.py."""
 import sys
 
-from .bench_core import main
+from .table import main
 
 sys.exit(main(sys.argv[1:]))

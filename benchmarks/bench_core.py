@@ -215,11 +215,11 @@ def vm_hwm_mib() -> float:
 
 
 def memory_child(model_path: str, tile_size: int | None, threads: int | None,
-                 size: tuple[int, int] = UHD) -> None:
+                 size: tuple[int, int] = UHD, device: str = "cpu") -> None:
     """Run in a fresh interpreter: load, build a frame, enhance; print peaks as JSON."""
     from neural_core.runtime import Enhancer
 
-    enhancer = Enhancer.from_pretrained(model_path, device="cpu", tile_size=tile_size, threads=threads)
+    enhancer = Enhancer.from_pretrained(model_path, device=device, tile_size=tile_size, threads=threads)
     after_load = vm_hwm_mib()
     frame = synthetic_frame(*size)
     after_frame = vm_hwm_mib()
@@ -233,21 +233,30 @@ def memory_child(model_path: str, tile_size: int | None, threads: int | None,
                       "torch_loaded": "torch" in sys.modules}))
 
 
-def bench_peak_memory(path: Path, size: tuple[int, int], tile_size: int | None, threads: int | None,
-                      report: Report) -> None:
-    """Peak RSS (VmHWM) of a fresh child process; measured inside the child because a forked
-    child's ru_maxrss also counts the parent's pages from before exec."""
+def peak_memory(path: Path, size: tuple[int, int], tile_size: int | None = None,
+                threads: int | None = None, device: str = "cpu") -> dict:
+    """One Enhancer.enhance of a (height, width) frame in a fresh child process -> dict(peak,
+    after_load, after_frame (MiB), seconds, tiles, ...). Peak RSS (VmHWM) is measured inside the
+    child because a forked child's ru_maxrss also counts the parent's pages from before exec."""
     cmd = [sys.executable, "-m", "benchmarks.bench_core", "--memory-child", str(path),
-           "--child-size", str(size[0]), str(size[1])]
+           "--child-size", str(size[0]), str(size[1]), "--device", device]
     if tile_size is not None:
         cmd += ["--tile", str(tile_size)]
     if threads:
         cmd += ["--threads", str(threads)]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if result.returncode:
-        report(f"  memory child failed: {result.stderr.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"memory child failed: {result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def bench_peak_memory(path: Path, size: tuple[int, int], tile_size: int | None, threads: int | None,
+                      report: Report) -> None:
+    try:
+        r = peak_memory(path, size, tile_size, threads)
+    except RuntimeError as exc:
+        report(f"  {str(exc).splitlines()[-1]}")
         return
-    r = json.loads(result.stdout.strip().splitlines()[-1])
     label = "untiled" if r["tile_size"] == 0 else f"tile {r['tile_size']} px, overlap {r['overlap']} px"
     report(f"RAD {size[1]}x{size[0]}, {label}: {r['tiles']} tile(s), {r['seconds']:.1f} s")
     report(f"  peak resident memory (VmHWM) {r['peak']:.0f} MiB = runtime+model {r['after_load']:.0f} "
@@ -265,9 +274,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-save", action="store_true", help="print only, do not write benchmarks/results/")
     parser.add_argument("--memory-child", metavar="MODEL", help=argparse.SUPPRESS)
     parser.add_argument("--child-size", type=int, nargs=2, default=UHD, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
-        memory_child(args.memory_child, args.tile, args.threads, tuple(args.child_size))
+        memory_child(args.memory_child, args.tile, args.threads, tuple(args.child_size), args.device)
         return 0
 
     import torch
