@@ -1,11 +1,10 @@
-"""Build the bundled default models: the small RAD and CRN configs, freshly initialised with a
-fixed seed, exported to neural_core/models/{rad,crn}.onnx with a model card each.
+"""Build UNTRAINED models of the default configs: the small RAD and CRN, freshly initialised
+with a fixed seed, exported with metadata and a model card each.
 
-These weights are UNTRAINED. They exist so that the runtime, the CLI and the add-on have a real
-model of the right architecture and metadata to run; trained weights come with the
-bundled-models issue.
+They are for development (a real model of the right architecture and metadata, seconds to
+make). The bundled models in neural_core/models are trained: scripts/train_default_models.sh.
 
-    .venv/bin/python scripts/make_default_models.py [--out neural_core/models] [--seed 0]
+    .venv/bin/python scripts/make_default_models.py [--out out/untrained_models] [--seed 0]
 """
 from __future__ import annotations
 
@@ -24,9 +23,8 @@ from neural_core.export import export_onnx, metadata_for  # noqa: E402
 from neural_core.metadata import OUTPUT_NAME  # noqa: E402
 from neural_core.networks import build_network, count_flops, count_params  # noqa: E402
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "neural_core" / "models"
-TRAINED_ON = ("untrained: freshly initialised weights (seed {seed}); trained weights come with "
-              "the bundled-models issue")
+UNTRAINED_DIR = Path(__file__).resolve().parents[1] / "out" / "untrained_models"
+TRAINED_ON = "untrained: freshly initialised weights (seed {seed})"
 FULL_HD = (1080, 1920)
 
 
@@ -57,12 +55,12 @@ def model_card(kind: str, model: torch.nn.Module, metadata, onnx_path: Path, see
                     f"it accepts any size. Layer norm uses whole-image statistics: run CRN on the whole "
                     f"frame, not in tiles. Of its {metadata.num_images} output images the export "
                     f"keeps the first.\n")
-    return f"""# Default {kind.upper()} model ({onnx_path.name})
+    return f"""# Untrained {kind.upper()} model ({onnx_path.name})
 
 **UNTRAINED.** These are freshly initialised weights (seed {seed}), not a trained model:
 {"its output is the input image plus a small residual that has learned nothing" if kind == "rad" else "its output is a smooth, random-looking image that has learned nothing"}.
-It exists so that the runtime, CLI and add-on have a real model with the right architecture
-and metadata. Trained weights come with the bundled-models issue.
+It exists so that development has a real model with the right architecture and metadata;
+the bundled models in neural_core/models are trained (scripts/train_default_models.sh).
 
 - Architecture: {"RAD enhancement network after EPE (neural_core/networks/rad.py)" if kind == "rad" else "Cascaded Refinement Network after Chen & Koltun (neural_core/networks/crn.py)"}, the `small` config
 - Parameters: {count_params(model):,}
@@ -93,7 +91,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=MODELS_DIR)
+    parser.add_argument("--out", type=Path, default=UNTRAINED_DIR)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
