@@ -22,8 +22,9 @@ class PairedRADTrainer(Trainer):
             raise ValueError(f"paired training needs a ROOT with fast/ and reference/ exported datasets "
                              f"(got {self.source.describe()}); give --real PHOTOS for unpaired training")
         self.build_generator()
-        taps = self.opts.vgg_taps
-        self.vgg_loss = VGGLoss(self.make_vgg("vgg16"), taps, [1.0] * len(taps) if taps else None)
+        if self.opts.vgg_weight:  # a pure L1 run needs no VGG (and has no VGG-weights caveat)
+            taps = self.opts.vgg_taps
+            self.vgg_loss = VGGLoss(self.make_vgg("vgg16"), taps, [1.0] * len(taps) if taps else None)
 
     def build_generator(self) -> None:
         self.net_config = self.network_config()
