@@ -14,7 +14,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # small networks: one thread per 
 "$PY" -m training train-rad --data data/corpus/train --run-dir runs/rad_nog --gbuffer-passes none \
     --steps "${RAD_STEPS:-1500}" --batch-size 4 --crop 96 --vgg-weight 0 --log-every 25 \
     --checkpoint-every 100 --no-progress &
-"$PY" -m training train-crn --data data/corpus/train/reference --run-dir runs/crn --steps "${CRN_STEPS:-3000}" \
+"$PY" -m training train-crn --data data/corpus/train/reference --run-dir runs/crn --steps "${CRN_STEPS:-1300}" \
     --batch-size 1 --size 128 256 --net-config '{"num_images": 2}' --vgg-taps relu1_2 relu2_2 relu3_2 \
     --log-every 10 --checkpoint-every 50 --no-progress &
 wait

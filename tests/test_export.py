@@ -203,22 +203,34 @@ def test_metadata_for_uses_the_config_passes_and_identity_stats():
 # -- the bundled default models --------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["rad", "crn"])
-def test_bundled_model_is_the_seeded_default_and_says_untrained(kind):
-    """The committed .onnx files are what scripts/make_default_models.py builds today."""
+def test_bundled_model_is_trained_by_the_project_and_documented(kind):
+    """The committed models come from `python -m training` (scripts/train_default_models.sh):
+    the metadata says what they were trained on, the network is the default config (so the
+    speed figures apply), RAD carries the dataset's G-buffer statistics, and the model card
+    records the command and the held-out metrics."""
     path = MODELS_DIR / f"{kind}.onnx"
-    assert path.stat().st_size < 10e6
+    assert path.stat().st_size < 50e6
     meta = read_onnx_metadata(path)
-    assert meta.model_kind == kind and not meta.is_trained
-    assert meta.trained_on.startswith("untrained")
-    assert "untrained" in (MODELS_DIR / f"{kind}.md").read_text().lower()
+    assert meta.model_kind == kind and meta.is_trained
+    assert f"{kind} " in meta.trained_on and "steps" in meta.trained_on
+    default = json.loads(json.dumps(build_network(kind, None).config.to_dict()))
+    if kind == "crn":  # k only matters for the diversity loss: the export keeps the first image
+        default["num_images"] = meta.config["num_images"]
+    assert meta.config == default
+    if kind == "rad":
+        assert meta.gbuffer_std != [1.0] * len(meta.gbuffer_std), "identity G-buffer statistics"
+    card = (MODELS_DIR / f"{kind}.md").read_text()
+    assert f"python -m training train-{kind}" in card and "PSNR" in card
+    # The graph runs and is not the identity (RAD) / not constant (CRN) on a plausible input.
     torch.manual_seed(0)
-    model = build_network(kind, None).eval()
-    assert meta.config == json.loads(json.dumps(model.config.to_dict())), \
-        "bundled model is stale: re-run scripts/make_default_models.py"
-    inputs = model.example_inputs(1, 48, 80)
-    expected, actual = run_both(model, path, inputs)
-    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0,
-                               err_msg="bundled model is stale: re-run scripts/make_default_models.py")
+    inputs = build_network(kind, None).eval().example_inputs(1, 48, 80)
+    names = meta.input_names
+    out = session(path).run([OUTPUT_NAME], {n: x.numpy() for n, x in zip(names, inputs)})[0]
+    assert np.isfinite(out).all()
+    if kind == "rad":
+        assert np.abs(out - inputs[0].numpy()).mean() > 1e-3
+    else:
+        assert out.std() > 1e-2
 
 
 def test_rad_without_gbuffers_exports_and_runs_through_the_runtime(tmp_path):
