@@ -10,6 +10,25 @@ from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
 
+class JSONConfig:
+    """from_dict/to_dict for the network config dataclasses, which travel as JSON in the ONNX
+    metadata and in training checkpoints. Subclasses set `label` ("RAD", "CRN")."""
+
+    label = "network"
+
+    @classmethod
+    def from_dict(cls, values: dict | None):
+        values = dict(values or {})
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown {cls.label} config keys {sorted(unknown)}; known: "
+                             f"{', '.join(cls.__dataclass_fields__)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 def conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, bias: bool = True,
          padding_mode: str = "zeros") -> nn.Conv2d:
     """A 'same' convolution (odd kernel); stride 2 gives ceil(size / 2)."""

@@ -13,7 +13,7 @@ Layer norm uses per-image statistics, so CRN must run on the whole frame, not ti
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,13 +21,17 @@ from torch import nn
 
 from .. import schema
 from ..errors import SizeMismatchError
-from .common import conv
+from .common import JSONConfig, conv
 
 LEAKY_SLOPE = 0.2
 
 
 @dataclass
-class CRNConfig:
+class CRNConfig(JSONConfig):
+    """Width and depth of a CRN. JSON-serialisable with `dataclasses.asdict`."""
+
+    label = "CRN"
+
     num_modules: int = 6
     base_size: tuple[int, int] = (4, 8)       # first module's (H, W) at the training resolution
     widths: tuple[int, ...] = (256, 256, 192, 128, 64, 32)   # per module, before the multiplier
@@ -51,18 +55,6 @@ class CRNConfig:
                       num_images=9)
         values.update(overrides)
         return cls(**values)
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "CRNConfig":
-        values = dict(values or {})
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown CRN config keys {sorted(unknown)}; known: "
-                             f"{', '.join(cls.__dataclass_fields__)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def module_widths(self) -> tuple[int, ...]:

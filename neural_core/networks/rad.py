@@ -19,7 +19,7 @@ Differences from EPE's code, each on purpose:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .. import schema
 from ..errors import SizeMismatchError
-from .common import conv
+from .common import JSONConfig, conv
 
 NORMS = ("batch", "none")
 
@@ -45,8 +45,10 @@ SMALL_CLASS_GROUPS = (
 
 
 @dataclass
-class RADConfig:
+class RADConfig(JSONConfig):
     """Width and depth of a RAD network. JSON-serialisable with `dataclasses.asdict`."""
+
+    label = "RAD"
 
     gbuffer_passes: tuple[str, ...] = schema.DEFAULT_GBUFFER_PASSES
     # Classes merged into one G-buffer stream; None = one stream per class (as in EPE).
@@ -99,18 +101,6 @@ class RADConfig:
                       spectral_norm=True)
         values.update(overrides)
         return cls(**values)
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "RADConfig":
-        values = dict(values or {})
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown RAD config keys {sorted(unknown)}; known: "
-                             f"{', '.join(cls.__dataclass_fields__)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     # -- derived ---------------------------------------------------------------------------------
     @property
