@@ -48,8 +48,34 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
+def remove_stale_temporaries(run: str | os.PathLike) -> None:
+    """Delete half-written checkpoints of writers that no longer run.
+
+    `save` renames a complete file into place, so a temporary never counts as a checkpoint; but a
+    writer killed mid-save (SIGKILL, power loss) cannot delete its own. The writer's pid is in the
+    name, so a live run's save in progress is left alone.
+    """
+    folder = checkpoint_dir(run)
+    for tmp in folder.glob(".step_*.pt.*.tmp") if folder.is_dir() else []:
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            log.info("removing %s, left by a run that was stopped while saving", tmp.name)
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def latest(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict | None:
     """The newest checkpoint that loads, or None for a fresh run."""
+    remove_stale_temporaries(run)
     for path in reversed(all_checkpoints(run)):
         try:
             payload = load(path, device)

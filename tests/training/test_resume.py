@@ -91,3 +91,22 @@ def test_killed_run_resumes_to_the_same_weights(paired_root, tmp_path):
     for name, tensor in straight["models"]["generator"].items():
         torch.testing.assert_close(final["models"]["generator"][name], tensor, rtol=1e-5, atol=1e-6,
                                    msg=f"{name} differs after resume")
+
+
+def test_half_written_checkpoints_of_dead_writers_are_removed(tmp_path):
+    """A writer killed mid-save leaves its temporary behind; it never counts as a checkpoint and
+    the next look for the latest checkpoint removes it, but not a live writer's."""
+    import os
+    import subprocess
+
+    checkpoint.save(tmp_path, 1, {"step": 1, "x": torch.zeros(2)})
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    folder = checkpoint.checkpoint_dir(tmp_path)
+    stale = folder / f".step_0000002.pt.{finished.pid}.tmp"
+    in_progress = folder / f".step_0000002.pt.{os.getpid()}.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    in_progress.write_bytes(b"half a checkpoint")
+    assert checkpoint.latest(tmp_path)["step"] == 1
+    assert not stale.exists()
+    assert in_progress.exists()
