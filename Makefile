@@ -28,7 +28,7 @@ demo: $(VENV)/.installed
 addon: $(VENV)/.installed
 	$(VENV)/bin/python build_addon.py --out dist
 
-test-core: $(VENV)/.installed
+test-core: $(VENV)/.installed $(VENV313)/.installed  # some core tests check Blender 5.x in a subprocess
 	$(VENV)/bin/python -m pytest -q tests
 
 test-blender45: $(VENV)/.installed addon
