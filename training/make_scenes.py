@@ -22,7 +22,6 @@ Needs the `bpy` module (Blender 4.5 or 5.x); imported only when scenes are made.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -109,9 +108,10 @@ def _render(scene, directory: Path, index: int, preset, noise_seed: int, device:
     independent of the input's.
     """
     from training import scenes
+    from training.scenes.render import quiet_stdout
     scenes.apply_preset(scene, preset, noise_seed=noise_seed, device=device)
     start = time.perf_counter()
-    with _quiet_stdout(not blender_log):
+    with quiet_stdout(not blender_log):
         export_frames(scene, str(directory), index, index,
                       extra={"generator": "training.make_scenes", "preset": _preset_dict(preset)})
     return round(time.perf_counter() - start, 2)
@@ -190,24 +190,6 @@ def _complete_ids(directory: Path) -> set[int]:
     reader = dataset_format.DatasetReader(directory)
     return {n for n in reader.frames
             if all((directory / rel).is_file() for rel in dataset_format.relative_paths(n).values())}
-
-
-@contextlib.contextmanager
-def _quiet_stdout(enabled: bool):
-    """Silence Blender's per-tile render log (C-level stdout) so the progress bar stays readable."""
-    if not enabled:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 # ---------------------------------------------------------------------------------------------

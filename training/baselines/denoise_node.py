@@ -170,9 +170,9 @@ class DenoiseNode:
 
     def composite(self) -> None:
         """Run the compositor (no render engine) and write the result to `output_path`."""
-        from training.make_scenes import _quiet_stdout
+        from training.scenes.render import quiet_stdout
         self.output_path.unlink(missing_ok=True)
-        with _quiet_stdout(not self.blender_log):
+        with quiet_stdout(not self.blender_log):
             self.bpy.ops.render.render(write_still=True, scene=self.scene.name)
         if not self.output_path.is_file():
             raise RuntimeError(f"Blender's compositor wrote no output at {self.output_path}; "

@@ -5,6 +5,9 @@ field names the ViewLayer property of every built-in pass; AOV passes are added 
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import asdict, dataclass
 
 from neural_core import schema
@@ -96,3 +99,21 @@ def set_output_exr(scene, path: str, half: bool = False, codec: str = "ZIP") -> 
     set_multilayer_exr(scene.render.image_settings, half=half, codec=codec)
     scene.render.filepath = path
     scene.render.use_file_extension = False
+
+
+@contextlib.contextmanager
+def quiet_stdout(enabled: bool):
+    """Silence Blender's per-tile render log (C-level stdout) so the progress bar stays readable."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
