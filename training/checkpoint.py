@@ -64,13 +64,19 @@ def remove_stale_temporaries(run: str | os.PathLike) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Is `pid` a running process? A killed process that its parent has not reaped yet (a
+    zombie) still answers signals but can no longer write, so it counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): trust the signal check
+    return state not in ("Z", "X")
 
 
 def latest(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict | None:

@@ -45,11 +45,16 @@ def kill_after_checkpoint(data, run, step: int) -> None:
         assert time.time() < deadline, "no checkpoint within 2 minutes"
         time.sleep(0.05)
     # torchrun starts its worker in a session of its own: kill the worker(s), then torchrun.
-    for pid in [*descendants(proc.pid), proc.pid]:
+    killed = [*descendants(proc.pid), proc.pid]
+    for pid in killed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
+    # SIGKILL is delivered asynchronously: wait until every killed process is gone (or a zombie).
+    deadline = time.time() + 10
+    while any(checkpoint._alive(pid) for pid in killed) and time.time() < deadline:
+        time.sleep(0.05)
 
 
 def descendants(root: int) -> list[int]:
