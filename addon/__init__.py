@@ -2,9 +2,9 @@
 
 Everything lives in submodules; this file only registers them.
 """
-from . import batch, operators, properties, render_pass, ui
+from . import batch, compositor, operators, properties, render_pass, ui
 
-_MODULES = (properties, operators, ui, render_pass, batch)
+_MODULES = (properties, operators, ui, render_pass, batch, compositor)
 
 
 def register():

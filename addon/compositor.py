@@ -198,16 +198,35 @@ def store_image(rgb: np.ndarray, alpha: np.ndarray | None = None):
         image = bpy.data.images.new(IMAGE_NAME, w, h, alpha=True, float_buffer=True)
         with contextlib.suppress(TypeError):
             image.colorspace_settings.name = "Linear Rec.709"
+    # Built bottom row first in one array (Blender rows go up): no flipped copy.
     rgba = np.empty((h, w, 4), np.float32)
-    rgba[..., :3] = rgb
-    rgba[..., 3] = 1.0 if alpha is None else alpha.reshape(h, w)
-    image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1]).ravel())  # Blender rows go up
+    rgba[..., :3] = rgb[::-1]
+    rgba[..., 3] = 1.0 if alpha is None else alpha.reshape(h, w)[::-1]
+    image.pixels.foreach_set(rgba.ravel())
     image.update()
-    # Packed as a float EXR so the result is saved in the .blend: a generated image would come
-    # back blank, and the compositor would mix black into the next render.
+    # Saved in the .blend as a packed float EXR (a generated image would come back blank, and
+    # the compositor would mix black into the next render). Packing encodes the EXR, 40-80 ms
+    # at 1080p, so it is done once when the file is saved (pack_before_save), not every frame.
     image.file_format = "OPEN_EXR"
-    image.pack()
     return image
+
+
+@bpy.app.handlers.persistent
+def pack_before_save(*_args) -> None:
+    """save_pre handler: pack the enhanced image so the .blend keeps its current pixels."""
+    image = bpy.data.images.get(IMAGE_NAME)
+    if image is not None and image.has_data:
+        image.pack()
+
+
+def register() -> None:
+    if pack_before_save not in bpy.app.handlers.save_pre:
+        bpy.app.handlers.save_pre.append(pack_before_save)
+
+
+def unregister() -> None:
+    while pack_before_save in bpy.app.handlers.save_pre:
+        bpy.app.handlers.save_pre.remove(pack_before_save)
 
 
 def image_pixels(image) -> np.ndarray:

@@ -9,7 +9,8 @@ with 1 sample, then times what the add-on does after a render:
     readback      addon.readback.save_render_passes (multilayer EXR on /dev/shm; save_render) +
                   neural_core.exr.read_frame
     preprocess, inference, postprocess    Enhancer.last_timings
-    compositing   addon.compositor.store_image: foreach_set into bpy.data.images + pack
+    compositing   addon.compositor.store_image: foreach_set into bpy.data.images (the image is
+                  packed only when the .blend is saved, by a save_pre handler)
 
 Medians of the repeats; the Enhancer runs once on a small crop first (session start-up).
 """

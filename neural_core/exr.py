@@ -38,13 +38,23 @@ def read_channels(path: str | os.PathLike) -> dict[str, np.ndarray]:
             channels = {}
             for part in exr.parts:
                 for name, channel in part.channels.items():
-                    channels[name] = np.asarray(channel.pixels, dtype=np.float32).copy()
+                    # OpenEXR 3.x hands over a fresh array that numpy owns (it stays valid after
+                    # the file closes), so a FLOAT channel is taken as it is; HALF/UINT convert.
+                    channels[name] = _owned_float32(channel.pixels)
     except Exception as exc:  # OpenEXR raises RuntimeError/ValueError/IOError for broken files
         raise CorruptFileError(f"cannot read EXR {path}: {exc}. The file may be truncated or "
                                f"not an OpenEXR image; re-render or re-export it") from exc
     if not channels:
         raise CorruptFileError(f"EXR {path} holds no channels")
     return channels
+
+
+def _owned_float32(pixels) -> np.ndarray:
+    """float32 pixels that belong to no one else: converted, or copied unless numpy owns them."""
+    array = np.asarray(pixels)
+    if array.dtype != np.float32:
+        return array.astype(np.float32)
+    return array if array.flags.owndata and array.flags.writeable else array.copy()
 
 
 def read_frame(path: str | os.PathLike, view_layer: str | None = None) -> schema.Frame:

@@ -124,13 +124,17 @@ class TileBlender:
         self.overlap = overlap
         self.total = np.zeros((channels, height, width), np.float32)
         self.weight = np.zeros((height, width), np.float32)
+        self._scratch: np.ndarray | None = None
 
     def add(self, tile: Tile, output: np.ndarray) -> None:
         if output.shape[1:] != tile.shape:
             raise ValueError(f"tile output {output.shape[1:]} does not match tile {tile.shape}")
         rows, cols = tile.slices
         weights = blend_weights(tile, self.overlap)
-        self.total[:, rows, cols] += output * weights
+        # The weighted tile goes through one scratch array reused while tile shapes repeat.
+        if self._scratch is None or self._scratch.shape != output.shape:
+            self._scratch = np.empty(output.shape, np.float32)
+        self.total[:, rows, cols] += np.multiply(output, weights, out=self._scratch)
         self.weight[rows, cols] += weights
 
     def result(self) -> np.ndarray:

@@ -111,3 +111,21 @@ def test_write_frame_round_trips_with_blender_names(tmp_path, blender_version):
     for key in frame:
         np.testing.assert_array_equal(back[key], frame[key])
     assert not list(tmp_path.glob(".*.tmp")), "atomic write left a temporary file behind"
+
+
+def test_channels_stay_valid_and_owned_after_the_file_closes(tmp_path):
+    """read_channels keeps OpenEXR's arrays without copying them: they must outlive the file."""
+    import gc
+    rng = np.random.default_rng(3)
+    written = {"ViewLayer.Normal.X": rng.random((7, 9), dtype=np.float32),
+               "ViewLayer.Depth.Z": rng.random((7, 9)).astype(np.float16)}
+    path = tmp_path / "owned.exr"
+    exr.write_channels(path, written)
+    channels = exr.read_channels(path)
+    gc.collect()
+    path.unlink()
+    for name, data in written.items():
+        assert channels[name].dtype == np.float32 and channels[name].flags.writeable
+        np.testing.assert_array_equal(channels[name], data.astype(np.float32))
+    channels["ViewLayer.Normal.X"][0, 0] = -5.0   # ours to change
+    assert channels["ViewLayer.Normal.X"][0, 0] == -5.0

@@ -112,3 +112,44 @@ def test_size_mismatch_lists_every_pass():
     frame["normal"] = frame["normal"][:, :4]
     with pytest.raises(SizeMismatchError, match=r"normal 6x4"):
         schema.check_frame(frame, ["image", "normal"])
+
+
+def test_non_finite_check_finds_the_first_bad_pixel_anywhere():
+    """The fast finite-sum check must not hide a NaN/inf, nor report one where there is none."""
+    frame = synthetic_frame(40, 50)
+    frame["albedo"][39, 49, 2] = -np.inf
+    frame["albedo"][17, 3, 0] = np.nan
+    with pytest.raises(NonFiniteError, match=r"'albedo' has 2 NaN/inf values \(first at row 17, column 3\)"):
+        schema.check_frame(frame, ["albedo"])
+    # Finite values whose sum overflows float32 are still finite: no error.
+    frame = synthetic_frame(40, 50)
+    frame["emission"][:] = np.finfo(np.float32).max / 2
+    schema.check_frame(frame, ["emission"])
+
+
+def test_frame_from_exr_channels_equals_stacked_channels():
+    rng = np.random.default_rng(1)
+    chans = {f"ViewLayer.Normal.{c}": rng.random((5, 7), dtype=np.float32) for c in "XYZ"}
+    chans["ViewLayer.Depth.Z"] = rng.random((5, 7), dtype=np.float32)
+    frame = schema.frame_from_exr_channels(chans)
+    np.testing.assert_array_equal(frame["normal"],
+                                  np.stack([chans[f"ViewLayer.Normal.{c}"] for c in "XYZ"], -1))
+    assert frame["normal"].shape == (5, 7, 3) and frame["normal"].dtype == np.float32
+    np.testing.assert_array_equal(frame["depth"][..., 0], chans["ViewLayer.Depth.Z"])
+
+
+def test_tensor_helpers_into_given_arrays_equal_fresh_ones():
+    frame = synthetic_frame(12, 10)
+    stats = schema.GBufferStats(tuple(np.linspace(-1, 1, 7)), tuple(np.linspace(0.5, 2, 7)))
+    passes = ["depth", "normal", "albedo"]
+    out = np.full((7, 16, 16), -9.0, np.float32)
+    schema.gbuffer_tensor(frame, passes, stats, out=out[:, :12, :10])
+    np.testing.assert_array_equal(out[:, :12, :10], schema.gbuffer_tensor(frame, passes, stats))
+    assert (out[:, 12:] == -9).all()
+    image = np.empty((3, 12, 10), np.float32)
+    schema.image_tensor(frame, out=image)
+    np.testing.assert_allclose(image, schema.image_tensor(frame), rtol=1e-6)
+    ids = np.array([[0, 19], [3, 3]], np.uint8)
+    hot = np.full((schema.NUM_CLASSES, 2, 2), 7.0, np.float32)
+    schema.one_hot(ids, out=hot)
+    np.testing.assert_array_equal(hot, (np.arange(schema.NUM_CLASSES)[:, None, None] == ids).astype(np.float32))
