@@ -14,13 +14,15 @@ from neural_core.errors import SizeMismatchError
 from neural_core.networks import (CRN, CRNConfig, RADConfig, RADNet, build_network, count_flops,
                                   count_params)
 from neural_core.networks.common import without_parametrizations
+from neural_core.networks.rad import KernelHead, MultiScaleKernelHead, _Convs
 
 
 def tiny_rad_config(**overrides) -> RADConfig:
-    """Every RAD feature (all branches with blocks, RAD layers, joint layers, full-res streams)
-    at a width that runs in milliseconds."""
+    """Every RAD feature (all branches with blocks, RAD layers, joint layers, full-res streams,
+    the output RAD and two-scale kernel filtering) at a width that runs in milliseconds."""
     values = dict(num_branches=3, base_channels=4, blocks_per_branch=(1, 1, 1), gbuffer_dim=4,
-                  stream_level=0, joint_layers=1, rad_layers=1, stream_kernel=3, decoder_kernel=3)
+                  stream_level=0, joint_layers=1, rad_layers=1, stream_kernel=3, decoder_kernel=3,
+                  output_rad=True, output_kernel=3, kernel_scales=2)
     values.update(overrides)
     return RADConfig.small(**values)
 
@@ -90,7 +92,9 @@ def test_default_config_uses_the_schema_defaults():
     assert RADConfig() == config
 
 
-def test_rad_is_a_residual_on_the_input(rad):
+def test_rad_without_kernel_head_is_a_residual_on_the_input():
+    torch.manual_seed(0)
+    rad = trained_like(RADNet(tiny_rad_config(output_kernel=0, kernel_scales=1)))
     inputs = rad.example_inputs(2, 33, 29)
     with torch.no_grad():
         assert not torch.allclose(rad(*inputs), inputs[0], atol=1e-3)
@@ -146,6 +150,46 @@ def test_rad_is_tile_safe(rad):
     inner = (slice(None), slice(None), slice(margin, size - margin), slice(margin, size - margin))
     whole_inner = whole[..., top:top + size, left:left + size][inner]
     torch.testing.assert_close(tile[inner], whole_inner, atol=1e-5, rtol=0)
+
+
+def kernel_head_with_bias(size: int, bias: torch.Tensor) -> KernelHead:
+    head = KernelHead(2, size, _Convs(RADConfig.small()))
+    with torch.no_grad():
+        head.logits.weight.zero_()
+        head.logits.bias.copy_(bias)
+    return head
+
+
+def test_kernel_head_applies_its_per_pixel_kernels():
+    """All weight on the centre tap gives the image back; equal weights give a 5x5 box filter
+    with edge padding; the taps line up (a kernel on the right neighbour shifts left)."""
+    image = torch.rand(1, 3, 9, 11)
+    features = torch.zeros(1, 2, 9, 11)
+    centre = torch.full((25,), -1e4)
+    centre[12] = 0.0
+    torch.testing.assert_close(kernel_head_with_bias(5, centre)(features, image), image)
+    box = F.avg_pool2d(F.pad(image, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    torch.testing.assert_close(kernel_head_with_bias(5, torch.zeros(25))(features, image), box)
+    right = torch.full((9,), -1e4)
+    right[5] = 0.0                                  # row 1, column 2 of the 3x3 taps
+    shifted = kernel_head_with_bias(3, right)(features, image)
+    torch.testing.assert_close(shifted[..., :-1], image[..., 1:])
+
+
+def test_multi_scale_kernels_compose_coarse_into_fine():
+    """With identity kernels and alpha = 1 the fine scale's low frequencies are replaced by the
+    coarse scale's: out = x + up(down(x)) - up(down(x)) = x, the image itself."""
+    head = MultiScaleKernelHead([2, 2], 3, 2, _Convs(RADConfig.small()))
+    with torch.no_grad():
+        for kernel in head.heads:
+            kernel.logits.weight.zero_()
+            kernel.logits.bias.fill_(-1e4)
+            kernel.logits.bias[4] = 0.0
+        head.alphas[0].weight.zero_()
+        head.alphas[0].bias.fill_(1e4)
+    image = torch.rand(1, 3, 16, 20)
+    decoded = [torch.zeros(1, 2, 16, 20), torch.zeros(1, 2, 8, 10)]
+    torch.testing.assert_close(head(decoded, image), image, atol=1e-6, rtol=0)
 
 
 def test_rad_has_no_per_image_normalisation():

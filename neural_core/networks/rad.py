@@ -19,6 +19,7 @@ Differences from EPE's code, each on purpose:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +69,20 @@ class RADConfig(JSONConfig):
     norm: str = "batch"               # param-free norm inside RAD: "batch" (running stats) or "none"
     padding_mode: str = "zeros"       # "zeros" (fused into the conv on export) or "replicate" (EPE)
     spectral_norm: bool = False       # on G-buffer encoder and RAD convs (EPE); folded for export
+    # Output head. 0: the output is the input plus a predicted residual (EPE). k > 0 (odd): the
+    # input is first filtered with a k x k kernel predicted per pixel (softmax weights, as in
+    # kernel-predicting denoisers, Bako et al. 2017), then the residual is added. A convex
+    # combination of input pixels cannot invent noise or shift colours, so the network learns
+    # denoising from few scenes; the residual keeps it free to change the look.
+    output_kernel: int = 0
+    # With output_kernel: filter at this many scales (full, 1/2, 1/4 ...), each with kernels from
+    # the decoder features of that level, and blend coarse into fine per pixel (Vogels et al.
+    # 2018). Coarse scales reach low-frequency noise that a k x k kernel cannot.
+    kernel_scales: int = 1
+    # A RAD on the full-resolution decoder features before the output head, fed by the
+    # full-resolution G-buffer embedding (needs stream_level 0): edges of geometry and
+    # materials then reach the output pixel by pixel.
+    output_rad: bool = False
 
     def __post_init__(self) -> None:
         # Values read back from JSON arrive as lists; keep the dataclass hashable-ish and tidy.
@@ -138,6 +153,12 @@ class RADConfig(JSONConfig):
         elif any(self.blocks_per_branch[:self.stream_level]):
             problems.append(f"branches finer than stream_level {self.stream_level} have no G-buffer "
                             f"embedding, so they must have 0 blocks")
+        if self.output_kernel < 0 or (self.output_kernel and self.output_kernel % 2 != 1):
+            problems.append("output_kernel must be 0 (residual output) or an odd kernel size")
+        if not 1 <= self.kernel_scales <= self.num_branches:
+            problems.append("kernel_scales must be 1 .. num_branches (one decoder level per scale)")
+        if self.output_rad and self.stream_level != 0:
+            problems.append("output_rad needs the full-resolution G-buffer embedding (stream_level 0)")
         if self.stream_kernel % 2 != 1 or self.decoder_kernel % 2 != 1:
             problems.append("stream_kernel and decoder_kernel must be odd")
         if self.class_groups is not None:
@@ -182,13 +203,31 @@ class ResidualConv(nn.Module):
         return F.relu(x + F.relu(self.conv(x)))
 
 
+class RunningNorm(nn.BatchNorm2d):
+    """BatchNorm without affine terms whose inference is written out as x * scale + shift.
+
+    The same numbers as BatchNorm2d; the explicit form exports for inputs whose channel count
+    the ONNX tracer cannot see (the 1x1 decoder's split convolution), and onnxruntime folds it
+    into a preceding convolution just as it folds BatchNormalization.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__(channels, affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        scale = torch.rsqrt(self.running_var + self.eps)
+        return x * scale[:, None, None] - (self.running_mean * scale)[:, None, None]
+
+
 class RAD(nn.Module):
     """Rendering-aware denormalisation: norm(x) * gamma(g') + beta(g'), g' = layers(g)."""
 
     def __init__(self, channels: int, cfg: RADConfig, convs: _Convs):
         super().__init__()
         # Running statistics only: no per-image statistics at inference, so tiles agree.
-        self.norm = nn.BatchNorm2d(channels, affine=False) if cfg.norm == "batch" else nn.Identity()
+        self.norm = RunningNorm(channels) if cfg.norm == "batch" else nn.Identity()
         self.layers = nn.Sequential(*(ResidualConv(cfg.gbuffer_dim, convs) for _ in range(cfg.rad_layers)))
         # Two 1x1 convs rather than one split in two: a Split breaks onnxruntime's blocked
         # (NCHWc) layout and costs two reorders per RAD.
@@ -326,11 +365,12 @@ class GBufferEncoder(nn.Module):
         super().__init__()
         groups, dim, k = cfg.groups, cfg.gbuffer_dim, cfg.stream_kernel
         hidden = len(groups) * cfg.stream_dim
-        membership = torch.zeros(hidden, schema.NUM_CLASSES)
+        membership = torch.zeros(len(groups), schema.NUM_CLASSES)
         for g, names in enumerate(groups):
             for name in names:
-                membership[g * cfg.stream_dim:(g + 1) * cfg.stream_dim, schema.class_id(name)] = 1.0
+                membership[g, schema.class_id(name)] = 1.0
         self.register_buffer("membership", membership[:, :, None, None], persistent=False)
+        self.num_groups = len(groups)
         self.stream_level = cfg.stream_level
         # Without G-buffers (the ablation baseline) the streams see a constant plane, so the
         # modulation depends on the class masks alone (SPADE-like semantic conditioning).
@@ -353,14 +393,81 @@ class GBufferEncoder(nn.Module):
             # ceil_mode keeps the size of a stride-2 conv's output: ceil(size / 2).
             gbuffers = F.avg_pool2d(gbuffers, 2, ceil_mode=True)
             classes = F.avg_pool2d(classes, 2, ceil_mode=True)
-        masks = F.conv2d(classes, self.membership)                 # (B, G*E, H, W)
-        hidden = F.relu(self.stream_in(gbuffers)) * masks
+        masks = F.conv2d(classes, self.membership)                 # (B, G, H, W)
+        # Each group's S hidden channels times that group's mask, broadcast in 5-D: the G*S
+        # channel mask is never materialised (at full resolution it was the encoder's main cost).
+        hidden = F.relu(self.stream_in(gbuffers))
+        hidden = (hidden.unflatten(1, (self.num_groups, -1)) * masks.unsqueeze(2)).flatten(1, 2)
         g = F.relu(self.stream_out(hidden))
         embeddings: list[torch.Tensor | None] = [None] * self.stream_level
         for level in self.levels:
             g = level(g)
             embeddings.append(g)
         return embeddings
+
+
+class KernelHead(nn.Module):
+    """Filters the image with a k x k kernel per pixel: softmax(conv1x1(features)) over the taps.
+
+    The taps are k*k shifted views of the edge-padded image with constant slice bounds, so the
+    exported graph has no shape arithmetic, and a tile needs only k // 2 pixels of overlap.
+    """
+
+    def __init__(self, channels: int, size: int, convs: _Convs):
+        super().__init__()
+        self.size = size
+        self.logits = convs.plain(channels, size * size, kernel=1)
+        with torch.no_grad():
+            # Start close to the identity (centre weight ~0.7): a fresh head barely blurs.
+            self.logits.weight.mul_(0.1)
+            self.logits.bias.zero_()
+            self.logits.bias[size * size // 2] = math.log(2.5 * (size * size - 1))
+
+    def forward(self, features: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        # Softmax written out, normalised once on the 3-channel result: onnxruntime's Softmax
+        # over the channel axis of an NCHW tensor transposes it and was most of the runtime.
+        logits = self.logits(features)
+        weights = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+        r = self.size // 2
+        padded = F.pad(image, (r, r, r, r), mode="replicate")
+        out = None
+        for tap in range(self.size * self.size):
+            dy, dx = divmod(tap, self.size)
+            view = padded[:, :, dy:(dy - 2 * r) or None, dx:(dx - 2 * r) or None]
+            term = weights[:, tap:tap + 1] * view
+            out = term if out is None else out + term
+        return out / weights.sum(dim=1, keepdim=True)
+
+
+class MultiScaleKernelHead(nn.Module):
+    """Kernel filtering at scales 0 .. S-1 (scale s: the image area-downsampled 2^s times,
+    kernels from decoder level s), composed coarse to fine: at each finer scale the coarse
+    result replaces the fine result's own low frequencies, by a per-pixel weight alpha:
+        out_s = f_s + alpha_s * (up(out_{s+1}) - up(down(f_s)))
+    """
+
+    def __init__(self, channels: list[int], size: int, scales: int, convs: _Convs):
+        super().__init__()
+        self.heads = nn.ModuleList(KernelHead(channels[s], size, convs) for s in range(scales))
+        self.alphas = nn.ModuleList(convs.plain(channels[s], 1, kernel=1) for s in range(scales - 1))
+        with torch.no_grad():
+            for alpha in self.alphas:      # start mostly on the fine scale (alpha ~0.12)
+                alpha.weight.mul_(0.1)
+                alpha.bias.fill_(-2.0)
+
+    def forward(self, decoded: list[torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        images = [image]
+        for _ in range(1, len(self.heads)):
+            images.append(F.avg_pool2d(images[-1], 2, ceil_mode=True))
+        out = None
+        for s in reversed(range(len(self.heads))):
+            filtered = self.heads[s](decoded[s], images[s])
+            if out is not None:
+                alpha = torch.sigmoid(self.alphas[s](decoded[s]))
+                own_low = _upsample_to(F.avg_pool2d(filtered, 2, ceil_mode=True), filtered)
+                filtered = filtered + alpha * (_upsample_to(out, filtered) - own_low)
+            out = filtered
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,6 +506,9 @@ class RADNet(nn.Module):
             convs.plain(channels[j + 1] + channels[j], channels[j], kernel=cfg.decoder_kernel)
             for j in reversed(range(cfg.num_branches - 1)))
         self.to_rgb = convs.plain(channels[0], 3)
+        self.output_rad = RAD(channels[0], cfg, convs) if cfg.output_rad else None
+        self.to_kernel = (MultiScaleKernelHead(channels, cfg.output_kernel, cfg.kernel_scales, convs)
+                          if cfg.output_kernel else None)
 
     def forward(self, image: torch.Tensor, gbuffers: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         self._check_inputs(image, gbuffers, classes)
@@ -411,9 +521,14 @@ class RADNet(nn.Module):
             if s < len(self.transitions):
                 xs.append(self.transitions[s](xs[-1]))
         y = xs[-1]
+        decoded = [y]                      # decoder features, coarsest level first
         for conv_layer, skip in zip(self.decoder, reversed(xs[:-1])):
             y = F.leaky_relu(_decode(conv_layer, y, skip), 0.2)
-        return image + self.to_rgb(y)
+            decoded.insert(0, y)
+        if self.output_rad is not None:
+            y = decoded[0] = F.leaky_relu(self.output_rad(y, embeddings[0]), 0.2)
+        base = image if self.to_kernel is None else self.to_kernel(decoded, image)
+        return base + self.to_rgb(y)
 
     def _check_inputs(self, image, gbuffers, classes) -> None:
         expected = {"image": (image, 3), "gbuffers": (gbuffers, self.config.num_gbuffer_channels),
