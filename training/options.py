@@ -27,6 +27,8 @@ class TrainOptions:
     batch_size: int = option(4, "batch size per process (per GPU under torchrun)")
     crop: int = option(256, "side of the square random training crops, in pixels")
     lr: float = option(1e-4, "Adam learning rate of the generator")
+    lr_schedule: str = option("constant", "constant, or cosine: decay every learning rate to 0 at "
+                              "--steps (more steps given on resume stretch the curve)")
     betas: tuple[float, float] = option((0.9, 0.999), "Adam betas (two numbers)")
     weight_decay: float = option(0.0, "Adam weight decay")
     clip_grad: float = option(1000.0, "maximum gradient norm per step; the default is EPE's")
@@ -52,7 +54,7 @@ class TrainOptions:
     net: str = option("small", "network preset: small (fast on a CPU), paper (close to the "
                       "published model) or tiny (tests and smoke runs)")
     net_config: str = option("", "JSON dict of network config fields overriding the preset, e.g. "
-                             "'{\"num_branches\": 2}'")
+                             "'{\"num_branches\": 4}'")
     recompute_stats: bool = option(False, "recompute the data's G-buffer mean/std instead of using "
                                    "the saved gbuffer_stats.json")
     split: str = option("train", "Cityscapes split to read (cityscapes data only)")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from training.options import CRNOptions, RADOptions
+from training.trainers.base import lr_factor
 from training.trainers.crn import CRNTrainer
 from training.trainers.rad_paired import PairedRADTrainer
 from training.trainers.rad_unpaired import UnpairedRADTrainer
@@ -131,3 +132,24 @@ def test_rad_refuses_unnamed_epe_gbuffers(tmp_path):
     with pytest.raises(ValueError, match="channel names"):
         UnpairedRADTrainer(RADOptions(run_dir=str(tmp_path / "r"), data=str(tmp_path / "list.txt"),
                                       real=str(tmp_path), **FAST))
+
+
+def test_cosine_schedule_follows_the_step(paired_root, tmp_path):
+    """The learning rate is a function of the step alone: full at the start, half at mid-run,
+    zero at --steps, so a resumed run continues the same curve; constant is untouched."""
+    assert [lr_factor("cosine", s, 4) for s in (0, 2, 4, 9)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    assert lr_factor("constant", 3, 4) == 1.0
+    opts = RADOptions(run_dir=str(tmp_path / "run"), data=str(paired_root), lr=1e-3, steps=4,
+                      lr_schedule="cosine", **FAST)
+    trainer = PairedRADTrainer(opts)
+    batch = fixed_batch(trainer)
+    lrs = []
+    for step in (0, 1, 2):
+        trainer.step = step
+        trainer.train_step(batch)
+        lrs.append(trainer.optimizers["generator"].param_groups[0]["lr"])
+    assert lrs == pytest.approx([1e-3, 1e-3 * lr_factor("cosine", 1, 4), 5e-4])
+    trainer.close()
+    with pytest.raises(ValueError, match="lr-schedule"):
+        PairedRADTrainer(RADOptions(run_dir=str(tmp_path / "bad"), data=str(paired_root),
+                                    lr_schedule="linear", **FAST))

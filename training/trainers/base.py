@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -26,7 +27,16 @@ from ..data.loader import CropDataset, StepSampler, make_loader
 from ..data.sources import Source, open_source
 from ..losses.vgg import VGG
 
+LR_SCHEDULES = ("constant", "cosine")
 log = logging.getLogger("training")
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """Multiplier of the base learning rates at `step` of `steps` (--lr-schedule). A function of
+    the step alone, so a resumed run continues the same curve."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step / max(steps, 1), 1.0)))
+    return 1.0
 
 
 def setup_logging(run: Path, is_main: bool) -> None:
@@ -54,6 +64,8 @@ class Trainer:
     size_multiple = 1
 
     def __init__(self, opts, dist: distributed.Dist | None = None):
+        if opts.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, not {opts.lr_schedule!r}")
         self.opts = opts
         self.dist = dist or distributed.setup(opts.device)
         self.device = self.dist.device
@@ -228,6 +240,9 @@ class Trainer:
             if self.writer:
                 self.writer.add_scalar("train/nan_skips", self.state["nan_skips"], self.step)
             return False
+        for group in opt.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * lr_factor(self.opts.lr_schedule, self.step, self.opts.steps)
         opt.step()
         return True
 

@@ -7,7 +7,8 @@ import json
 PRESETS = ("small", "paper", "tiny")
 # 'tiny' is for tests and smoke runs: seconds per step on a laptop CPU at 32-64 px crops.
 TINY = {
-    "rad": {"num_branches": 2, "blocks_per_branch": (0, 1), "base_channels": 8, "gbuffer_dim": 8},
+    "rad": {"num_branches": 2, "blocks_per_branch": (0, 1), "base_channels": 8, "gbuffer_dim": 8,
+            "kernel_scales": 2},
     "crn": {"num_modules": 3, "widths": (16, 16, 8), "width_multiplier": 1.0, "num_images": 2},
 }
 
