@@ -313,3 +313,18 @@ def test_build_network_rejects_unknown_things():
         build_network("unet", None)
     with pytest.raises(ValueError, match="unknown RAD config keys"):
         build_network("rad", {"depth": 3})
+
+
+def test_crn_onnx_form_computes_the_same_function():
+    """CRN.forward_for_onnx (split first convolution, layer norm as ReduceMeans + affine) is the
+    network's own function: same outputs as forward, per image of a batch, with trained-like
+    (non-trivial) norm affines."""
+    torch.manual_seed(0)
+    model = CRN(tiny_crn_config()).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.GroupNorm):
+                module.weight.uniform_(0.5, 1.5), module.bias.uniform_(-0.5, 0.5)
+        classes = model.example_inputs(2)[0]
+        torch.testing.assert_close(model.forward_for_onnx(classes), model(classes),
+                                   atol=1e-5, rtol=1e-4)

@@ -99,6 +99,36 @@ class RefinementModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
+    def forward_parts(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """forward(torch.cat(parts, 1)) written for ONNX Runtime (see CRN.forward_for_onnx)."""
+        conv0, norm0, act, conv1, norm1 = self.layers[:5]
+        # conv(cat(a, b), W) = conv(a, W_a) + conv(b, W_b): no concatenated copy at full resolution,
+        # and each part keeps a channel count ORT's blocked (NCHWc) convolution takes directly.
+        # The weight is split in the graph (torch does not fold Split), so the file still holds
+        # the one PyTorch weight; ORT folds the split when it loads the model.
+        weights = torch.split(conv0.weight, [int(p.shape[1]) for p in parts], dim=1)
+        x = sum(F.conv2d(p, w, padding=conv0.padding) for p, w in zip(parts, weights))
+        x = act(_layer_norm(x, norm0))
+        return act(_layer_norm(conv1(x), norm1))
+
+
+def _layer_norm(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
+    """norm(x) for a one-group GroupNorm, as ops ORT runs multi-threaded and in few passes.
+
+    GroupNorm(1) exports as Reshape -> InstanceNormalization over one 'channel' -> Reshape -> Mul
+    -> Add, and ORT's InstanceNormalization runs one channel on one thread. Here the statistics
+    are two ReduceMeans (of x and x * x) and the affine one Mul and one Add with per-channel
+    factors that already hold the statistics.
+    """
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    var = (x * x).mean(dim=(1, 2, 3), keepdim=True) - mean * mean
+    # (B, 1) x (C,) -> (B, C): the parameters enter the graph as they are (a reshaped
+    # parameter becomes a folded constant, which the exporter may mis-order when it merges
+    # identical ones).
+    scale = torch.rsqrt(var + norm.eps).flatten(1) * norm.weight
+    shift = norm.bias - mean.flatten(1) * scale
+    return x * scale[..., None, None] + shift[..., None, None]
+
 
 class CRN(nn.Module):
     """forward(classes (B, NUM_CLASSES, H, W) one-hot or soft) -> (B, k, 3, H, W) encoded images.
@@ -122,6 +152,8 @@ class CRN(nn.Module):
         return self.config.size_multiple
 
     def forward(self, classes: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return self.forward_for_onnx(classes)
         self._check_input(classes)
         pyramid = [classes]
         for _ in range(self.config.num_modules - 1):
@@ -134,6 +166,21 @@ class CRN(nn.Module):
                 up = F.interpolate(features, size=labels.shape[-2:], mode="bilinear", align_corners=True)
                 x = torch.cat([up, labels], dim=1)
             features = module(x)
+        return self.to_rgb(features).unflatten(1, (self.config.num_images, 3))
+
+    def forward_for_onnx(self, classes: torch.Tensor) -> torch.Tensor:
+        """forward(classes), the same function, written as a graph ONNX Runtime runs fast."""
+        self._check_input(classes)
+        pyramid = [classes]
+        for _ in range(self.config.num_modules - 1):
+            pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        features = None
+        for module, labels in zip(self.refinements, reversed(pyramid)):
+            parts = [labels]
+            if features is not None:
+                parts.insert(0, F.interpolate(features, size=labels.shape[-2:], mode="bilinear",
+                                              align_corners=True))
+            features = module.forward_parts(parts)
         return self.to_rgb(features).unflatten(1, (self.config.num_images, 3))
 
     def _check_input(self, classes: torch.Tensor) -> None:
