@@ -211,9 +211,10 @@ class ResidualConv(nn.Module):
 class RunningNorm(nn.BatchNorm2d):
     """BatchNorm without affine terms whose inference is written out as x * scale + shift.
 
-    The same numbers as BatchNorm2d; the explicit form exports for inputs whose channel count
-    the ONNX tracer cannot see (the 1x1 decoder's split convolution), and onnxruntime folds it
-    into a preceding convolution just as it folds BatchNormalization.
+    The same numbers (and state-dict keys) as BatchNorm2d; the explicit form exports for inputs
+    whose channel count the ONNX tracer cannot see (the output RAD after the 1x1 decoder's split
+    convolution). Elsewhere the RADs keep BatchNorm2d, which onnxruntime folds into the
+    preceding convolution and benchmarks/same_weights maps back to PyTorch.
     """
 
     def __init__(self, channels: int):
@@ -229,10 +230,11 @@ class RunningNorm(nn.BatchNorm2d):
 class RAD(nn.Module):
     """Rendering-aware denormalisation: norm(x) * gamma(g') + beta(g'), g' = layers(g)."""
 
-    def __init__(self, channels: int, cfg: RADConfig, convs: _Convs):
+    def __init__(self, channels: int, cfg: RADConfig, convs: _Convs, explicit_norm: bool = False):
         super().__init__()
         # Running statistics only: no per-image statistics at inference, so tiles agree.
-        self.norm = RunningNorm(channels) if cfg.norm == "batch" else nn.Identity()
+        norm = RunningNorm(channels) if explicit_norm else nn.BatchNorm2d(channels, affine=False)
+        self.norm = norm if cfg.norm == "batch" else nn.Identity()
         self.layers = nn.Sequential(*(ResidualConv(cfg.gbuffer_dim, convs) for _ in range(cfg.rad_layers)))
         # Two 1x1 convs rather than one split in two: a Split breaks onnxruntime's blocked
         # (NCHWc) layout and costs two reorders per RAD.
@@ -511,7 +513,7 @@ class RADNet(nn.Module):
             convs.plain(channels[j + 1] + channels[j], channels[j], kernel=cfg.decoder_kernel)
             for j in reversed(range(cfg.num_branches - 1)))
         self.to_rgb = convs.plain(channels[0], 3)
-        self.output_rad = RAD(channels[0], cfg, convs) if cfg.output_rad else None
+        self.output_rad = RAD(channels[0], cfg, convs, explicit_norm=True) if cfg.output_rad else None
         self.to_kernel = (MultiScaleKernelHead(channels, cfg.output_kernel, cfg.kernel_scales, convs)
                           if cfg.output_kernel else None)
 
