@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-"$PY" -m training make-scenes --count "${TRAIN_COUNT:-100}" --seed 10000 --resolution 256x144 \
+"$PY" -m training make-scenes --count "${TRAIN_COUNT:-84}" --seed 10000 --resolution 256x144 \
     --fast-samples 8 --reference-samples 128 --out data/corpus/train
 "$PY" -m training make-scenes --count "${EVAL_COUNT:-12}" --seed 20000 --resolution 256x144 \
     --fast-samples 8 --reference-samples 256 --out data/corpus/eval
