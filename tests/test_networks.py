@@ -176,6 +176,24 @@ def test_kernel_head_applies_its_per_pixel_kernels():
     torch.testing.assert_close(shifted[..., :-1], image[..., 1:])
 
 
+def test_kernel_guide_steers_the_filter_per_pixel():
+    """The G-buffer guide adds to the kernel logits pixel by pixel: where the guide channel is
+    set, the centre tap wins (no blur); elsewhere the head keeps its box filter."""
+    head = KernelHead(2, 3, _Convs(RADConfig.small()), guide_channels=2)
+    with torch.no_grad():
+        head.logits.weight.zero_()
+        head.logits.bias.zero_()
+        head.guide.weight.zero_()
+        head.guide.weight[4, 0] = 1e4                   # guide channel 0 -> centre tap
+    image = torch.rand(1, 3, 8, 10)
+    guide = torch.zeros(1, 2, 8, 10)
+    guide[:, 0, :, :5] = 1.0                            # left half guided
+    out = head(torch.zeros(1, 2, 8, 10), image, guide)
+    box = F.avg_pool2d(F.pad(image, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    torch.testing.assert_close(out[..., :5], image[..., :5])
+    torch.testing.assert_close(out[..., 5:], box[..., 5:])
+
+
 def test_multi_scale_kernels_compose_coarse_into_fine():
     """With identity kernels and alpha = 1 the fine scale's low frequencies are replaced by the
     coarse scale's: out = x + up(down(x)) - up(down(x)) = x, the image itself."""

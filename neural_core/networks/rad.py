@@ -83,6 +83,10 @@ class RADConfig(JSONConfig):
     # the decoder features of that level, and blend coarse into fine per pixel (Vogels et al.
     # 2018). Coarse scales reach low-frequency noise that a k x k kernel cannot.
     kernel_scales: int = 3
+    # With output_kernel: the kernel logits of each scale also see that scale's G-buffers through
+    # a 1x1 conv, as in kernel-predicting denoisers, so albedo, normal and depth edges steer the
+    # filter at full resolution (the class streams and RAD blocks run at 1/2 and coarser).
+    kernel_guide: bool = True
     # A RAD on the full-resolution decoder features before the output head, fed by the
     # full-resolution G-buffer embedding (needs stream_level 0): edges of geometry and
     # materials then reach the output pixel by pixel.
@@ -420,20 +424,26 @@ class KernelHead(nn.Module):
     exported graph has no shape arithmetic, and a tile needs only k // 2 pixels of overlap.
     """
 
-    def __init__(self, channels: int, size: int, convs: _Convs):
+    def __init__(self, channels: int, size: int, convs: _Convs, guide_channels: int = 0):
         super().__init__()
         self.size = size
         self.logits = convs.plain(channels, size * size, kernel=1)
+        self.guide = convs.plain(guide_channels, size * size, kernel=1, bias=False) if guide_channels else None
         with torch.no_grad():
             # Start close to the identity (centre weight ~0.7): a fresh head barely blurs.
             self.logits.weight.mul_(0.1)
             self.logits.bias.zero_()
             self.logits.bias[size * size // 2] = math.log(2.5 * (size * size - 1))
+            if self.guide is not None:
+                self.guide.weight.mul_(0.1)
 
-    def forward(self, features: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, image: torch.Tensor,
+                guide: torch.Tensor | None = None) -> torch.Tensor:
         # Softmax written out, normalised once on the 3-channel result: onnxruntime's Softmax
         # over the channel axis of an NCHW tensor transposes it and was most of the runtime.
         logits = self.logits(features)
+        if self.guide is not None:
+            logits = logits + self.guide(guide)
         weights = torch.exp(logits - logits.amax(dim=1, keepdim=True))
         r = self.size // 2
         padded = F.pad(image, (r, r, r, r), mode="replicate")
@@ -453,22 +463,26 @@ class MultiScaleKernelHead(nn.Module):
         out_s = f_s + alpha_s * (up(out_{s+1}) - up(down(f_s)))
     """
 
-    def __init__(self, channels: list[int], size: int, scales: int, convs: _Convs):
+    def __init__(self, channels: list[int], size: int, scales: int, convs: _Convs, guide_channels: int = 0):
         super().__init__()
-        self.heads = nn.ModuleList(KernelHead(channels[s], size, convs) for s in range(scales))
+        self.heads = nn.ModuleList(KernelHead(channels[s], size, convs, guide_channels)
+                                   for s in range(scales))
         self.alphas = nn.ModuleList(convs.plain(channels[s], 1, kernel=1) for s in range(scales - 1))
         with torch.no_grad():
             for alpha in self.alphas:      # start mostly on the fine scale (alpha ~0.12)
                 alpha.weight.mul_(0.1)
                 alpha.bias.fill_(-2.0)
 
-    def forward(self, decoded: list[torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        images = [image]
+    def forward(self, decoded: list[torch.Tensor], image: torch.Tensor,
+                gbuffers: torch.Tensor | None = None) -> torch.Tensor:
+        guided = self.heads[0].guide is not None
+        images, guides = [image], [gbuffers if guided else None]
         for _ in range(1, len(self.heads)):
             images.append(F.avg_pool2d(images[-1], 2, ceil_mode=True))
+            guides.append(F.avg_pool2d(guides[-1], 2, ceil_mode=True) if guided else None)
         out = None
         for s in reversed(range(len(self.heads))):
-            filtered = self.heads[s](decoded[s], images[s])
+            filtered = self.heads[s](decoded[s], images[s], guides[s])
             if out is not None:
                 alpha = torch.sigmoid(self.alphas[s](decoded[s]))
                 own_low = _upsample_to(F.avg_pool2d(filtered, 2, ceil_mode=True), filtered)
@@ -514,7 +528,8 @@ class RADNet(nn.Module):
             for j in reversed(range(cfg.num_branches - 1)))
         self.to_rgb = convs.plain(channels[0], 3)
         self.output_rad = RAD(channels[0], cfg, convs, explicit_norm=True) if cfg.output_rad else None
-        self.to_kernel = (MultiScaleKernelHead(channels, cfg.output_kernel, cfg.kernel_scales, convs)
+        guide = cfg.num_gbuffer_channels if cfg.kernel_guide else 0
+        self.to_kernel = (MultiScaleKernelHead(channels, cfg.output_kernel, cfg.kernel_scales, convs, guide)
                           if cfg.output_kernel else None)
 
     def forward(self, image: torch.Tensor, gbuffers: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -534,7 +549,7 @@ class RADNet(nn.Module):
             decoded.insert(0, y)
         if self.output_rad is not None:
             y = decoded[0] = F.leaky_relu(self.output_rad(y, embeddings[0]), 0.2)
-        base = image if self.to_kernel is None else self.to_kernel(decoded, image)
+        base = image if self.to_kernel is None else self.to_kernel(decoded, image, gbuffers)
         return base + self.to_rgb(y)
 
     def _check_inputs(self, image, gbuffers, classes) -> None:
