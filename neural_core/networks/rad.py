@@ -85,8 +85,8 @@ class RADConfig(JSONConfig):
     kernel_scales: int = 3
     # With output_kernel: the kernel logits of each scale also see that scale's G-buffers through
     # a 1x1 conv, as in kernel-predicting denoisers, so albedo, normal and depth edges steer the
-    # filter at full resolution (the class streams and RAD blocks run at 1/2 and coarser).
-    kernel_guide: bool = True
+    # filter at full resolution. Off by default: measured no gain (31.16 vs 31.18 dB, rad.md).
+    kernel_guide: bool = False
     # A RAD on the full-resolution decoder features before the output head, fed by the
     # full-resolution G-buffer embedding (needs stream_level 0): edges of geometry and
     # materials then reach the output pixel by pixel.
