@@ -266,7 +266,7 @@ class Enhancer:
             run_h, run_w = crn_resolution(height, width, self.tile_size, self.metadata.size_multiple)
             if (run_h, run_w) != (height, width):
                 classes = resize_nearest(classes, run_h, run_w)
-            classes = pad_to_multiple({"ids": classes[..., None]}, self.pad_multiple)["ids"][..., 0]
+            classes = pad_edge(classes, self.pad_multiple)
             feeds = {"classes": schema.one_hot(classes)}
         encoded = self._run(feeds, timer)[:, :run_h, :run_w]
         if (run_h, run_w) != (height, width):
@@ -301,7 +301,8 @@ def padded_shape(shape: Sequence[int], multiple: int) -> tuple[int, ...]:
 
 def pad_edge(region: np.ndarray, multiple: int) -> np.ndarray:
     """(..., h, w) -> a new C-contiguous (..., h', w') array, h' and w' the next multiples of
-    `multiple`, padded at the bottom/right by repeating the edge (as `pad_to_multiple`)."""
+    `multiple`, padded at the bottom/right by repeating the edge (np.pad's 'edge' mode: class ids
+    stay valid ids, radiance stays plausible; the output is cropped back after)."""
     h, w = region.shape[-2:]
     out = np.empty(padded_shape(region.shape, multiple), region.dtype)
     out[..., :h, :w] = region
@@ -314,16 +315,6 @@ def fill_edge(array: np.ndarray, h: int, w: int) -> np.ndarray:
     array[..., h:, :w] = array[..., h - 1:h, :w]
     array[..., :, w:] = array[..., :, w - 1:w]
     return array
-
-
-def pad_to_multiple(passes: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:
-    """Pad (H, W, C) arrays at the bottom/right to multiples of `multiple` by repeating the edge
-    (class ids stay valid ids, radiance stays plausible); the output is cropped back after."""
-    h, w = next(iter(passes.values())).shape[:2]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if not (pad_h or pad_w):
-        return passes
-    return {key: np.pad(arr, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") for key, arr in passes.items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -296,9 +296,10 @@ def apply_transform(key: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def encode_radiance(rgb: np.ndarray) -> np.ndarray:
-    """Linear HDR radiance -> the networks' image domain (log1p, clamped at MAX_RADIANCE)."""
-    clipped = np.clip(rgb, 0.0, MAX_RADIANCE)
+def encode_radiance(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Linear HDR radiance -> the networks' image domain (log1p, clamped at MAX_RADIANCE); into
+    `out` when given (may be `rgb`)."""
+    clipped = np.clip(rgb, 0.0, MAX_RADIANCE, out=out)
     return np.log1p(clipped, out=clipped).astype(np.float32, copy=False)  # in place: one array
 
 
@@ -360,10 +361,10 @@ def gbuffer_tensor(frame: Frame, gbuffer_passes: Sequence[str], stats: GBufferSt
 
 def image_tensor(frame: Frame, out: np.ndarray | None = None) -> np.ndarray:
     """Frame -> (3, H, W) float32 encoded image (into `out` when given)."""
+    channels_first = frame["image"].transpose(2, 0, 1)
     if out is None:
-        return np.ascontiguousarray(encode_radiance(frame["image"]).transpose(2, 0, 1))
-    clipped = np.clip(frame["image"].transpose(2, 0, 1), 0.0, MAX_RADIANCE, out=out)
-    return np.log1p(clipped, out=clipped)   # as encode_radiance, without temporaries
+        out = np.empty(channels_first.shape, np.float32)
+    return encode_radiance(channels_first, out=out)
 
 
 def class_map_from_frame(frame: Frame, source: str = "object_index") -> np.ndarray:

@@ -233,9 +233,15 @@ def test_crn_above_the_budget_runs_at_bounded_resolution(crn_model):
     assert out.shape == (160, 240, 3) and np.isfinite(out).all()
 
 
+def pad_to_multiple(passes: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:
+    """The padding as the runtime did it before issue 6: np.pad 'edge' of (H, W, C) arrays."""
+    h, w = next(iter(passes.values())).shape[:2]
+    pad = ((0, -h % multiple), (0, -w % multiple), (0, 0))
+    return {key: np.pad(arr, pad, mode="edge") for key, arr in passes.items()}
+
+
 def _old_tile_feeds(enhancer, frame, tile):
     """The feeds as built before issue 6: pad the tile's crop of each pass, then transform it."""
-    from neural_core.runtime import pad_to_multiple
     rows, cols = tile.slices
     region = pad_to_multiple({k: frame[k][rows, cols] for k in enhancer.required_passes},
                              enhancer.pad_multiple)

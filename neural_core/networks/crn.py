@@ -152,35 +152,25 @@ class CRN(nn.Module):
         return self.config.size_multiple
 
     def forward(self, classes: torch.Tensor) -> torch.Tensor:
-        if torch.onnx.is_in_onnx_export():
-            return self.forward_for_onnx(classes)
+        # While exporting, the graph is the ONNX form; eager and training keep concat + GroupNorm.
+        return self._forward(classes, onnx_form=torch.onnx.is_in_onnx_export())
+
+    def forward_for_onnx(self, classes: torch.Tensor) -> torch.Tensor:
+        """forward(classes), the same function, written as a graph ONNX Runtime runs fast."""
+        return self._forward(classes, onnx_form=True)
+
+    def _forward(self, classes: torch.Tensor, onnx_form: bool) -> torch.Tensor:
         self._check_input(classes)
         pyramid = [classes]
         for _ in range(self.config.num_modules - 1):
             pyramid.append(F.avg_pool2d(pyramid[-1], 2))   # area downsampling: soft labels
         features = None
         for module, labels in zip(self.refinements, reversed(pyramid)):
-            if features is None:
-                x = labels
-            else:
-                up = F.interpolate(features, size=labels.shape[-2:], mode="bilinear", align_corners=True)
-                x = torch.cat([up, labels], dim=1)
-            features = module(x)
-        return self.to_rgb(features).unflatten(1, (self.config.num_images, 3))
-
-    def forward_for_onnx(self, classes: torch.Tensor) -> torch.Tensor:
-        """forward(classes), the same function, written as a graph ONNX Runtime runs fast."""
-        self._check_input(classes)
-        pyramid = [classes]
-        for _ in range(self.config.num_modules - 1):
-            pyramid.append(F.avg_pool2d(pyramid[-1], 2))
-        features = None
-        for module, labels in zip(self.refinements, reversed(pyramid)):
             parts = [labels]
             if features is not None:
                 parts.insert(0, F.interpolate(features, size=labels.shape[-2:], mode="bilinear",
                                               align_corners=True))
-            features = module.forward_parts(parts)
+            features = module.forward_parts(parts) if onnx_form else module(torch.cat(parts, dim=1))
         return self.to_rgb(features).unflatten(1, (self.config.num_images, 3))
 
     def _check_input(self, classes: torch.Tensor) -> None:
