@@ -44,8 +44,9 @@ class PhotorealSettings(bpy.types.PropertyGroup):
                             description="Mix between the render (0) and the enhanced image (1)")
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO")
     tile_size: IntProperty(name="Tile Size", min=0, soft_max=2048, default=0,
-                           description="Tile side in pixels for large frames, to bound memory "
-                                       "(0 = the runtime's default, 1024)")
+                           description="Tile side in pixels for large frames, to bound memory: "
+                                       "frames above 2 tiles' worth of pixels run as tiles "
+                                       "(0 = the runtime's default, 1024: 1080p runs whole)")
     enhance_on_render: BoolProperty(
         name="Enhance on Render", default=False, update=_enhance_on_render_changed,
         description="Enhance every rendered frame (F12, animations, blender -b). Cycles gets a "

@@ -1,6 +1,6 @@
 """The add-on's steps around inference on one rendered frame, timed inside Blender (bpy).
 
-    python -m benchmarks.addon_overhead [1920x1080] [--model rad] [--repeats 1]
+    python -m benchmarks.addon_overhead [1920x1080] [--model rad] [--repeats 3]
 
 A fresh interpreter builds a tiny Cycles scene (plane, cube, sun; Principled materials tagged
 with classes), enables the passes the model reads (addon.passes), renders it at the size asked
@@ -12,7 +12,9 @@ with 1 sample, then times what the add-on does after a render:
     compositing   addon.compositor.store_image: foreach_set into bpy.data.images (the image is
                   packed only when the .blend is saved, by a save_pre handler)
 
-Medians of the repeats; the Enhancer runs once on a small crop first (session start-up).
+A batch render enhances frame after frame in one process, so the figures are medians over
+`--repeats` frames after a first one; the first frame (session start-up, onnxruntime's first
+run at that size, first-touch of the memory every step allocates) is reported beside them.
 """
 from __future__ import annotations
 
@@ -72,31 +74,32 @@ def measure(width: int, height: int, model: str, repeats: int) -> dict:
     path = Path("/dev/shm") / f"photoreal-bench-{width}x{height}.exr"
     steps: dict[str, list[float]] = {k: [] for k in ("readback", "save_render", "preprocess",
                                                      "inference", "postprocess", "compositing")}
+    first: dict[str, float] = {}
     try:
-        for run in range(repeats):
+        for run in range(repeats + 1):
             start = time.perf_counter()
             readback.save_render_passes(scene, path)
             saved = time.perf_counter()
             frame = exr.read_frame(path, scene.view_layers[0].name)
             steps["readback"].append((time.perf_counter() - start) * 1e3)
             steps["save_render"].append((saved - start) * 1e3)
-            if run == 0:
-                enhancer.enhance({k: v[:64, :64] for k, v in frame.items()}, engine="CYCLES")
             rgb = enhancer.enhance(frame, engine="CYCLES")
             for stage, ms in enhancer.last_timings.items():
                 steps[stage].append(ms)
             start = time.perf_counter()
             compositor.store_image(rgb)
             steps["compositing"].append((time.perf_counter() - start) * 1e3)
+            if run == 0:
+                first = {stage: round(ms.pop(), 1) for stage, ms in steps.items()}
     finally:
         path.unlink(missing_ok=True)
     return {"width": width, "height": height, "model": model, "repeats": repeats,
             "tiles": enhancer.last_num_tiles, "render_s": round(render_s, 1), "notes": notes,
-            "blender": bpy.app.version_string,
+            "blender": bpy.app.version_string, "first_frame": first,
             **{stage: round(statistics.median(ms), 1) for stage, ms in steps.items()}}
 
 
-def time_addon_overhead(width: int, height: int, model: str = "rad", repeats: int = 1,
+def time_addon_overhead(width: int, height: int, model: str = "rad", repeats: int = 3,
                         python: str = sys.executable) -> dict:
     """`measure` in a fresh `python` (a venv with bpy) -> dict of ms per step."""
     cmd = [python, "-m", "benchmarks.addon_overhead", f"{width}x{height}", "--model", model,
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("size", nargs="?", type=_size, default=(1920, 1080))
     parser.add_argument("--model", default="rad")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="frames timed after the first")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

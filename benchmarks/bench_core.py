@@ -88,34 +88,15 @@ def machine_description() -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 def build_and_export(kind: str, out_dir: Path):
-    """Default-config network (eval) and its ONNX export with metadata."""
-    from neural_core.export import export_onnx
+    """Default-config network (eval), its metadata and its ONNX export."""
+    from neural_core.export import export_onnx, metadata_for
     from neural_core.networks import build_network
 
     model = build_network(kind, None).eval()
+    metadata = metadata_for(kind, model.config, trained_on="untrained: benchmark")
     path = out_dir / f"{kind}.onnx"
-    export_onnx(model, default_metadata(kind, model), path)
-    return model, path
-
-
-def default_metadata(kind: str, model):
-    from neural_core import schema
-    from neural_core.metadata import ModelMetadata
-
-    config = model.config.to_dict()
-    passes = list(model.config.gbuffer_passes) if kind == "rad" else []
-    n = schema.num_gbuffer_channels(passes)
-    return ModelMetadata(model_kind=kind, gbuffer_passes=passes, gbuffer_mean=[0.0] * n,
-                         gbuffer_std=[1.0] * n, size_multiple=int(getattr(model, "size_multiple", 1)),
-                         num_images=int(config.get("num_images", 1)) if kind == "crn" else 1,
-                         trained_on="untrained: benchmark", config=config)
-
-
-def network_inputs(kind: str, model, height: int, width: int):
-    """Plausible inputs at height x width, padded to the model's size multiple (as the runtime does)."""
-    multiple = int(getattr(model, "size_multiple", 1))
-    height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
-    return model.example_inputs(1, height, width), (height, width)
+    export_onnx(model, metadata, path)
+    return model, metadata, path
 
 
 def interleaved(runners: dict, reps: int) -> dict:
@@ -136,8 +117,12 @@ def bench_network(kind: str, reps: int, threads: int | None, out_dir: Path, repo
     import onnxruntime as ort
     import torch
 
-    model, path = build_and_export(kind, out_dir)
-    inputs, (h, w) = network_inputs(kind, model, *HD)
+    from neural_core.export import example_passes, exportable
+
+    model, metadata, path = build_and_export(kind, out_dir)
+    h, w = HD
+    inputs = example_passes(metadata, 1, h, w)
+    module = exportable(model, metadata)   # what was exported: passes in, linear radiance out
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -146,18 +131,15 @@ def bench_network(kind: str, reps: int, threads: int | None, out_dir: Path, repo
 
     def run_torch():
         with torch.inference_mode():
-            return model(*inputs)
+            return module(*inputs)
 
     runs = interleaved({"torch": run_torch, "ort": lambda: session.run(None, feeds)}, reps)
     torch_out, ort_out = runs["torch"]["out"], runs["ort"]["out"][0]
-    if kind == "crn":  # the exported CRN keeps the first of its k images
-        torch_out = torch_out[:, 0]
     diff = float(np.abs(torch_out.numpy() - ort_out).max())
     wall = {name: float(np.median(r["wall"])) for name, r in runs.items()}
     cpu = {name: float(np.median(r["cpu"])) for name, r in runs.items()}
     params = sum(p.numel() for p in model.parameters())
-    report(f"{kind.upper()} (default config, {params / 1e6:.2f} M parameters) at {w}x{h}"
-           + (" (1920x1080 padded to the size multiple)" if (h, w) != HD else ""))
+    report(f"{kind.upper()} (default config, {params / 1e6:.2f} M parameters) at {w}x{h}")
     for name, label in (("torch", "PyTorch eager (inference_mode)"), ("ort", "ONNX Runtime CPU")):
         report(f"  {label:<31} {wall[name]:8.0f} ms/frame (CPU time {cpu[name]:6.0f} ms)   "
                f"runs {_fmt(runs[name]['wall'])}")

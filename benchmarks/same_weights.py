@@ -65,7 +65,7 @@ def _distinctive_values(module: torch.nn.Module) -> None:
 
 
 def torch_from_onnx(path: str | Path) -> torch.nn.Module:
-    """The exported module (eval, CRN wrapped as exported) with the ONNX file's weights."""
+    """The exported module (FromPasses around the network, eval) with the ONNX file's weights."""
     from neural_core.export import export_onnx, exportable
     from neural_core.metadata import ModelMetadata
     from neural_core.networks import build_network
@@ -75,7 +75,7 @@ def torch_from_onnx(path: str | Path) -> torch.nn.Module:
     network = build_network(metadata.model_kind, json.loads(json.dumps(metadata.config))).eval()
     with torch.no_grad():
         _distinctive_values(network)
-    module = exportable(network).eval()
+    module = exportable(network, metadata).eval()
     with tempfile.TemporaryDirectory(prefix="same_weights_") as tmp:
         reference = onnx.load(str(export_onnx(network, metadata, Path(tmp) / "reference.onnx")))
     paired = _paired_constants(reference.graph, model.graph)

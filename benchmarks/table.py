@@ -81,18 +81,18 @@ class Model:
         import onnxruntime as ort
         import torch
 
-        from neural_core.export import export_onnx
+        from neural_core.export import export_onnx, exportable
         from neural_core.metadata import ModelMetadata
         from neural_core.networks import count_flops
-        from neural_core.runtime import CPU_PROVIDER, CUDA_PROVIDER, RAD_GRID_ALIGNMENT, resolve_model_path
+        from neural_core.runtime import CPU_PROVIDER, CUDA_PROVIDER, resolve_model_path
 
         from .same_weights import torch_from_onnx
 
         self.kind, self.device = kind, device
         self.path = resolve_model_path(kind)
-        self.module = torch_from_onnx(self.path)
-        self.network = self.module.crn if kind == "crn" else self.module
-        self.multiple = RAD_GRID_ALIGNMENT if kind == "rad" else 1   # the CRN graph pads itself
+        self.module = torch_from_onnx(self.path)     # FromPasses: passes in, linear radiance out
+        self.metadata = ModelMetadata.from_props(ort.InferenceSession(
+            str(self.path), providers=[CPU_PROVIDER]).get_modelmeta().custom_metadata_map)
         h, w = 256, 256
         self.flops_per_pixel = count_flops(self.module, h, w, *self.inputs(h, w)) / (h * w)
         options = ort.SessionOptions()
@@ -101,18 +101,17 @@ class Model:
         session_path, providers = self.path, [CPU_PROVIDER]
         if device == "cuda":
             session_path = tmp / f"{kind}.fp16.onnx"
-            metadata = ModelMetadata.from_props(ort.InferenceSession(
-                str(self.path), providers=[CPU_PROVIDER]).get_modelmeta().custom_metadata_map)
-            export_onnx(self.network, metadata, session_path, fp16=True)
+            export_onnx(self.module.network, self.metadata, session_path, fp16=True)
             providers = [CUDA_PROVIDER]
-            self.module = self.module.half().cuda()
+            # As the fp16 graph runs: the network in half, the passes' transforms in float.
+            self.module = exportable(self.module.network, self.metadata, fp16=True).cuda()
         self.session_path = session_path
         self.session = ort.InferenceSession(str(session_path), options, providers=providers)
         torch.set_grad_enabled(False)
 
     def inputs(self, height: int, width: int):
-        height, width = -(-height // self.multiple) * self.multiple, -(-width // self.multiple) * self.multiple
-        return self.network.example_inputs(1, height, width)
+        from neural_core.export import example_passes
+        return example_passes(self.metadata, 1, height, width)
 
     def runners(self, height: int, width: int) -> dict:
         import torch
@@ -120,7 +119,7 @@ class Model:
         inputs = self.inputs(height, width)
         feeds = {i.name: t.numpy() for i, t in zip(self.session.get_inputs(), inputs)}
         if self.device == "cuda":
-            inputs = [t.half().cuda() for t in inputs]
+            inputs = [t.cuda() for t in inputs]
 
         def eager():
             with torch.inference_mode():
@@ -183,19 +182,30 @@ def print_table(rows: list[dict], denoise: dict, peak: float, report) -> None:
                + (f"   max|eager-ORT| {r['max_diff']:.1e}" if "max_diff" in r else ""))
 
 
+def _overhead(steps: dict) -> float:
+    return steps["readback"] + steps["preprocess"] + steps["postprocess"] + steps["compositing"]
+
+
 def print_overhead(o: dict, report) -> float:
-    overhead = o["readback"] + o["preprocess"] + o["postprocess"] + o["compositing"]
+    overhead = _overhead(o)
     report(f"add-on steps, RAD {o['width']}x{o['height']} rendered by Cycles (1 spp, {o['render_s']} s; "
-           f"Blender {o['blender']}), {o['tiles']} tile(s), median of {o['repeats']}:")
+           f"Blender {o['blender']}), {o['tiles']} tile(s), median of {o['repeats']} frame(s) after the first:")
     read = o["readback"] - o["save_render"]
     for step, what in (("readback", f"save_render multilayer EXR to /dev/shm {o['save_render']:.0f} ms"
                                     f" + exr.read_frame {read:.0f} ms"),
-                       ("preprocess", "Enhancer: checks, tensors, padding"),
-                       ("inference", "Enhancer: onnxruntime"),
-                       ("postprocess", "Enhancer: decode, tile blending"),
+                       ("preprocess", "Enhancer: checks; the passes as graph inputs (views when the frame "
+                                      "runs whole, crops when tiled)"),
+                       ("inference", "Enhancer: onnxruntime (the graph: pass transforms, network, decode)"),
+                       ("postprocess", "Enhancer: (H, W, 3) layout, tile blending"),
                        ("compositing", "store_image: foreach_set into bpy.data.images (packed when the .blend is saved)")):
         report(f"  {step:<12} {o[step]:9.1f} ms   {what}")
     report(f"  overhead (all but inference) {overhead:.1f} ms = {100 * overhead / o['inference']:.1f} % of inference")
+    first = o.get("first_frame")
+    if first:
+        report(f"  first frame of the process: overhead {_overhead(first):.0f} ms = "
+               f"{100 * _overhead(first) / first['inference']:.1f} % of inference {first['inference']:.0f} ms "
+               f"(readback {first['readback']:.0f}, preprocess {first['preprocess']:.0f}, postprocess "
+               f"{first['postprocess']:.0f}, compositing {first['compositing']:.0f})")
     return overhead / o["inference"]
 
 

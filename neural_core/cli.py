@@ -119,7 +119,7 @@ def _info(args: argparse.Namespace) -> int:
     if not meta.is_trained:
         print(UNTRAINED_WARNING)
     print(f"class source:   {meta.class_source}")
-    print(f"size multiple:  {meta.size_multiple}    images per run: {meta.num_images}")
+    print(f"grid multiple:  {meta.grid_multiple} (the graph pads to it)    images per run: {meta.num_images}")
     print("required passes (and how to enable them in Blender):")
     for key in meta.required_passes:
         names = " / ".join(schema.pass_spec(key).blender_names)

@@ -16,15 +16,20 @@ from .errors import ModelMetadataError
 PREFIX = "photoreal."
 MODEL_KINDS = ("rad", "crn")
 
-# ONNX input names per model kind. RAD: encoded image, G-buffers, one-hot classes (a RAD
-# trained without G-buffers, the ablation baseline, has no "gbuffers" input). CRN: one-hot
-# classes only. Both output OUTPUT_NAME in the encoded (log1p) domain; it cannot
-# be "image" because ONNX value names are unique and RAD already has an input of that name.
-INPUT_NAMES = {
-    "rad": ("image", "gbuffers", "classes"),
-    "crn": ("classes",),
-}
+# What an exported graph takes and gives. The graph's inputs are the render passes as Blender
+# writes them, one input per pass named by its schema key (`required_passes`: "image",
+# "depth", "normal", ..., "object_index"), each (batch, channels, H, W) float32, any H and W.
+# The schema's transforms, the dataset standardisation, the class one-hot and the padding to
+# `grid_multiple` all happen inside the graph, so the runtime feeds the arrays it read from the
+# EXR without touching them. The output OUTPUT_NAME is linear HDR radiance (batch, 3, H, W)
+# (not "image": ONNX value names are unique and RAD already has an input of that name).
+INPUT_FORMAT = "passes"
 OUTPUT_NAME = "enhanced"
+# RAD's branches halve the resolution up to 5 times. The RAD graph pads (edge-replicated,
+# cropped after) to a multiple of this, and the runtime starts tiles at multiples of it, so each
+# level's pixel grid is an exact half of the one above in tiles and whole frames alike: that is
+# what makes tiled output match whole-frame output.
+RAD_GRID_ALIGNMENT = 32
 
 
 @dataclass
@@ -35,7 +40,7 @@ class ModelMetadata:
     gbuffer_std: list[float] = field(default_factory=list)
     class_source: str = "object_index"
     num_images: int = 1                       # CRN may emit k images; the runtime uses the first
-    size_multiple: int = 1                    # H and W must be multiples of this (CRN: 4 * 2^n)
+    grid_multiple: int = 1                    # the graph pads H and W to multiples of this
     trained_on: str = "untrained: freshly initialised weights"
     config: dict = field(default_factory=dict)  # the network config, to rebuild it in PyTorch
     schema_version: str = schema.SCHEMA_VERSION
@@ -43,6 +48,7 @@ class ModelMetadata:
     image_transform: str = schema.TRANSFORM_HDR
     depth_far: float = schema.DEPTH_FAR
     max_radiance: float = schema.MAX_RADIANCE
+    input_format: str = INPUT_FORMAT
 
     # -- derived facts ------------------------------------------------------------------------
     @property
@@ -58,10 +64,8 @@ class ModelMetadata:
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        names = INPUT_NAMES[self.model_kind]
-        if self.model_kind == "rad" and not self.gbuffer_passes:
-            return tuple(n for n in names if n != "gbuffers")
-        return names
+        """The graph's inputs: one per required pass, named by its schema key."""
+        return tuple(self.required_passes)
 
     @property
     def stats(self) -> schema.GBufferStats:
@@ -90,6 +94,11 @@ class ModelMetadata:
         missing = [k for k in ("model_kind", "schema_version") if k not in ours]
         if missing:
             raise ModelMetadataError(f"{source} metadata lacks {', '.join(PREFIX + m for m in missing)}")
+        if "input_format" not in ours:
+            raise ModelMetadataError(
+                f"{source} was exported by an earlier version whose graph takes preprocessed "
+                f"tensors, not render passes. Export it again from its checkpoint with "
+                f"`python -m training export` (the weights are unchanged).")
         known = set(cls.__dataclass_fields__)
         try:
             values = {k: json.loads(v) for k, v in ours.items() if k in known}
@@ -122,6 +131,11 @@ class ModelMetadata:
         if self.image_transform != schema.TRANSFORM_HDR or self.depth_far != schema.DEPTH_FAR \
                 or self.max_radiance != schema.MAX_RADIANCE:
             problems.append("image/depth normalisation constants differ from the schema's")
+        if self.input_format != INPUT_FORMAT:
+            problems.append(f"graph input format {self.input_format!r} (this add-on feeds "
+                            f"{INPUT_FORMAT!r})")
+        if self.grid_multiple < 1:
+            problems.append(f"grid multiple {self.grid_multiple}")
         if problems:
             raise ModelMetadataError(f"{source} does not match this schema: " + "; ".join(problems))
 

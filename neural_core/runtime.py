@@ -8,14 +8,16 @@ Devices: "auto" takes CUDA when onnxruntime offers it and the session really sta
 else the CPU; `provider_reason` says why. On CUDA a `<model>.fp16.onnx` beside the model is
 preferred.
 
-Large frames: RAD is tile-safe (no per-image statistics at inference), so frames larger than
-`tile_size` along an axis run as overlapping tiles blended with feathered weights (see
-`tiling`). CRN synthesises the whole image from the label map at once (its layer norms take
+The graph takes the passes as rendered and does every transform itself (see
+`metadata.INPUT_FORMAT`), so a frame that runs whole is fed to onnxruntime without a copy.
+
+Large frames: RAD is tile-safe (no per-image statistics at inference), so frames of more than
+2 * tile_size**2 pixels (above 1080p with the default tile size) run as overlapping tiles of
+tile_size blended with feathered weights (see `tiling`); smaller frames run whole. CRN synthesises the whole image from the label map at once (its layer norms take
 statistics over the whole image), so it is never tiled. Its activations are narrower than
 RAD's, so it runs at full resolution up to (2 * tile_size)**2 pixels (1080p and 1440p with the
 default tile size); a larger frame runs at the largest resolution within that budget, same
-aspect (labels sampled nearest), and the output is resized bilinearly, in the encoded (log1p)
-domain, to the frame size. `tile_size=0` turns both off: the whole frame at full resolution.
+aspect (labels sampled nearest), and the output is resized bilinearly to the frame size. `tile_size=0` turns both off: the whole frame at full resolution.
 """
 from __future__ import annotations
 
@@ -39,16 +41,14 @@ DEVICES = ("auto", "cpu", "cuda")
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 
-# RAD's branches halve the resolution up to 5 times. Every RAD run is padded (edge-replicated,
-# cropped after) to a multiple of this, and tiles start at multiples of it, so each level's
-# pixel grid is an exact half of the one above in tiles and whole frames alike; that is what
-# makes tiled output match whole-frame output.
-RAD_GRID_ALIGNMENT = 32
 # Tiles of at most 1024 x 1024 px bound RAD's working memory whatever the frame size: 4K in
 # 15 tiles peaked ~1.1 GB above the input frame (benchmarks/results/core-*.txt), where untiled
-# working memory grows with the frame (~1.5 GB at 1080p, so ~6 GB at 4K). At 1080p the 4 tiles
-# ran as fast as the whole frame.
+# working memory grows with the frame (~2 GB at 1080p, so ~8 GB at 4K).
 DEFAULT_TILE_SIZE = 1024
+# Frames of up to this many tiles' worth of pixels run whole. 1080p whole (2.07 Mpx) against 4
+# overlapping tiles, measured back to back: inference 1.86 s vs 2.05-2.18 s (no overlap computed
+# twice), crops and blending 24 ms vs 100 ms, for a peak RSS of ~2.4 GB instead of ~1.1 GB.
+WHOLE_FRAME_TILES = 2
 # Tiles overlap by 128 px; the 32 px of each tile nearest a shared edge are dropped and the
 # next 64 px cross-fade. Measured on a fresh RAD (small config), tiled output then differs from
 # the whole frame by ~1e-6 (1/255 is the requirement).
@@ -107,7 +107,6 @@ class Enhancer:
         self.overlap = overlap
         self.last_timings: dict[str, float] = {}
         self.last_num_tiles = 0
-        self._input_dtypes = {i.name: _numpy_dtype(i.type) for i in session.get_inputs()}
         self._output_name = output_name(session, str(model_path))
         # Tile input arrays kept from frame to frame: a batch render enhances frame after frame at
         # one size, and fresh ~100 MB arrays per frame cost about as much in page faults as
@@ -123,7 +122,8 @@ class Enhancer:
         """Load a bundled model ('rad', 'crn') or an exported .onnx, checking its metadata.
 
         device: 'auto' (CUDA if it starts, else CPU), 'cpu' or 'cuda' (error if unavailable).
-        tile_size: tile side in px (default DEFAULT_TILE_SIZE; 0 = never tile).
+        tile_size: tile side in px (default DEFAULT_TILE_SIZE; 0 = never tile); frames of at
+            most WHOLE_FRAME_TILES tiles' worth of pixels run whole.
         threads: CPU threads for onnxruntime (default: all cores).
         """
         device = str(device).lower()
@@ -155,7 +155,7 @@ class Enhancer:
 
     def plan(self, height: int, width: int) -> list[tiling.Tile]:
         """The tiles a height x width frame would run as (one tile = whole frame)."""
-        if self.kind == "crn":
+        if self.kind == "crn" or self.tile_size == 0 or height * width <= WHOLE_FRAME_TILES * self.tile_size ** 2:
             return [tiling.Tile(0, height, 0, width, False, False, False, False)]
         tile, overlap = self._tile_geometry(height, width)
         return tiling.plan_tiles(height, width, tile, overlap, self.pad_multiple)
@@ -163,7 +163,8 @@ class Enhancer:
     # -- running ------------------------------------------------------------------------------
     def enhance(self, frame: schema.Frame, engine: str | None = None,
                 progress: ProgressCallback | None = None) -> np.ndarray:
-        """Frame (pass key -> (H, W, C) arrays) -> enhanced (H, W, 3) float32 linear HDR.
+        """Frame (pass key -> (H, W, C) arrays) -> enhanced (H, W, 3) float32 linear HDR (a
+        channel-first array seen as (H, W, 3); np.ascontiguousarray makes it interleaved).
 
         engine: the render engine that made the frame ('CYCLES', 'BLENDER_EEVEE_NEXT', ...),
         only used to word the error for a missing pass.
@@ -180,24 +181,19 @@ class Enhancer:
             schema.check_frame(frame, self.required_passes, engine)
             height, width = schema.frame_size({k: frame[k] for k in self.required_passes})
         if self.kind == "crn":
-            encoded = self._run_crn(frame, height, width, timer)
+            rgb = self._run_crn(frame, height, width, timer)
             self.last_num_tiles = 1
         else:
-            encoded = self._run_rad(frame, height, width, timer, progress)
-        with timer("postprocess"):
-            # Decoded in place (the encoded array is ours: blended tiles, a resize or the
-            # session's output), then one copy into the (H, W, 3) layout.
-            decoded = schema.decode_radiance(encoded, out=encoded if encoded.flags.writeable else None)
-            rgb = np.ascontiguousarray(decoded.transpose(1, 2, 0))
+            rgb = self._run_rad(frame, height, width, timer, progress)
         self.last_timings = timer.ms
-        return rgb
+        # (3, H, W) -> (H, W, 3) as a view, like the frames read from EXRs: the add-on copies it
+        # once into Blender's RGBA pixels, and exr.write_rgb reads its planes as they are.
+        return rgb.transpose(1, 2, 0)
 
     @property
     def pad_multiple(self) -> int:
-        """Inputs are padded to a multiple of this before running."""
-        if self.kind == "crn":
-            return self.metadata.size_multiple
-        return math.lcm(self.metadata.size_multiple, RAD_GRID_ALIGNMENT)
+        """Tiles start at multiples of this (the graph pads each run to it)."""
+        return self.metadata.grid_multiple
 
     def _tile_geometry(self, height: int, width: int) -> tuple[int, int]:
         multiple = self.pad_multiple
@@ -210,15 +206,16 @@ class Enhancer:
         tiles = self.plan(height, width)
         _, overlap = self._tile_geometry(height, width)
         self.last_num_tiles = len(tiles)
-        blender = None
-        if len(tiles) > 1:
-            with timer("postprocess"):
-                blender = tiling.TileBlender(3, height, width, overlap)
-        for done, (tile, feeds) in enumerate(self._rad_feeds(frame, tiles, timer), 1):
-            h, w = tile.shape
-            output = self._run(feeds, timer)[:, :h, :w]
-            if blender is None:
-                return output
+        if len(tiles) == 1:
+            with timer("preprocess"):
+                feeds = {key: pass_input(frame[key]) for key in self.required_passes}
+            return self._run(feeds, timer)
+        with timer("postprocess"):
+            blender = tiling.TileBlender(3, height, width, overlap)
+        for done, tile in enumerate(tiles, 1):
+            with timer("preprocess"):
+                feeds = self._tile_feeds(frame, tile)
+            output = self._run(feeds, timer)
             with timer("postprocess"):
                 blender.add(tile, output)
             if progress is not None:
@@ -226,63 +223,43 @@ class Enhancer:
         with timer("postprocess"):
             return blender.result()
 
-    def _rad_feeds(self, frame: schema.Frame, tiles: Sequence[tiling.Tile], timer: "_Timer"):
-        """(tile, {input name: (C, h', w') tensor padded to pad_multiple}) for each tile, in order.
-
-        Each tensor is computed straight from the tile's crop of the passes into an array of the
-        padded size, then the padding is filled by repeating the edge (this commutes with the
-        per-pixel transforms, so it equals transforming padded crops). The arrays are reused
-        from tile to tile while the shape stays the same: the session has finished with them,
-        and fresh 100 MB arrays cost more in page faults than filling them does. (Transforming
-        whole bands of rows once and copying tiles out of them was measured slower: it moves
-        more memory than the ~20 % of pixels that overlapping 1080p tiles transform twice.)
-        """
-        meta = self.metadata
-        with timer("preprocess"):
-            # The class pass was checked with the frame (enhance); ids are uint8, 1 byte a pixel.
-            classes = schema.class_map_from_index(frame[meta.class_source])
-        buffers = self._buffers
-        for tile in tiles:
-            with timer("preprocess"):
-                rows, cols = tile.slices
-                h, w = tile.shape
-                size = padded_shape((h, w), self.pad_multiple)
-                region = {key: frame[key][rows, cols] for key in self.required_passes}
-                feeds = {"image": buffers.get("image", (3, *size))}
-                schema.image_tensor(region, out=feeds["image"][:, :h, :w])
-                if "gbuffers" in meta.input_names:
-                    feeds["gbuffers"] = buffers.get("gbuffers", (len(meta.gbuffer_channels), *size))
-                    schema.gbuffer_tensor(region, meta.gbuffer_passes, meta.stats,
-                                          out=feeds["gbuffers"][:, :h, :w])
-                for tensor in feeds.values():
-                    fill_edge(tensor, h, w)
-                ids = pad_edge(classes[rows, cols], self.pad_multiple)
-                feeds["classes"] = schema.one_hot(ids, buffers.get("classes", (schema.NUM_CLASSES, *size)))
-            yield tile, feeds
+    def _tile_feeds(self, frame: schema.Frame, tile: tiling.Tile) -> dict[str, np.ndarray]:
+        """{pass key: the tile's crop as a (1, C, h, w) array}. The arrays are reused from tile
+        to tile while the shape stays the same: the session has finished with them, and fresh
+        arrays cost more in page faults than filling them does."""
+        rows, cols = tile.slices
+        feeds = {}
+        for key in self.required_passes:
+            crop = frame[key][rows, cols].transpose(2, 0, 1)
+            feeds[key] = self._buffers.get(key, (1, *crop.shape))
+            np.copyto(feeds[key][0], crop)
+        return feeds
 
     def _run_crn(self, frame: schema.Frame, height: int, width: int, timer: "_Timer") -> np.ndarray:
+        source = self.metadata.class_source
         with timer("preprocess"):
-            classes = schema.class_map_from_frame(frame, self.metadata.class_source)
-            run_h, run_w = crn_resolution(height, width, self.tile_size, self.metadata.size_multiple)
+            ids = frame[source]
+            run_h, run_w = crn_resolution(height, width, self.tile_size, self.metadata.grid_multiple)
             if (run_h, run_w) != (height, width):
-                classes = resize_nearest(classes, run_h, run_w)
-            classes = pad_edge(classes, self.pad_multiple)
-            feeds = {"classes": schema.one_hot(classes)}
-        encoded = self._run(feeds, timer)[:, :run_h, :run_w]
+                ids = resize_nearest(ids, run_h, run_w)
+            feeds = {source: pass_input(ids)}
+        rgb = self._run(feeds, timer)
         if (run_h, run_w) != (height, width):
             with timer("postprocess"):
-                encoded = resize_bilinear(encoded, height, width)
-        return encoded
+                rgb = resize_bilinear(rgb, height, width)
+        return rgb
 
-    def _run(self, tensors: dict[str, np.ndarray], timer: "_Timer") -> np.ndarray:
-        """(C, H, W) input tensors -> the first output image (3, H, W), float32."""
-        with timer("preprocess"):
-            feeds = {name: tensor[None].astype(self._input_dtypes[name], copy=False)
-                     for name, tensor in tensors.items()}
+    def _run(self, feeds: dict[str, np.ndarray], timer: "_Timer") -> np.ndarray:
+        """{pass key: (1, C, H, W) float32} -> the first output image (3, H, W), linear float32."""
         with timer("inference"):
             output = self.session.run([self._output_name], feeds)[0]
-        with timer("postprocess"):
-            return first_image(output).astype(np.float32, copy=False)
+        return first_image(output).astype(np.float32, copy=False)
+
+
+def pass_input(values: np.ndarray) -> np.ndarray:
+    """A pass (H, W, C) -> the graph's (1, C, H, W) float32 input. The EXR reader keeps each
+    pass's planes contiguous (channel-first in memory), so this is a view, not a copy."""
+    return np.ascontiguousarray(values.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def with_class_source(frame: schema.Frame, class_source: str) -> schema.Frame:
@@ -291,30 +268,6 @@ def with_class_source(frame: schema.Frame, class_source: str) -> schema.Frame:
     if class_source not in frame and "class_aov" in frame:
         frame = {**frame, class_source: frame["class_aov"]}
     return frame
-
-
-def padded_shape(shape: Sequence[int], multiple: int) -> tuple[int, ...]:
-    """(..., h, w) -> (..., h', w'), h' and w' rounded up to multiples of `multiple`."""
-    *lead, h, w = shape
-    return (*lead, -(-h // multiple) * multiple, -(-w // multiple) * multiple)
-
-
-def pad_edge(region: np.ndarray, multiple: int) -> np.ndarray:
-    """(..., h, w) -> a new C-contiguous (..., h', w') array, h' and w' the next multiples of
-    `multiple`, padded at the bottom/right by repeating the edge (np.pad's 'edge' mode: class ids
-    stay valid ids, radiance stays plausible; the output is cropped back after)."""
-    h, w = region.shape[-2:]
-    out = np.empty(padded_shape(region.shape, multiple), region.dtype)
-    out[..., :h, :w] = region
-    return fill_edge(out, h, w)
-
-
-def fill_edge(array: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Fill (..., H, W) beyond its top-left h x w corner by repeating that corner's last row and
-    column, in place (np.pad's 'edge' mode)."""
-    array[..., h:, :w] = array[..., h - 1:h, :w]
-    array[..., :, w:] = array[..., :, w - 1:w]
-    return array
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,9 +311,8 @@ def _session(path: Path, providers: Sequence[str], threads: int | None) -> ort.I
 
 
 def expected_input_channels(metadata: ModelMetadata) -> dict[str, int]:
-    channels = {"image": 3, "gbuffers": len(metadata.gbuffer_channels),
-                "classes": schema.NUM_CLASSES}
-    return {name: channels[name] for name in metadata.input_names}
+    """{graph input name: channels}: one input per required pass."""
+    return {key: schema.pass_spec(key).num_channels for key in metadata.input_names}
 
 
 def check_graph(session: ort.InferenceSession, metadata: ModelMetadata, source: str) -> None:
@@ -374,10 +326,9 @@ def check_graph(session: ort.InferenceSession, metadata: ModelMetadata, source: 
     for name, channels in expected.items():
         shape = inputs[name]
         if len(shape) != 4 or shape[1] != channels:
-            what = (f" ({', '.join(metadata.gbuffer_channels)})" if name == "gbuffers" else "")
             raise ModelMetadataError(
-                f"{source}: graph input '{name}' has shape {shape}, but the metadata implies "
-                f"(batch, {channels}, height, width){what}")
+                f"{source}: graph input '{name}' has shape {shape}, but the {name} pass has "
+                f"{channels} channel(s): expected (batch, {channels}, height, width)")
     output_name(session, source)
 
 
@@ -404,10 +355,6 @@ def first_image(output: np.ndarray) -> np.ndarray:
     return output[:3]           # (3k, H, W) stacks the k images along channels
 
 
-def _numpy_dtype(onnx_type: str):
-    return np.float16 if onnx_type == "tensor(float16)" else np.float32
-
-
 # ---------------------------------------------------------------------------------------------
 # CRN at bounded resolution
 # ---------------------------------------------------------------------------------------------
@@ -424,7 +371,7 @@ def crn_resolution(height: int, width: int, tile_size: int, multiple: int) -> tu
 
 
 def resize_nearest(ids: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W) ids -> (height, width), sampling at pixel centres."""
+    """(H, W, ...) ids -> (height, width, ...), sampling at pixel centres."""
     rows = ((np.arange(height) + 0.5) * ids.shape[0] / height).astype(np.intp)
     cols = ((np.arange(width) + 0.5) * ids.shape[1] / width).astype(np.intp)
     return ids[rows[:, None], cols[None, :]]
@@ -447,17 +394,20 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 class _Buffers:
-    """Reusable arrays by name: the same array again while the shape asked for stays the same."""
+    """Reusable arrays by name. Each name keeps one flat float32 array, grown when needed, and
+    hands out its first elements shaped as asked: C-contiguous (what onnxruntime takes without
+    a copy) whatever the shape, so a frame's edge tiles reuse the interior tiles' memory."""
 
     def __init__(self):
-        self._arrays: dict[str, np.ndarray] = {}
+        self._flat: dict[str, np.ndarray] = {}
 
-    def get(self, name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
-        array = self._arrays.get(name)
-        if array is None or array.shape != tuple(shape) or array.dtype != dtype:
-            self._arrays[name] = None      # free the old one before allocating
-            array = self._arrays[name] = np.empty(shape, dtype)
-        return array
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        size = math.prod(shape)
+        flat = self._flat.get(name)
+        if flat is None or flat.size < size:
+            self._flat[name] = None      # free the old one before allocating
+            flat = self._flat[name] = np.empty(size, np.float32)
+        return flat[:size].reshape(shape)
 
 
 class _Timer:

@@ -93,16 +93,26 @@ def with_metadata(source: Path, path: Path, props: dict | None = None, strip: bo
 
 
 def torch_reference(model, frame: schema.Frame, metadata: ModelMetadata) -> np.ndarray:
-    """The frame through the PyTorch module (as exported) on the schema's tensors -> linear (H, W, 3)."""
+    """The frame through the PyTorch network on the schema's numpy tensors (edge-padded to the
+    grid multiple, cropped after) -> linear (H, W, 3): what the exported graph, which does all
+    of this inside, must reproduce."""
     import torch
-    from neural_core.export import exportable
+    from neural_core.networks.common import without_parametrizations
 
-    classes = schema.one_hot(schema.class_map_from_frame(frame, metadata.class_source))
+    network = without_parametrizations(model).eval()
+    height, width = schema.frame_size({k: frame[k] for k in metadata.required_passes})
+    m = metadata.grid_multiple
+    pad = ((0, 0), (0, -height % m), (0, -width % m))
+    classes = schema.one_hot(np.pad(schema.class_map_from_frame(frame, metadata.class_source),
+                                    pad[1:], mode="edge"))
     if model.kind == "crn":
         tensors = [classes]
     else:
-        tensors = [schema.image_tensor(frame),
-                   schema.gbuffer_tensor(frame, metadata.gbuffer_passes, metadata.stats), classes]
+        tensors = [np.pad(schema.image_tensor(frame), pad, mode="edge"),
+                   np.pad(schema.gbuffer_tensor(frame, metadata.gbuffer_passes, metadata.stats), pad,
+                          mode="edge"), classes]
     with torch.inference_mode():
-        out = exportable(model)(*(torch.from_numpy(t)[None] for t in tensors))[0].numpy()
-    return schema.decode_radiance(out).transpose(1, 2, 0)
+        out = network(*(torch.from_numpy(t)[None] for t in tensors))[0].numpy()
+    if model.kind == "crn":
+        out = out[0]
+    return schema.decode_radiance(out[:, :height, :width]).transpose(1, 2, 0)

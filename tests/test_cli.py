@@ -114,7 +114,8 @@ def test_info_prints_required_passes_with_blender_settings(model, capsys):
     for setting in ("use_pass_z", "use_pass_normal", "use_pass_diffuse_color", "use_pass_object_index",
                     "AOV named 'roughness'"):
         assert setting in out
-    assert "gbuffers" in out and "15" in out
+    assert "G-buffer channels (15)" in out
+    assert "  normal     tensor(float)    ['batch', 3, 'height', 'width']" in out   # graph inputs: the passes
     assert "freshly initialised" in out
 
 

@@ -12,8 +12,9 @@ import torch
 
 from neural_core import schema
 from neural_core.errors import ModelMetadataError
-from neural_core.export import OPSET, exportable, export_onnx, metadata_for
-from neural_core.metadata import INPUT_NAMES, OUTPUT_NAME, PREFIX, read_onnx_metadata
+from neural_core import export
+from neural_core.export import OPSET, FromPasses, example_passes, exportable, export_onnx, metadata_for
+from neural_core.metadata import OUTPUT_NAME, PREFIX, RAD_GRID_ALIGNMENT, read_onnx_metadata
 from neural_core.networks import CRN, RADConfig, RADNet, build_network, config_for
 
 from test_networks import tiny_crn_config, tiny_rad_config, trained_like
@@ -28,13 +29,15 @@ def session(path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def run_both(model, path, inputs) -> tuple[np.ndarray, np.ndarray]:
-    """(PyTorch output of the exported module, onnxruntime output) for the same inputs."""
+def feeds(meta, inputs) -> dict[str, np.ndarray]:
+    return {name: x.numpy() for name, x in zip(meta.input_names, inputs)}
+
+
+def run_both(model, meta, path, inputs) -> tuple[np.ndarray, np.ndarray]:
+    """(PyTorch output of the exported module, onnxruntime output) for the same passes."""
     with torch.no_grad():
-        expected = exportable(model)(*inputs).numpy()
-    sess = session(path)
-    feed = {name: x.numpy() for name, x in zip(INPUT_NAMES[model.kind], inputs)}
-    return expected, sess.run([OUTPUT_NAME], feed)[0]
+        expected = exportable(model, meta)(*inputs).numpy()
+    return expected, session(path).run([OUTPUT_NAME], feeds(meta, inputs))[0]
 
 
 @pytest.fixture(scope="module")
@@ -57,66 +60,88 @@ def crn_export(tmp_path_factory):
 
 @pytest.mark.parametrize("batch", [1, 2])
 def test_rad_onnx_matches_pytorch_at_an_odd_size(rad_export, batch):
-    model, _, path = rad_export
-    inputs = model.example_inputs(batch, ODD_H, ODD_W, seed=batch)
-    expected, actual = run_both(model, path, inputs)
+    model, meta, path = rad_export
+    inputs = example_passes(meta, batch, ODD_H, ODD_W, seed=batch)
+    expected, actual = run_both(model, meta, path, inputs)
     assert actual.shape == (batch, 3, ODD_H, ODD_W)
-    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
     # Spectral norm was folded, not dropped: the original model gives the same output.
     with torch.no_grad():
-        np.testing.assert_allclose(model(*inputs).numpy(), actual, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(FromPasses(model, meta)(*inputs).numpy(), actual, atol=1e-4, rtol=1e-4)
 
 
 def test_default_rad_config_onnx_matches_pytorch(tmp_path):
     torch.manual_seed(0)
     model = trained_like(build_network("rad", None))
-    path = export_onnx(model, metadata_for("rad", model.config), tmp_path / "rad.onnx")
+    meta = metadata_for("rad", model.config)
+    path = export_onnx(model, meta, tmp_path / "rad.onnx")
     for height, width in [(45, 62), (32, 32)]:
-        expected, actual = run_both(model, path, model.example_inputs(1, height, width))
-        np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
+        expected, actual = run_both(model, meta, path, example_passes(meta, 1, height, width))
+        np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("batch", [1, 2])
 def test_crn_onnx_matches_pytorch_at_an_odd_size(crn_export, batch):
     """The exported CRN pads to its size multiple, keeps the first of k images and crops."""
-    model, _, path = crn_export
-    (classes,) = model.example_inputs(batch, ODD_H, ODD_W, seed=batch)
-    expected, actual = run_both(model, path, (classes,))
+    model, meta, path = crn_export
+    inputs = example_passes(meta, batch, ODD_H, ODD_W, seed=batch)
+    expected, actual = run_both(model, meta, path, inputs)
     assert actual.shape == (batch, 3, ODD_H, ODD_W)
-    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_crn_export_equals_the_network_at_a_multiple(crn_export):
-    model, _, path = crn_export
-    (classes,) = model.example_inputs(1, 16, 24)
+    """At a size multiple nothing is padded: the graph is one-hot -> CRN -> first image -> decode."""
+    model, meta, path = crn_export
+    (ids,) = example_passes(meta, 1, 16, 24)
+    classes = torch.from_numpy(schema.one_hot(schema.class_map_from_index(ids[0, 0].numpy())))[None]
     with torch.no_grad():
-        first_image = model(classes)[:, 0].numpy()
-    np.testing.assert_allclose(session(path).run(None, {"classes": classes.numpy()})[0],
-                               first_image, atol=1e-4, rtol=0)
+        first_image = schema.decode_radiance(model(classes)[:, 0].numpy())
+    np.testing.assert_allclose(session(path).run(None, feeds(meta, (ids,)))[0],
+                               first_image, atol=1e-4, rtol=1e-4)
+
+
+def test_graph_transforms_equal_the_schema_on_hard_values():
+    """The in-graph transforms are the schema's numpy transforms (which training uses), also on
+    the values renders really hold: inf/NaN depth, negative and huge radiance, untagged and
+    out-of-range ids."""
+    radiance = np.array([-1.0, 0.0, 1e-7, 0.5, 3.0, 999.0, 5e4, np.inf], np.float32)
+    np.testing.assert_allclose(export.encode_radiance(torch.from_numpy(radiance)).numpy(),
+                               schema.encode_radiance(radiance.copy()), rtol=1e-6, atol=1e-6)
+    encoded = np.array([-0.5, 0.0, 1e-6, 1.0, 6.9, 7.0, 50.0], np.float32)
+    np.testing.assert_allclose(export.decode_radiance(torch.from_numpy(encoded)).numpy(),
+                               schema.decode_radiance(encoded.copy()), rtol=1e-5, atol=1e-6)
+    depth = np.array([-3.0, 0.0, 0.1, 10.0, 999.0, 1e10, np.inf, -np.inf, np.nan], np.float32)
+    np.testing.assert_allclose(export.transform_pass("depth", torch.from_numpy(depth)).numpy(),
+                               schema.apply_transform("depth", depth), rtol=1e-6, atol=1e-7)
+    ids = np.array([0, 1, 1.2, 2.9, 13, 20, 21, 22, 255, -1], np.float32).reshape(1, 10)
+    hot = export.class_one_hot(torch.from_numpy(ids)[None, None])[0].numpy()
+    np.testing.assert_array_equal(hot, schema.one_hot(schema.class_map_from_index(ids)))
 
 
 def test_fp16_export_keeps_fp32_inputs_and_is_close(tmp_path):
     torch.manual_seed(0)
     model = RADNet(tiny_rad_config()).eval()
-    path = export_onnx(model, metadata_for("rad", model.config), tmp_path / "rad16.onnx", fp16=True)
+    meta = metadata_for("rad", model.config)
+    path = export_onnx(model, meta, tmp_path / "rad16.onnx", fp16=True)
     sess = session(path)
     assert all(i.type == "tensor(float)" for i in sess.get_inputs())
     graph_types = {init.data_type for init in onnx.load(str(path)).graph.initializer}
     assert onnx.TensorProto.FLOAT16 in graph_types
-    inputs = model.example_inputs(1, 24, 40)
+    inputs = example_passes(meta, 1, 24, 40)
     with torch.no_grad():
-        expected = model(*inputs).numpy()
-    actual = sess.run(None, {n: x.numpy() for n, x in zip(INPUT_NAMES["rad"], inputs)})[0]
-    np.testing.assert_allclose(actual, expected, atol=2e-2, rtol=0)
+        expected = exportable(model, meta)(*inputs).numpy()
+    actual = sess.run(None, feeds(meta, inputs))[0]
+    np.testing.assert_allclose(actual, expected, atol=2e-2, rtol=2e-2)
 
 
 # -- graph interface -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("which", ["rad", "crn"])
 def test_graph_has_named_dynamic_inputs_and_opset(rad_export, crn_export, which):
-    model, _, path = rad_export if which == "rad" else crn_export
+    model, meta, path = rad_export if which == "rad" else crn_export
     proto = onnx.load(str(path))
-    assert [i.name for i in proto.graph.input] == list(INPUT_NAMES[which])
+    assert [i.name for i in proto.graph.input] == meta.required_passes
     assert [o.name for o in proto.graph.output] == [OUTPUT_NAME]
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
     for value in [*proto.graph.input, *proto.graph.output]:
@@ -126,13 +151,12 @@ def test_graph_has_named_dynamic_inputs_and_opset(rad_export, crn_export, which)
 
 def test_dynamic_batch_in_onnxruntime(rad_export):
     """A batch of 3 gives the same images as three runs of 1."""
-    model, _, path = rad_export
+    model, meta, path = rad_export
     sess = session(path)
-    items = [model.example_inputs(1, 40, 56, seed=s) for s in range(3)]
-    batch = [np.concatenate([item[i].numpy() for item in items]) for i in range(3)]
-    together = sess.run(None, dict(zip(INPUT_NAMES["rad"], batch)))[0]
-    alone = np.concatenate([sess.run(None, {n: x.numpy() for n, x in zip(INPUT_NAMES["rad"], item)})[0]
-                            for item in items])
+    items = [example_passes(meta, 1, 40, 56, seed=s) for s in range(3)]
+    batch = [torch.cat([item[i] for item in items]) for i in range(len(meta.input_names))]
+    together = sess.run(None, feeds(meta, batch))[0]
+    alone = np.concatenate([sess.run(None, feeds(meta, item))[0] for item in items])
     np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
 
 
@@ -197,7 +221,8 @@ def test_metadata_for_uses_the_config_passes_and_identity_stats():
     assert meta.required_passes == ["image", "depth", "normal", "object_index"]
     stats = schema.GBufferStats((0.5,) * 4, (2.0,) * 4)
     assert metadata_for("rad", config, stats).gbuffer_std == [2.0] * 4
-    assert metadata_for("crn").size_multiple == 1        # the export pads: any size works
+    assert meta.grid_multiple == RAD_GRID_ALIGNMENT      # the graph pads: any size works
+    assert metadata_for("crn").grid_multiple == build_network("crn", None).size_multiple
 
 
 # -- the bundled default models --------------------------------------------------------------------
@@ -223,10 +248,8 @@ def test_bundled_model_is_trained_by_the_project_and_documented(kind):
     card = (MODELS_DIR / f"{kind}.md").read_text()
     assert f"python -m training train-{kind}" in card and "PSNR" in card
     # The graph runs and is not the identity (RAD) / not constant (CRN) on a plausible input.
-    torch.manual_seed(0)
-    inputs = build_network(kind, None).eval().example_inputs(1, 48, 80)
-    names = meta.input_names
-    out = session(path).run([OUTPUT_NAME], {n: x.numpy() for n, x in zip(names, inputs)})[0]
+    inputs = example_passes(meta, 1, 48, 80)
+    out = session(path).run([OUTPUT_NAME], feeds(meta, inputs))[0]
     assert np.isfinite(out).all()
     if kind == "rad":
         assert np.abs(out - inputs[0].numpy()).mean() > 1e-3
@@ -236,24 +259,20 @@ def test_bundled_model_is_trained_by_the_project_and_documented(kind):
 
 def test_rad_without_gbuffers_exports_and_runs_through_the_runtime(tmp_path):
     """The ablation baseline: the same RAD with no G-buffer passes. Its modulation depends on
-    the class masks alone, its graph has no 'gbuffers' input, and the runtime asks the frame
-    for the image and the class source only."""
+    the class masks alone, its graph takes the image and the class source only, and so does
+    the runtime."""
     from neural_core.runtime import Enhancer
 
     torch.manual_seed(0)
     model = trained_like(RADNet(tiny_rad_config(gbuffer_passes=())))
     meta = metadata_for("rad", model.config, trained_on="test: RAD without G-buffers")
     path = export_onnx(model, meta, tmp_path / "rad_nog.onnx")
-    image, _, classes = model.eval().example_inputs(1, ODD_H, ODD_W)
-    with torch.no_grad():
-        expected = model(image, torch.zeros(1, 0, ODD_H, ODD_W), classes).numpy()
-    sess = session(path)
-    assert [i.name for i in sess.get_inputs()] == ["image", "classes"]
-    got = sess.run([OUTPUT_NAME], {"image": image.numpy(), "classes": classes.numpy()})[0]
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    image, ids = example_passes(meta, 1, ODD_H, ODD_W)
+    expected, got = run_both(model, meta, path, (image, ids))
+    assert [i.name for i in session(path).get_inputs()] == ["image", "object_index"]
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
     # Different classes must change the output: the class streams still condition the network.
-    shuffled = classes[:, torch.randperm(schema.NUM_CLASSES)]
-    other = sess.run([OUTPUT_NAME], {"image": image.numpy(), "classes": shuffled.numpy()})[0]
+    other = session(path).run([OUTPUT_NAME], feeds(meta, (image, (ids + 3) % 21)))[0]
     assert np.abs(other - got).max() > 1e-4
 
     enhancer = Enhancer.from_pretrained(path, device="cpu", threads=1)

@@ -27,7 +27,7 @@ def test_round_trip_through_props():
 def test_crn_needs_only_the_class_source():
     meta = ModelMetadata(model_kind="crn", class_source="material_index")
     assert meta.required_passes == ["material_index"]
-    assert meta.input_names == ("classes",)
+    assert meta.input_names == ("material_index",)
     assert not meta.is_trained
 
 
