@@ -187,13 +187,22 @@ def mix_factor(scene, value: float):
 # The enhanced image
 # ---------------------------------------------------------------------------------------------
 
-_rgba: list[np.ndarray] = []   # the last RGBA buffer store_image filled
+# RGBA buffers kept from frame to frame, one per user (the render thread and the operator may
+# run at once): a fresh 33 MB (1080p) array a frame costs its page faults again.
+_RGBA_BUFFERS: dict[str, np.ndarray] = {}
 
 
-def _rgba_buffer(h: int, w: int) -> np.ndarray:
-    if not _rgba or _rgba[0].shape != (h, w, 4):
-        _rgba[:] = [np.empty((h, w, 4), np.float32)]
-    return _rgba[0]
+def blender_rgba(rgb: np.ndarray, alpha: np.ndarray | None, user: str) -> np.ndarray:
+    """Linear (H, W, 3) image (row 0 = top) and optional alpha -> the flat float32 RGBA pixels
+    Blender takes (bottom row first), in `user`'s buffer, valid until its next call."""
+    h, w = rgb.shape[:2]
+    rgba = _RGBA_BUFFERS.get(user)
+    if rgba is None or rgba.shape != (h, w, 4):
+        rgba = _RGBA_BUFFERS[user] = np.empty((h, w, 4), np.float32)
+    # Built bottom row first in one array (Blender rows go up): no flipped copy.
+    rgba[..., :3] = rgb[::-1]
+    rgba[..., 3] = 1.0 if alpha is None else alpha.reshape(h, w)[::-1]
+    return rgba.ravel()
 
 
 def store_image(rgb: np.ndarray, alpha: np.ndarray | None = None):
@@ -207,12 +216,7 @@ def store_image(rgb: np.ndarray, alpha: np.ndarray | None = None):
         image = bpy.data.images.new(IMAGE_NAME, w, h, alpha=True, float_buffer=True)
         with contextlib.suppress(TypeError):
             image.colorspace_settings.name = "Linear Rec.709"
-    # Built bottom row first in one array (Blender rows go up): no flipped copy. The array is
-    # kept for the next frame: a fresh 33 MB (1080p) array a frame costs its page faults again.
-    rgba = _rgba_buffer(h, w)
-    rgba[..., :3] = rgb[::-1]
-    rgba[..., 3] = 1.0 if alpha is None else alpha.reshape(h, w)[::-1]
-    image.pixels.foreach_set(rgba.ravel())
+    image.pixels.foreach_set(blender_rgba(rgb, alpha, "image"))
     image.update()
     # Saved in the .blend as a packed float EXR (a generated image would come back blank, and
     # the compositor would mix black into the next render). Packing encodes the EXR, 40-80 ms

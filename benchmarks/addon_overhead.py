@@ -1,25 +1,29 @@
-"""The add-on's steps around inference on one rendered frame, timed inside Blender (bpy).
+"""The add-on's steps around inference on rendered frames, timed inside Blender (bpy).
 
     python -m benchmarks.addon_overhead [1920x1080] [--model rad] [--repeats 3]
 
-A fresh interpreter builds a tiny Cycles scene (plane, cube, sun; Principled materials tagged
-with classes), enables the passes the model reads (addon.passes), renders it at the size asked
-with 1 sample, then times what the add-on does after a render:
+A fresh interpreter registers the add-on from this checkout, builds a tiny Cycles scene (plane,
+cube, sun; Principled materials tagged with classes) at the size asked, 1 sample, and times
+both ways the add-on enhances a frame:
 
-    readback      addon.readback.save_render_passes (multilayer EXR on /dev/shm; save_render) +
-                  neural_core.exr.read_frame
-    preprocess, inference, postprocess    Enhancer.last_timings
-    compositing   addon.compositor.store_image: foreach_set into bpy.data.images (the image is
-                  packed only when the .blend is saved, by a save_pre handler)
+  render pass   Enhance on Render (F12, animations, `blender -b`): Cycles renders, the wrapper
+                reads the passes from the engine's result (readback), the Enhancer runs
+                (preprocess, inference, postprocess), the image goes into the Photoreal pass
+                (compositing); addon.render_pass records the steps. The whole render is also
+                timed with and without enhancement.
+  button        The Photoreal Enhance button, after a render: save_render to a multilayer EXR on
+                /dev/shm + neural_core.exr.read_frame (readback), the Enhancer, store_image
+                (foreach_set into bpy.data.images; packed only when the .blend is saved).
 
 A batch render enhances frame after frame in one process, so the figures are medians over
-`--repeats` frames after a first one; the first frame (session start-up, onnxruntime's first
-run at that size, first-touch of the memory every step allocates) is reported beside them.
+`--repeats` frames after the first WARMUP_FRAMES (session start-up, onnxruntime's first runs at
+that size, first touch of the memory every step allocates); the first frame is reported beside.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -54,49 +58,91 @@ def _scene(width: int, height: int):
     return scene
 
 
+WARMUP_FRAMES = 2
+STEPS = ("readback", "preprocess", "inference", "postprocess", "compositing")
+
+
 def measure(width: int, height: int, model: str, repeats: int) -> dict:
-    """Render, then time the add-on's steps in this process (needs bpy)."""
+    """Both paths in this process (needs bpy) -> {"render_pass": ..., "button": ...}."""
     import bpy
 
     sys.path.insert(0, str(ROOT))
-    from addon import compositor, passes, readback
-    from neural_core import exr
-    from neural_core.runtime import Enhancer
+    import addon
 
-    enhancer = Enhancer.from_pretrained(model, device="cpu")
-    scene = _scene(width, height)
-    passes.tag_classes(scene)
-    notes = passes.enable_passes(scene, scene.view_layers[0], enhancer.required_passes,
-                                 enhancer.metadata.class_source)
-    start = time.perf_counter()
-    bpy.ops.render.render()
-    render_s = time.perf_counter() - start
-    path = Path("/dev/shm") / f"photoreal-bench-{width}x{height}.exr"
-    steps: dict[str, list[float]] = {k: [] for k in ("readback", "save_render", "preprocess",
-                                                     "inference", "postprocess", "compositing")}
-    first: dict[str, float] = {}
+    addon.register()
+    try:   # unregistered on the way out, as Blender does at exit (addon_utils.disable_all)
+        scene = _scene(width, height)
+        scene.photoreal.model = model.upper()
+        scene.photoreal.device = "CPU"
+        result = {"width": width, "height": height, "model": model, "repeats": repeats,
+                  "blender": bpy.app.version_string}
+        result["render_pass"] = _render_pass_path(scene, repeats)
+        result["button"] = _button_path(scene, repeats)
+        return result
+    finally:
+        addon.unregister()
+
+
+def _render_pass_path(scene, repeats: int) -> dict:
+    import bpy
+
+    from addon import enhance
+
+    def render() -> float:
+        start = time.perf_counter()
+        bpy.ops.render.render()
+        return time.perf_counter() - start
+
+    scene.photoreal.enhance_on_render = True
+    walls, frames = [], []
+    for _ in range(WARMUP_FRAMES + repeats):
+        walls.append(render())
+        steps = enhance.LAST_RUN.pop("steps", None)
+        if steps is None or "inference" not in steps:
+            raise RuntimeError(f"the render was not enhanced: {enhance.LAST_RUN}")
+        frames.append(steps)
+    scene.photoreal.enhance_on_render = False
+    plain = [render() for _ in range(repeats)]   # the same passes on, no enhancement
+    return {**_medians(frames[WARMUP_FRAMES:]), "first_frame": _rounded(frames[0]),
+            "tiles": enhance.get_enhancer(scene.photoreal).last_num_tiles,
+            "render_s": round(statistics.median(walls[WARMUP_FRAMES:]), 2),
+            "plain_render_s": round(statistics.median(plain), 2)}
+
+
+def _button_path(scene, repeats: int) -> dict:
+    from addon import compositor, enhance, readback
+    from neural_core import exr
+
+    enhancer = enhance.get_enhancer(scene.photoreal)
+    path = Path("/dev/shm") / f"photoreal-bench-{scene.name}-{os.getpid()}.exr"
+    frames = []
     try:
-        for run in range(repeats + 1):
+        for _ in range(WARMUP_FRAMES + repeats):
             start = time.perf_counter()
             readback.save_render_passes(scene, path)
             saved = time.perf_counter()
             frame = exr.read_frame(path, scene.view_layers[0].name)
-            steps["readback"].append((time.perf_counter() - start) * 1e3)
-            steps["save_render"].append((saved - start) * 1e3)
+            steps = {"readback": (time.perf_counter() - start) * 1e3,
+                     "save_render": (saved - start) * 1e3}
             rgb = enhancer.enhance(frame, engine="CYCLES")
-            for stage, ms in enhancer.last_timings.items():
-                steps[stage].append(ms)
+            steps.update(enhancer.last_timings)
             start = time.perf_counter()
             compositor.store_image(rgb)
-            steps["compositing"].append((time.perf_counter() - start) * 1e3)
-            if run == 0:
-                first = {stage: round(ms.pop(), 1) for stage, ms in steps.items()}
+            steps["compositing"] = (time.perf_counter() - start) * 1e3
+            frames.append(steps)
+            del frame, rgb
     finally:
         path.unlink(missing_ok=True)
-    return {"width": width, "height": height, "model": model, "repeats": repeats,
-            "tiles": enhancer.last_num_tiles, "render_s": round(render_s, 1), "notes": notes,
-            "blender": bpy.app.version_string, "first_frame": first,
-            **{stage: round(statistics.median(ms), 1) for stage, ms in steps.items()}}
+    return {**_medians(frames[WARMUP_FRAMES:]), "first_frame": _rounded(frames[0]),
+            "tiles": enhancer.last_num_tiles}
+
+
+def _medians(frames: list[dict]) -> dict:
+    return {key: round(statistics.median(f[key] for f in frames), 1) for key in frames[0]}
+
+
+def _rounded(steps: dict) -> dict:
+    return {key: round(ms, 1) for key, ms in steps.items()}
 
 
 def time_addon_overhead(width: int, height: int, model: str = "rad", repeats: int = 3,
