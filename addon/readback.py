@@ -6,8 +6,10 @@ OpenEXR (see shared/notes/blender-api-probe.md, section 1c).
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,7 +29,11 @@ def temp_directory() -> Path:
     if not (base.is_dir() and os.access(base, os.W_OK)):
         base = Path(tempfile.gettempdir())
     folder = base / f"photoreal-{os.getpid()}"
-    folder.mkdir(exist_ok=True)
+    if not folder.is_dir():
+        folder.mkdir()
+        # Also when the add-on is never unregistered (a script that exits without it), so that
+        # /dev/shm does not collect one folder per Blender process.
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 
 
@@ -103,6 +109,5 @@ def composite_from_channels(channels) -> "np.ndarray | None":
 
 def remove_temp_directory() -> None:
     """Delete this process's pass folder (called on unregister)."""
-    import shutil
     for base in {Path("/dev/shm"), Path(tempfile.gettempdir())}:
         shutil.rmtree(base / f"photoreal-{os.getpid()}", ignore_errors=True)

@@ -53,7 +53,11 @@ def _update_render_passes(self, scene=None, renderlayer=None):
 def _render(self, depsgraph):
     _ORIGINAL["render"](self, depsgraph)
     scene = depsgraph.scene
-    if self.is_preview or not _enabled(scene) or self.test_break():
+    if self.is_preview or not _enabled(scene):
+        return
+    if self.test_break():
+        print(f"Photoreal Enhance: frame {scene.frame_current} not enhanced: the render was "
+              f"cancelled", file=sys.stderr, flush=True)
         return
     clock = time.perf_counter()
     result = self.get_result()

@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +77,12 @@ def measure(width: int, height: int, model: str, repeats: int) -> dict:
         scene.photoreal.device = "CPU"
         result = {"width": width, "height": height, "model": model, "repeats": repeats,
                   "blender": bpy.app.version_string}
-        result["render_pass"] = _render_pass_path(scene, repeats)
-        result["button"] = _button_path(scene, repeats)
+        for path, measure_path in (("render_pass", _render_pass_path), ("button", _button_path)):
+            try:   # one path failing still leaves the other's figures
+                result[path] = measure_path(scene, repeats)
+            except Exception as exc:
+                traceback.print_exc()
+                result[path] = {"error": f"{type(exc).__name__}: {exc}"}
         return result
     finally:
         addon.unregister()
@@ -99,7 +104,8 @@ def _render_pass_path(scene, repeats: int) -> dict:
         walls.append(render())
         steps = enhance.LAST_RUN.pop("steps", None)
         if steps is None or "inference" not in steps:
-            raise RuntimeError(f"the render was not enhanced: {enhance.LAST_RUN}")
+            raise RuntimeError(f"render {len(walls)} was not enhanced (Blender's output above may "
+                               f"say why); the last enhancement: {enhance.LAST_RUN}")
         frames.append(steps)
     scene.photoreal.enhance_on_render = False
     plain = [render() for _ in range(repeats)]   # the same passes on, no enhancement
@@ -153,8 +159,17 @@ def time_addon_overhead(width: int, height: int, model: str = "rad", repeats: in
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"the add-on overhead benchmark failed at {width}x{height}:\n"
-                           f"{result.stderr.strip()[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+                           f"{_without_render_progress(result.stderr)[-4000:]}")
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    for path in ("render_pass", "button"):
+        if "error" in measured.get(path, {}):
+            measured[path]["error"] += "\n" + _without_render_progress(result.stderr)[-3000:]
+    return measured
+
+
+def _without_render_progress(text: str) -> str:
+    """Blender's output less its per-tile progress lines ('Fra:1 Mem:...'), which bury errors."""
+    return "\n".join(line for line in text.strip().splitlines() if not line.startswith("Fra:"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,13 +205,17 @@ def _overhead(steps: dict) -> float:
     return steps["readback"] + steps["preprocess"] + steps["postprocess"] + steps["compositing"]
 
 
-def print_overhead(o: dict, report) -> dict[str, float]:
-    """Both paths' steps -> {path: overhead / inference}."""
+def print_overhead(o: dict, report) -> dict[str, float | None]:
+    """Both paths' steps -> {path: overhead / inference, None where it failed}."""
     report(f"add-on steps, RAD {o['width']}x{o['height']} rendered by Cycles (1 spp; Blender {o['blender']}), "
            f"median of {o['repeats']} frame(s) after the first 2:")
     ratios = {}
     for path, (title, own) in _PATHS.items():
         steps = o[path]
+        if "error" in steps:
+            report(f" {title}: FAILED, {steps['error']}")
+            ratios[path] = None
+            continue
         report(f" {title}, {steps['tiles']} tile(s):")
         facts = {"save_render": steps.get("save_render", 0.0),
                  "read": steps["readback"] - steps.get("save_render", 0.0)}
@@ -359,8 +363,11 @@ def main(argv: list[str] | None = None) -> int:
                f"median of {args.reps}; end-to-end incl. EXR I/O: "
                + ", ".join(f"{k} {v['ms']:,.0f} ms" for k, v in denoise.items()))
     report()
-    overhead = time_addon_overhead(*args.overhead_size, "rad", args.reps)
-    overhead_ratio = print_overhead(overhead, report)
+    try:
+        overhead_ratio = print_overhead(time_addon_overhead(*args.overhead_size, "rad", args.reps), report)
+    except RuntimeError as exc:   # the table above is still worth saving
+        report(f"add-on overhead: FAILED: {exc}")
+        overhead_ratio = {"render_pass": None, "button": None}
     report()
     summary(rows, denoise, peak, overhead_ratio, f"{args.overhead_size[0]}x{args.overhead_size[1]}",
             args.device, report)
