@@ -43,11 +43,11 @@ CPU_PROVIDER = "CPUExecutionProvider"
 
 # Tiles of at most 1024 x 1024 px bound RAD's working memory whatever the frame size: 4K in
 # 15 tiles peaked ~1.1 GB above the input frame (benchmarks/results/core-*.txt), where untiled
-# working memory grows with the frame (~2 GB at 1080p, so ~8 GB at 4K).
+# working memory grows with the frame (~1.2 GB at 1080p, so ~5 GB at 4K).
 DEFAULT_TILE_SIZE = 1024
 # Frames of up to this many tiles' worth of pixels run whole. 1080p whole (2.07 Mpx) against 4
 # overlapping tiles, measured back to back: inference 1.86 s vs 2.05-2.18 s (no overlap computed
-# twice), crops and blending 24 ms vs 100 ms, for a peak RSS of ~2.4 GB instead of ~1.1 GB.
+# twice), crops and blending 24 ms vs 100 ms, for a peak RSS of ~1.3 GB instead of ~1.1 GB.
 WHOLE_FRAME_TILES = 2
 # Tiles overlap by 128 px; the 32 px of each tile nearest a shared edge are dropped and the
 # next 64 px cross-fade. Measured on a fresh RAD (small config), tiled output then differs from
@@ -302,6 +302,11 @@ def _open_on_device(path: Path, device: str, threads: int | None
 def _session(path: Path, providers: Sequence[str], threads: int | None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: provider fallbacks are reported by us
+    # No memory pattern: onnxruntime would plan one block per input shape on the first run and
+    # allocate it (fresh pages) on the second. Without it the arena reuses its chunks. Measured,
+    # 1080p back to back: RAD first two runs 4.1 + 4.7 s -> 2.5 + 1.9 s, steady 1.85 s either
+    # way, peak RSS 2.57 -> 1.59 GB; CRN peak 2.1 -> 1.2 GB for ~5 % slower steady runs.
+    options.enable_mem_pattern = False
     if threads:
         options.intra_op_num_threads = int(threads)
     try:
