@@ -114,19 +114,16 @@ def interleaved(runners: dict, reps: int) -> dict:
 
 
 def bench_network(kind: str, reps: int, threads: int | None, out_dir: Path, report: Report) -> None:
-    import onnxruntime as ort
     import torch
 
     from neural_core.export import example_passes, exportable
+    from neural_core.runtime import open_session
 
     model, metadata, path = build_and_export(kind, out_dir)
     h, w = HD
     inputs = example_passes(metadata, 1, h, w)
     module = exportable(model, metadata)   # what was exported: passes in, linear radiance out
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = open_session(path, ["CPUExecutionProvider"], threads)   # as the add-on opens it
     feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)}
 
     def run_torch():

@@ -78,26 +78,21 @@ class Model:
     """A bundled model as ORT session, eager module (same weights) and FLOPs per pixel."""
 
     def __init__(self, kind: str, device: str, threads: int | None, tmp: Path):
-        import onnxruntime as ort
         import torch
 
         from neural_core.export import export_onnx, exportable
-        from neural_core.metadata import ModelMetadata
+        from neural_core.metadata import read_onnx_metadata
         from neural_core.networks import count_flops
-        from neural_core.runtime import CPU_PROVIDER, CUDA_PROVIDER, resolve_model_path
+        from neural_core.runtime import CPU_PROVIDER, CUDA_PROVIDER, open_session, resolve_model_path
 
         from .same_weights import torch_from_onnx
 
         self.kind, self.device = kind, device
         self.path = resolve_model_path(kind)
         self.module = torch_from_onnx(self.path)     # FromPasses: passes in, linear radiance out
-        self.metadata = ModelMetadata.from_props(ort.InferenceSession(
-            str(self.path), providers=[CPU_PROVIDER]).get_modelmeta().custom_metadata_map)
+        self.metadata = read_onnx_metadata(self.path)
         h, w = 256, 256
         self.flops_per_pixel = count_flops(self.module, h, w, *self.inputs(h, w)) / (h * w)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         session_path, providers = self.path, [CPU_PROVIDER]
         if device == "cuda":
             session_path = tmp / f"{kind}.fp16.onnx"
@@ -106,7 +101,7 @@ class Model:
             # As the fp16 graph runs: the network in half, the passes' transforms in float.
             self.module = exportable(self.module.network, self.metadata, fp16=True).cuda()
         self.session_path = session_path
-        self.session = ort.InferenceSession(str(session_path), options, providers=providers)
+        self.session = open_session(session_path, providers, threads)   # as the add-on opens it
         torch.set_grad_enabled(False)
 
     def inputs(self, height: int, width: int):

@@ -284,7 +284,7 @@ def _open_on_device(path: Path, device: str, threads: int | None
     if device in ("auto", "cuda") and cuda_installed:
         half = fp16_sibling(path)
         gpu_path = half if half.is_file() else path
-        session = _session(gpu_path, [CUDA_PROVIDER, CPU_PROVIDER], threads)
+        session = open_session(gpu_path, [CUDA_PROVIDER, CPU_PROVIDER], threads)
         if session.get_providers()[0] == CUDA_PROVIDER:
             precision = "fp16 model" if gpu_path == half else "fp32 model (no .fp16.onnx beside it)"
             return session, CUDA_PROVIDER, f"CUDA is available ({precision})", gpu_path
@@ -296,10 +296,11 @@ def _open_on_device(path: Path, device: str, threads: int | None
         reason = "CPU requested"
     else:
         reason = "this onnxruntime has no CUDA support; using the CPU"
-    return _session(path, [CPU_PROVIDER], threads), CPU_PROVIDER, reason, path
+    return open_session(path, [CPU_PROVIDER], threads), CPU_PROVIDER, reason, path
 
 
-def _session(path: Path, providers: Sequence[str], threads: int | None) -> ort.InferenceSession:
+def open_session(path: Path, providers: Sequence[str], threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime session with the runtime's settings (the benchmarks time the same)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: provider fallbacks are reported by us
     # No memory pattern: onnxruntime would plan one block per input shape on the first run and
