@@ -299,8 +299,10 @@ def _open_on_device(path: Path, device: str, threads: int | None
     return open_session(path, [CPU_PROVIDER], threads), CPU_PROVIDER, reason, path
 
 
-def open_session(path: Path, providers: Sequence[str], threads: int | None = None) -> ort.InferenceSession:
-    """An onnxruntime session with the runtime's settings (the benchmarks time the same)."""
+def open_session(path: Path, providers: Sequence[str], threads: int | None = None,
+                 profile_prefix: str | None = None) -> ort.InferenceSession:
+    """An onnxruntime session with the runtime's settings (the benchmarks time the same);
+    `profile_prefix` turns on onnxruntime's profiler (benchmarks.ort_profile)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: provider fallbacks are reported by us
     # No memory pattern: onnxruntime would plan one block per input shape on the first run and
@@ -310,6 +312,9 @@ def open_session(path: Path, providers: Sequence[str], threads: int | None = Non
     options.enable_mem_pattern = False
     if threads:
         options.intra_op_num_threads = int(threads)
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     try:
         return ort.InferenceSession(str(path), options, providers=list(providers))
     except Exception as exc:  # onnxruntime raises several private exception types
