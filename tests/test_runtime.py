@@ -125,6 +125,13 @@ def test_tiled_output_matches_whole_frame_within_1_over_255(rad_model):
     assert not np.array_equal(out, reference), "tiles really ran separately"
 
 
+def test_frames_of_up_to_two_tiles_of_pixels_run_whole(rad):
+    """1080p runs whole with the default 1024 px tiles (faster, ~1.3 GB); 1440p and 4K are tiled."""
+    assert rad.tile_size == 1024
+    assert len(rad.plan(1080, 1920)) == 1 and len(rad.plan(1024, 2048)) == 1
+    assert len(rad.plan(1440, 2560)) > 1 and len(rad.plan(2160, 3840)) == 15
+
+
 def test_tiles_start_on_the_grid_alignment(rad):
     for tile in rad.plan(2160, 3840):
         assert tile.y0 % RAD_GRID_ALIGNMENT == 0 and tile.x0 % RAD_GRID_ALIGNMENT == 0
