@@ -13,11 +13,13 @@ The graph takes the passes as rendered and does every transform itself (see
 
 Large frames: RAD is tile-safe (no per-image statistics at inference), so frames of more than
 2 * tile_size**2 pixels (above 1080p with the default tile size) run as overlapping tiles of
-tile_size blended with feathered weights (see `tiling`); smaller frames run whole. CRN synthesises the whole image from the label map at once (its layer norms take
-statistics over the whole image), so it is never tiled. Its activations are narrower than
-RAD's, so it runs at full resolution up to (2 * tile_size)**2 pixels (1080p and 1440p with the
-default tile size); a larger frame runs at the largest resolution within that budget, same
-aspect (labels sampled nearest), and the output is resized bilinearly to the frame size. `tile_size=0` turns both off: the whole frame at full resolution.
+tile_size blended with feathered weights (see `tiling`); smaller frames run whole. CRN
+synthesises the whole image from the label map at once (its layer norms take statistics over
+the whole image), so it is never tiled. Its activations are narrower than RAD's, so it runs at
+full resolution up to (2 * tile_size)**2 pixels (1080p and 1440p with the default tile size); a
+larger frame runs at the largest resolution within that budget, same aspect (labels sampled
+nearest), and the output is resized bilinearly to the frame size. `tile_size=0` turns both
+off: the whole frame at full resolution.
 """
 from __future__ import annotations
 
@@ -155,7 +157,8 @@ class Enhancer:
 
     def plan(self, height: int, width: int) -> list[tiling.Tile]:
         """The tiles a height x width frame would run as (one tile = whole frame)."""
-        if self.kind == "crn" or self.tile_size == 0 or height * width <= WHOLE_FRAME_TILES * self.tile_size ** 2:
+        whole = self.tile_size == 0 or height * width <= WHOLE_FRAME_TILES * self.tile_size ** 2
+        if self.kind == "crn" or whole:
             return [tiling.Tile(0, height, 0, width, False, False, False, False)]
         tile, overlap = self._tile_geometry(height, width)
         return tiling.plan_tiles(height, width, tile, overlap, self.pad_multiple)

@@ -277,3 +277,18 @@ def test_rad_without_gbuffers_exports_and_runs_through_the_runtime(tmp_path):
 
     enhancer = Enhancer.from_pretrained(path, device="cpu", threads=1)
     assert enhancer.required_passes == ["image", "object_index"]
+
+
+def test_crn_layer_norm_stays_accurate_over_millions_of_values(tmp_path):
+    """The layer norm's statistics in onnxruntime, against PyTorch in float64: a single float32
+    running sum over the 8.4 M values of one 1080p feature map drifted by 0.8 % on average."""
+    torch.manual_seed(0)
+    model = CRN(tiny_crn_config()).eval()
+    meta = metadata_for("crn", model.config)
+    path = export_onnx(model, meta, tmp_path / "crn.onnx")
+    inputs = example_passes(meta, 1, 768, 1024)
+    with torch.no_grad():
+        exact = FromPasses(model, meta).double()(*(x.double() for x in inputs)).numpy()
+    got = session(path).run([OUTPUT_NAME], feeds(meta, inputs))[0]
+    relative = np.abs(got - exact) / np.maximum(np.abs(exact), 1e-3)
+    assert relative.mean() < 2e-5
