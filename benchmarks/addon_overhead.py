@@ -93,23 +93,38 @@ def _render_pass_path(scene, repeats: int) -> dict:
 
     from addon import enhance
 
+    cancelled = []
+
     def render() -> float:
-        start = time.perf_counter()
-        bpy.ops.render.render()
-        return time.perf_counter() - start
+        # A render Blender does not report FINISHED is counted and asked for again.
+        for _ in range(3):
+            start = time.perf_counter()
+            result = bpy.ops.render.render()
+            if result == {"FINISHED"}:
+                return time.perf_counter() - start
+            cancelled.append(result)
+            time.sleep(0.5)
+        raise RuntimeError(f"Blender cancelled the render three times: {cancelled}")
 
     scene.photoreal.enhance_on_render = True
-    walls, frames = [], []
-    for _ in range(WARMUP_FRAMES + repeats):
-        walls.append(render())
+    walls, frames, unenhanced = [], [], []
+    while len(frames) < WARMUP_FRAMES + repeats:
+        wall = render()
         steps = enhance.LAST_RUN.pop("steps", None)
         if steps is None or "inference" not in steps:
-            raise RuntimeError(f"render {len(walls)} was not enhanced (Blender's output above may "
-                               f"say why); the last enhancement: {enhance.LAST_RUN}")
+            # Known, not understood: in about 1 process in 5 one render (usually the second) comes
+            # back un-enhanced with no error; it is counted, reported and rendered again.
+            unenhanced.append(len(walls) + len(unenhanced) + 1)
+            if len(unenhanced) > 2:
+                raise RuntimeError(f"renders {unenhanced} came back un-enhanced; the last "
+                                   f"enhancement: {enhance.LAST_RUN}")
+            continue
+        walls.append(wall)
         frames.append(steps)
     scene.photoreal.enhance_on_render = False
     plain = [render() for _ in range(repeats)]   # the same passes on, no enhancement
     return {**_medians(frames[WARMUP_FRAMES:]), "first_frame": _rounded(frames[0]),
+            "cancelled_renders": len(cancelled), "unenhanced_renders": unenhanced,
             "tiles": enhance.get_enhancer(scene.photoreal).last_num_tiles,
             "render_s": round(statistics.median(walls[WARMUP_FRAMES:]), 2),
             "plain_render_s": round(statistics.median(plain), 2)}

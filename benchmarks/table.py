@@ -223,6 +223,9 @@ def print_overhead(o: dict, report) -> dict[str, float | None]:
         first = steps["first_frame"]
         report(f"  first frame of the process: overhead {_overhead(first):.0f} ms = "
                f"{100 * _overhead(first) / first['inference']:.1f} % of inference {first['inference']:.0f} ms")
+        if steps.get("unenhanced_renders"):
+            report(f"  renders that came back un-enhanced (no error) and were rendered again: "
+                   f"{steps['unenhanced_renders']} (a known, unexplained fault; see README)")
         if "render_s" in steps:
             extra = steps["render_s"] - steps["plain_render_s"]
             report(f"  whole render: {steps['render_s']:.2f} s enhanced vs {steps['plain_render_s']:.2f} s "
