@@ -16,6 +16,8 @@ import contextlib
 import bpy
 import numpy as np
 
+from .core import buffers
+
 MIX_NODE = "Photoreal Mix"
 IMAGE_NODE = "Photoreal Image"
 IMAGE_NAME = "Photoreal Enhance"
@@ -189,16 +191,14 @@ def mix_factor(scene, value: float):
 
 # RGBA buffers kept from frame to frame, one per user (the render thread and the operator may
 # run at once): a fresh 33 MB (1080p) array a frame costs its page faults again.
-_RGBA_BUFFERS: dict[str, np.ndarray] = {}
+_RGBA_BUFFERS = buffers.ReusedArrays()
 
 
 def blender_rgba(rgb: np.ndarray, alpha: np.ndarray | None, user: str) -> np.ndarray:
     """Linear (H, W, 3) image (row 0 = top) and optional alpha -> the flat float32 RGBA pixels
     Blender takes (bottom row first), in `user`'s buffer, valid until its next call."""
     h, w = rgb.shape[:2]
-    rgba = _RGBA_BUFFERS.get(user)
-    if rgba is None or rgba.shape != (h, w, 4):
-        rgba = _RGBA_BUFFERS[user] = np.empty((h, w, 4), np.float32)
+    rgba = _RGBA_BUFFERS.get(user, (h, w, 4))
     # Built bottom row first in one array (Blender rows go up): no flipped copy.
     rgba[..., :3] = rgb[::-1]
     rgba[..., 3] = 1.0 if alpha is None else alpha.reshape(h, w)[::-1]

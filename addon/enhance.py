@@ -50,14 +50,6 @@ def required_passes(settings) -> list[str]:
     return list(get_enhancer(settings, threads_preference()).metadata.required_passes)
 
 
-def adapt_class_pass(frame: schema.Frame, class_source: str) -> schema.Frame:
-    """EEVEE writes class ids into the class AOV: serve them as the model's class source."""
-    if class_source not in frame and "class_aov" in frame:
-        frame = dict(frame)
-        frame[class_source] = frame["class_aov"]
-    return frame
-
-
 def enhance_frame(scene, frame: schema.Frame) -> np.ndarray:
     """Enhance one frame with the scene's settings -> (H, W, 3) linear float32.
 
@@ -65,7 +57,6 @@ def enhance_frame(scene, frame: schema.Frame) -> np.ndarray:
     """
     settings = scene.photoreal
     enhancer = get_enhancer(settings, threads_preference())
-    frame = adapt_class_pass(frame, enhancer.metadata.class_source)
     start = time.perf_counter()
     rgb = enhancer.enhance(frame, engine=scene.render.engine)
     LAST_RUN.update(

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import enhance
 from .compositor import PASS_NAME, blender_rgba
-from .core import errors, schema
+from .core import buffers, errors, schema
 
 _ORIGINAL: dict[str, object] = {}
 
@@ -115,15 +115,12 @@ def _write_pass(engine, result, layer, pixels: np.ndarray) -> None:
 
 # Pass buffers kept from frame to frame (render thread only; a frame's arrays are done with when
 # its render call returns): fresh ~170 MB a 1080p frame cost their page faults every frame.
-_PASS_BUFFERS: dict[str, np.ndarray] = {}
+_PASS_BUFFERS = buffers.ReusedArrays()
 
 
 def _read_pass(render_pass, w: int, h: int) -> np.ndarray:
     """A pass as (H, W, C) float32, row 0 = top (render buffers start at the bottom)."""
-    size = w * h * render_pass.channels
-    buf = _PASS_BUFFERS.get(render_pass.name)
-    if buf is None or buf.size != size:
-        buf = _PASS_BUFFERS[render_pass.name] = np.empty(size, np.float32)
+    buf = _PASS_BUFFERS.get(render_pass.name, (w * h * render_pass.channels,))
     render_pass.rect.foreach_get(buf)
     return buf.reshape(h, w, render_pass.channels)[::-1]
 

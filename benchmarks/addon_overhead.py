@@ -108,13 +108,15 @@ def _render_pass_path(scene, repeats: int) -> dict:
 
     scene.photoreal.enhance_on_render = True
     walls, frames, unenhanced = [], [], []
+    renders = 0
     while len(frames) < WARMUP_FRAMES + repeats:
         wall = render()
+        renders += 1
         steps = enhance.LAST_RUN.pop("steps", None)
         if steps is None or "inference" not in steps:
             # Known, not understood: in about 1 process in 5 one render (usually the second) comes
             # back un-enhanced with no error; it is counted, reported and rendered again.
-            unenhanced.append(len(walls) + len(unenhanced) + 1)
+            unenhanced.append(renders)
             if len(unenhanced) > 2:
                 raise RuntimeError(f"renders {unenhanced} came back un-enhanced; the last "
                                    f"enhancement: {enhance.LAST_RUN}")

@@ -23,7 +23,6 @@ off: the whole frame at full resolution.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import schema, tiling
+from .buffers import ReusedArrays
 from .errors import CorruptFileError, ModelMetadataError, PhotorealError
 from .metadata import OUTPUT_NAME, ModelMetadata
 
@@ -110,10 +110,7 @@ class Enhancer:
         self.last_timings: dict[str, float] = {}
         self.last_num_tiles = 0
         self._output_name = output_name(session, str(model_path))
-        # Tile input arrays kept from frame to frame: a batch render enhances frame after frame at
-        # one size, and fresh ~100 MB arrays per frame cost about as much in page faults as
-        # filling them (1080p preprocessing measured ~390 ms with fresh arrays, ~190 ms reused).
-        self._buffers = _Buffers()
+        self._buffers = ReusedArrays()   # tile inputs, kept from frame to frame
         self._lock = threading.Lock()   # one enhance at a time: the buffers are shared
 
     # -- loading ------------------------------------------------------------------------------
@@ -180,7 +177,7 @@ class Enhancer:
                  progress: ProgressCallback | None) -> np.ndarray:
         timer = _Timer()
         with timer("preprocess"):
-            frame = with_class_source(frame, self.metadata.class_source)
+            frame = schema.with_class_source(frame, self.metadata.class_source)
             schema.check_frame(frame, self.required_passes, engine)
             height, width = schema.frame_size({k: frame[k] for k in self.required_passes})
         if self.kind == "crn":
@@ -263,14 +260,6 @@ def pass_input(values: np.ndarray) -> np.ndarray:
     """A pass (H, W, C) -> the graph's (1, C, H, W) float32 input. The EXR reader keeps each
     pass's planes contiguous (channel-first in memory), so this is a view, not a copy."""
     return np.ascontiguousarray(values.transpose(2, 0, 1)[None], dtype=np.float32)
-
-
-def with_class_source(frame: schema.Frame, class_source: str) -> schema.Frame:
-    """Serve the class AOV as the model's class source when the frame lacks that pass: EEVEE has
-    no index passes, so the add-on writes the same ids (class id + 1) into the AOV instead."""
-    if class_source not in frame and "class_aov" in frame:
-        frame = {**frame, class_source: frame["class_aov"]}
-    return frame
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,23 +395,6 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-
-class _Buffers:
-    """Reusable arrays by name. Each name keeps one flat float32 array, grown when needed, and
-    hands out its first elements shaped as asked: C-contiguous (what onnxruntime takes without
-    a copy) whatever the shape, so a frame's edge tiles reuse the interior tiles' memory."""
-
-    def __init__(self):
-        self._flat: dict[str, np.ndarray] = {}
-
-    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        size = math.prod(shape)
-        flat = self._flat.get(name)
-        if flat is None or flat.size < size:
-            self._flat[name] = None      # free the old one before allocating
-            flat = self._flat[name] = np.empty(size, np.float32)
-        return flat[:size].reshape(shape)
-
 
 class _Timer:
     """Accumulates wall time per stage, in ms."""

@@ -367,6 +367,14 @@ def image_tensor(frame: Frame, out: np.ndarray | None = None) -> np.ndarray:
     return encode_radiance(channels_first, out=out)
 
 
+def with_class_source(frame: Frame, class_source: str) -> Frame:
+    """Serve the class AOV as the model's class source when the frame lacks that pass: EEVEE has
+    no index passes, so the add-on writes the same ids (class id + 1) into the AOV instead."""
+    if class_source not in frame and "class_aov" in frame:
+        frame = {**frame, class_source: frame["class_aov"]}
+    return frame
+
+
 def class_map_from_frame(frame: Frame, source: str = "object_index") -> np.ndarray:
     """Frame -> class ids (H, W) from the id pass named by `source`."""
     if source not in CLASS_SOURCES:
