@@ -41,10 +41,12 @@ def render_samples(scene) -> int:
 def export_frames(scene, directory: str, frame_start: int | None = None,
                   frame_end: int | None = None,
                   progress: Callable[[int, int, int], None] | None = None,
-                  extra: dict | None = None) -> ExportSummary:
+                  extra: dict | None = None, samples: int | None = None) -> ExportSummary:
     """Render frames [frame_start, frame_end] (scene range by default) into `directory`.
 
-    `progress(done, total, frame)` is called after each frame. Raises neural_core errors
+    `progress(done, total, frame)` is called after each frame. `samples` is what the manifest
+    records (default: the scene's; the scene generator records 0 for renders whose samples
+    vary from frame to frame). Raises neural_core errors
     (PhotorealError) with a message for the user, e.g. when resuming with other settings.
     """
     frame_start = scene.frame_start if frame_start is None else frame_start
@@ -57,7 +59,8 @@ def export_frames(scene, directory: str, frame_start: int | None = None,
     _, summary.notes = passes.tag_classes(scene)
     summary.notes += passes.enable_passes(scene, view_layer, wanted, "object_index")
     writer = dataset_format.DatasetWriter(
-        summary.directory, engine=scene.render.engine, samples=render_samples(scene),
+        summary.directory, engine=scene.render.engine,
+        samples=render_samples(scene) if samples is None else samples,
         resolution=readback.render_size(scene), blender_version=bpy.app.version_string,
         class_source=class_source, extra=extra)
 

@@ -91,6 +91,7 @@ def _usable(scene, frame, required) -> bool:
     """Does a previous render have every needed pass at the current resolution?"""
     class_source = next((k for k in required if k in schema.CLASS_SOURCES), None)
     frame = schema.with_class_source(frame, class_source) if class_source else frame
+    frame = schema.with_noisy_source(frame, scene.render.engine)
     if any(key not in frame for key in required):
         return False
     h, w = schema.frame_size(frame)

@@ -33,11 +33,14 @@ def class_pass_for(scene, class_source: str) -> str:
 
 
 def passes_to_enable(scene, required) -> list[str]:
-    """The model's required passes, with the class source swapped for what this engine has."""
+    """The model's required passes, with the class source swapped for what this engine has
+    (and without the noisy image on EEVEE, where Combined serves: schema.with_noisy_source)."""
     keys = []
     for key in required:
         if key in schema.CLASS_SOURCES:
             key = class_pass_for(scene, key)
+        if key == "noisy" and is_eevee(scene):
+            continue
         if key not in keys:
             keys.append(key)
     return keys
@@ -47,7 +50,21 @@ def is_enabled(view_layer, key: str) -> bool:
     spec = schema.pass_spec(key)
     if spec.is_aov:
         return spec.blender_names[0] in view_layer.aovs
+    if key == "noisy":
+        return denoiser_stores_noisy_image(view_layer)
     return bool(getattr(view_layer, spec.setting))
+
+
+def denoiser_stores_noisy_image(view_layer) -> bool:
+    """Cycles' denoiser is on and keeps the image it started from (the "Noisy Image" pass)."""
+    scene = view_layer.id_data
+    return bool(scene.cycles.use_denoising and view_layer.cycles.denoising_store_passes)
+
+
+def enable_denoiser(view_layer) -> None:
+    """Models on top of Cycles' denoiser read its output and its input: turn both on."""
+    view_layer.id_data.cycles.use_denoising = True
+    view_layer.cycles.denoising_store_passes = True
 
 
 def pass_status(scene, view_layer, required) -> list[tuple[str, bool]]:
@@ -65,6 +82,8 @@ def enable_passes(scene, view_layer, required, class_source: str = "object_index
             notes += _ensure_material_aovs(scene, key, class_source)
         elif is_eevee(scene) and not spec.eevee:
             notes.append(f"{key}: {schema.enable_hint(key, scene.render.engine)}")
+        elif key == "noisy":
+            enable_denoiser(view_layer)
         else:
             setattr(view_layer, spec.setting, True)
         if key == "motion" and scene.render.use_motion_blur:

@@ -54,7 +54,15 @@ class PHOTOREAL_PT_compositor(bpy.types.Panel):
             box.label(text=f"model not loaded: {exc}", icon="ERROR")
             return
         for key, enabled in passes.pass_status(context.scene, context.view_layer, required):
-            box.label(text=key, icon="CHECKBOX_HLT" if enabled else "CHECKBOX_DEHLT")
+            label = PASS_LABELS.get(key, key)
+            box.label(text=label, icon="CHECKBOX_HLT" if enabled else "CHECKBOX_DEHLT")
+        if "noisy" in required and passes.is_cycles(context.scene):
+            box.label(text="This model works on top of Cycles' denoiser:", icon="INFO")
+            box.label(text="Enhance turns the denoiser on (and keeps its noisy image)")
+
+
+# The pass keys whose Blender names say more to an artist.
+PASS_LABELS = {"noisy": "noisy (Cycles denoiser + Denoising Data)"}
 
 
 def _device_text(settings) -> str:

@@ -99,6 +99,7 @@ class FromPasses(nn.Module):
         self.kind = metadata.model_kind
         self.input_names = list(metadata.input_names)
         self.gbuffer_passes = list(metadata.gbuffer_passes)
+        self.image_passes = list(metadata.image_passes)
         self.class_source = metadata.class_source
         self.multiple = metadata.grid_multiple
         std = torch.tensor(metadata.gbuffer_std, dtype=torch.float32).clamp_min(1e-6)
@@ -113,7 +114,8 @@ class FromPasses(nn.Module):
         if self.kind == "crn":
             encoded = self.network(classes)[:, 0]
         else:
-            image = pad_to_multiple(encode_radiance(named["image"]), self.multiple)
+            image = pad_to_multiple(torch.cat([encode_radiance(named[k]) for k in self.image_passes], 1),
+                                    self.multiple)
             encoded = self.network(image, self._gbuffers(named, image), classes)
         return decode_radiance(encoded[..., :height, :width])
 
@@ -174,7 +176,8 @@ def metadata_for(kind: str, config=None, stats: schema.GBufferStats | None = Non
     passes = list(cfg.gbuffer_passes) if kind == "rad" else []
     stats = stats or schema.GBufferStats.identity(schema.num_gbuffer_channels(passes))
     return ModelMetadata(
-        model_kind=kind, gbuffer_passes=passes, gbuffer_mean=list(stats.mean),
+        model_kind=kind, gbuffer_passes=passes,
+        image_passes=list(cfg.image_passes) if kind == "rad" else [], gbuffer_mean=list(stats.mean),
         gbuffer_std=list(stats.std), class_source=class_source,
         num_images=cfg.num_images if kind == "crn" else 1,
         grid_multiple=cfg.size_multiple if kind == "crn" else RAD_GRID_ALIGNMENT,

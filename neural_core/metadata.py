@@ -35,6 +35,7 @@ RAD_GRID_ALIGNMENT = 32
 @dataclass
 class ModelMetadata:
     model_kind: str
+    image_passes: list[str] = field(default_factory=lambda: ["image"])   # RAD's radiance inputs
     gbuffer_passes: list[str] = field(default_factory=list)
     gbuffer_mean: list[float] = field(default_factory=list)
     gbuffer_std: list[float] = field(default_factory=list)
@@ -56,7 +57,7 @@ class ModelMetadata:
         """Passes a frame must have for this model, in the order the model reads them."""
         if self.model_kind == "crn":
             return [self.class_source]
-        return ["image", *self.gbuffer_passes, self.class_source]
+        return [*self.image_passes, *self.gbuffer_passes, self.class_source]
 
     @property
     def gbuffer_channels(self) -> list[str]:
@@ -99,6 +100,12 @@ class ModelMetadata:
                 f"{source} was exported by an earlier version whose graph takes preprocessed "
                 f"tensors, not render passes. Export it again from its checkpoint with "
                 f"`python -m training export` (the weights are unchanged).")
+        if ours.get("model_kind") == '"rad"' and "image_passes" not in ours:
+            raise ModelMetadataError(
+                f"{source} is a RAD model exported before models recorded which radiance passes "
+                f"they read (Cycles' denoised image, its Noisy Image), so the add-on cannot tell "
+                f"whether it expects a denoised render. Export it again from its checkpoint with "
+                f"`python -m training export` (the weights are unchanged).")
         known = set(cls.__dataclass_fields__)
         try:
             values = {k: json.loads(v) for k, v in ours.items() if k in known}
@@ -119,6 +126,10 @@ class ModelMetadata:
         if list(self.classes) != list(schema.CLASSES):
             problems.append(f"class list of {len(self.classes)} classes differs from the schema's "
                             f"{schema.NUM_CLASSES}")
+        if self.model_kind == "rad" and (not self.image_passes or self.image_passes[0] != "image"
+                                         or any(p not in schema.IMAGE_PASSES for p in self.image_passes)):
+            problems.append(f"image passes {self.image_passes} (expected 'image' first, then any of "
+                            f"{schema.IMAGE_PASSES[1:]})")
         unknown = [p for p in self.gbuffer_passes if p not in schema.GBUFFER_PASS_ORDER]
         if unknown:
             problems.append(f"unknown G-buffer passes {unknown}")

@@ -178,6 +178,7 @@ class Enhancer:
         timer = _Timer()
         with timer("preprocess"):
             frame = schema.with_class_source(frame, self.metadata.class_source)
+            frame = schema.with_noisy_source(frame, engine)
             schema.check_frame(frame, self.required_passes, engine)
             height, width = schema.frame_size({k: frame[k] for k in self.required_passes})
         if self.kind == "crn":

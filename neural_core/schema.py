@@ -65,6 +65,10 @@ class PassSpec:
 PASSES: dict[str, PassSpec] = {p.key: p for p in (
     PassSpec("image", ("Combined",), ("R", "G", "B"), "use_pass_combined", TRANSFORM_HDR),
     PassSpec("alpha", ("Combined",), ("A",), "use_pass_combined", TRANSFORM_NONE),
+    # Cycles' image before its denoiser ran (Render Properties > Sampling > Denoise, with
+    # View Layer > Passes > Data > Denoising Data): with the denoiser on, "image" is denoised.
+    PassSpec("noisy", ("Noisy Image",), ("R", "G", "B"), "cycles.denoising_store_passes",
+             TRANSFORM_HDR, eevee=False),
     PassSpec("depth", ("Depth",), ("Z",), "use_pass_z", TRANSFORM_DEPTH),
     PassSpec("normal", ("Normal",), ("X", "Y", "Z"), "use_pass_normal", TRANSFORM_NONE),
     PassSpec("albedo", ("DiffCol", "Diffuse Color"), ("R", "G", "B"), "use_pass_diffuse_color",
@@ -89,6 +93,9 @@ PASSES: dict[str, PassSpec] = {p.key: p for p in (
     PassSpec("class_aov", ("photoreal_class",), ("X",), "aovs['photoreal_class']", TRANSFORM_INDEX,
              aov_type="VALUE"),
 )}
+
+# Radiance passes a RAD model may take as its image input; the first is the one it corrects.
+IMAGE_PASSES = ("image", "noisy")
 
 # G-buffer passes a model may consume, in the canonical stacking order.
 GBUFFER_PASS_ORDER = ("depth", "normal", "albedo", "glossy", "emission", "position", "motion",
@@ -121,6 +128,10 @@ def enable_hint(key: str, engine: str | None = None) -> str:
         return (f"add a {spec.aov_type} AOV named '{spec.blender_names[0]}' "
                 f"(View Layer Properties > Shader AOV) and write it with an AOV Output node in "
                 f"each material")
+    if key == "noisy":
+        return ("turn on Render Properties > Sampling > Render > Denoise and View Layer Properties > "
+                "Passes > Data > Denoising Data (scene.cycles.use_denoising, "
+                "ViewLayer.cycles.denoising_store_passes); EEVEE has no denoiser: use Cycles")
     if not spec.eevee and engine and "EEVEE" in engine:
         return (f"EEVEE has no {spec.blender_names[-1]} pass: switch the render engine to Cycles "
                 f"(ViewLayer.{spec.setting}), or use a model that does not need it")
@@ -372,6 +383,14 @@ def with_class_source(frame: Frame, class_source: str) -> Frame:
     no index passes, so the add-on writes the same ids (class id + 1) into the AOV instead."""
     if class_source not in frame and "class_aov" in frame:
         frame = {**frame, class_source: frame["class_aov"]}
+    return frame
+
+
+def with_noisy_source(frame: Frame, engine: str | None) -> Frame:
+    """Serve Combined as the noisy image for EEVEE frames: EEVEE has no denoiser, so its
+    Combined is both the final and the un-denoised image. Other frames must have the pass."""
+    if "noisy" not in frame and "image" in frame and engine and "EEVEE" in engine:
+        frame = {**frame, "noisy": frame["image"]}
     return frame
 
 

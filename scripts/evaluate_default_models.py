@@ -1,15 +1,21 @@
-"""Evaluate the bundled models against their baselines on held-out generated scenes.
+"""Evaluate the bundled models against what Blender already gives, scene by scene.
 
-RAD (fast render + G-buffers -> reference) is compared with the fast render as it is, Blender's
-Denoise node on the same fast render with its albedo and normal passes, and the same RAD trained
-without G-buffers. CRN (class labels -> reference) is compared with nearest-neighbour retrieval:
-the training reference image whose label map agrees with the held-out one on the most pixels.
-PSNR and SSIM are measured on display images (sRGB 8-bit), as `training evaluate` does.
+RAD works on top of Cycles' denoiser. On every held-out scene and every fast setting
+(`make-scenes --fast 4spp-1b,...`: folders fast-4spp-1b/ ...) it is compared with:
 
-    .venv/bin/python scripts/evaluate_default_models.py --eval data/corpus/eval \
-        --train data/corpus/train --denoised runs/eval/denoise \
-        --rad neural_core/models/rad.onnx --rad-no-gbuffers runs/rad_nog.onnx \
-        --crn neural_core/models/crn.onnx --out runs/eval
+- denoiser off: the render as it is (Cycles' Noisy Image) and Blender's Denoise node applied to
+  it in the compositor (OIDN, albedo + normal; `training.baselines.denoise_node --input noisy`).
+  RAD then gets what the add-on makes of that scene: it turns Cycles' denoiser on.
+- denoiser on (Blender's default): the denoised render (Combined).
+
+CRN (class labels -> reference) is compared with nearest-neighbour retrieval: the training
+reference whose label map agrees with the held-out one on the most pixels.
+PSNR and SSIM are on display images (sRGB 8-bit), as `training evaluate` does. Every scene is
+printed, with its kind; the tables give the mean, the mean per kind and the worst scene.
+
+    .venv/bin/python scripts/evaluate_default_models.py --eval data/corpus2/eval \
+        --train data/corpus2/train --denoise-node runs/eval/denoise \
+        --rad neural_core/models/rad.onnx --crn neural_core/models/crn.onnx --out runs/eval
 """
 from __future__ import annotations
 
@@ -27,6 +33,9 @@ from neural_core.runtime import Enhancer  # noqa: E402
 from training.evaluate import display, write_grid  # noqa: E402
 from training.metrics.image import psnr, ssim  # noqa: E402
 
+# (comparison, baseline method): RAD minus the baseline, per scene.
+COMPARISONS = {"denoiser off": "Denoise node", "denoiser on": "denoised render"}
+
 
 def read_rgb(path: Path) -> np.ndarray:
     channels = exr.read_channels(path)
@@ -43,69 +52,130 @@ def score(output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     return {"psnr": psnr(out, ref), "ssim": ssim(out, ref)}
 
 
-def mean_table(per_frame: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
-    return {method: {metric: float(np.mean([f[metric] for f in frames])) for metric in ("psnr", "ssim")}
-            for method, frames in per_frame.items()}
+def scene_kinds(root: Path) -> dict[int, str]:
+    record = json.loads((root / "scenes.json").read_text())
+    return {int(n): entry["kind"] for n, entry in record["scenes"].items()}
 
 
-def evaluate(args) -> dict:
-    fast, reference = DatasetReader(args.eval / "fast"), DatasetReader(args.eval / "reference")
+def fast_folders(root: Path) -> list[Path]:
+    folders = sorted(p for p in root.glob("fast-*") if (p / "manifest.json").is_file())
+    if not folders:
+        raise SystemExit(f"{root} has no fast-*/ renders; make them with make-scenes --fast 4spp-1b,...")
+    return folders
+
+
+def evaluate_rad(args, rad: Enhancer | None, kinds: dict[int, str]) -> dict:
+    reference = DatasetReader(args.eval / "reference")
+    rows: dict = {}
+    for folder in fast_folders(args.eval):
+        setting = folder.name[len("fast-"):]
+        fast = DatasetReader(folder)
+        for n in fast.frames:
+            frame, target = fast.read_frame(n), reference.read_frame(n)["image"]
+            outputs = {"render (denoiser off)": frame["noisy"], "denoised render": frame["image"]}
+            if args.denoise_node:
+                outputs["Denoise node"] = read_rgb(args.denoise_node / setting / "frames" / f"{n:06d}.exr")
+            if rad is not None:
+                outputs["RAD"] = rad.enhance(frame)
+            scores = {name: score(out, target) for name, out in outputs.items()}
+            rows.setdefault(setting, []).append({"frame": n, "kind": kinds.get(n, "?"), **scores})
+            write_grid([display(x) for x in [*outputs.values(), target]],
+                       args.out / f"rad_{setting}_{n:06d}.png")
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean per method, per kind, and RAD's margin over each baseline (mean and worst scene)."""
+    methods = [k for k in rows[0] if k not in ("frame", "kind")]
+    kinds = sorted({r["kind"] for r in rows})
+    table = {m: {metric: float(np.mean([r[m][metric] for r in rows])) for metric in ("psnr", "ssim")}
+             for m in methods}
+    per_kind = {k: {m: float(np.mean([r[m]["psnr"] for r in rows if r["kind"] == k])) for m in methods}
+                for k in kinds}
+    margins = {}
+    if "RAD" in methods:
+        for comparison, baseline in COMPARISONS.items():
+            if baseline in methods:
+                gains = [r["RAD"]["psnr"] - r[baseline]["psnr"] for r in rows]
+                worst = int(np.argmin(gains))
+                margins[comparison] = {"baseline": baseline, "mean_db": float(np.mean(gains)),
+                                       "worst_db": float(gains[worst]),
+                                       "worst_scene": f"{rows[worst]['frame']} ({rows[worst]['kind']})",
+                                       "ssim_gain": table["RAD"]["ssim"] - table[baseline]["ssim"]}
+    return {"mean": table, "per_kind_psnr": per_kind, "rad_margin": margins}
+
+
+def evaluate_crn(args, crn: Enhancer | None) -> dict:
+    if crn is None:
+        return {}
+    folder = fast_folders(args.eval)[0]
+    fast, reference = DatasetReader(folder), DatasetReader(args.eval / "reference")
     train_ref = DatasetReader(args.train / "reference")
-    train_ids = train_ref.frames
-    train_labels = [train_ref.read_labels(n) for n in train_ids]
-    models = {"RAD": args.rad, "RAD without G-buffers": args.rad_no_gbuffers, "CRN": args.crn}
-    enhancers = {name: Enhancer.from_pretrained(path, device="cpu") for name, path in models.items() if path}
-    rad_rows: dict[str, list[dict]] = {}
-    crn_rows: dict[str, list[dict]] = {}
-    args.out.mkdir(parents=True, exist_ok=True)
+    train_labels = [train_ref.read_labels(n) for n in train_ref.frames]
+    rows: dict[str, list[dict]] = {}
     for n in fast.frames:
-        frame, target = fast.read_frame(n), reference.read_frame(n)["image"]
-        rad_outputs = {"fast render": frame["image"]}
-        if args.denoised:
-            rad_outputs["Denoise node"] = read_rgb(args.denoised / "frames" / f"{n:06d}.exr")
-        for name in ("RAD without G-buffers", "RAD"):
-            if name in enhancers:
-                rad_outputs[name] = enhancers[name].enhance(frame)
-        for name, output in rad_outputs.items():
-            rad_rows.setdefault(name, []).append(score(output, target))
-        write_grid([display(x) for x in [*rad_outputs.values(), target]], args.out / f"rad_{n:06d}.png")
-
-        labels = fast.read_labels(n)
-        nearest = train_ids[nearest_by_labels(labels, train_labels)]
-        crn_outputs = {"nearest-neighbour retrieval": train_ref.read_frame(nearest)["image"]}
-        if "CRN" in enhancers:
-            crn_outputs["CRN"] = enhancers["CRN"].enhance(frame)
-        for name, output in crn_outputs.items():
-            crn_rows.setdefault(name, []).append(score(output, target))
-        write_grid([display(x) for x in [*crn_outputs.values(), target]], args.out / f"crn_{n:06d}.png")
-    return {"frames": len(fast.frames), "models": {k: str(v) for k, v in models.items() if v},
-            "rad": mean_table(rad_rows), "crn": mean_table(crn_rows),
-            "per_frame": {"rad": rad_rows, "crn": crn_rows}}
+        target = reference.read_frame(n)["image"]
+        nearest = train_ref.frames[nearest_by_labels(fast.read_labels(n), train_labels)]
+        outputs = {"nearest-neighbour retrieval": train_ref.read_frame(nearest)["image"],
+                   "CRN": crn.enhance(fast.read_frame(n))}
+        for name, output in outputs.items():
+            rows.setdefault(name, []).append(score(output, target))
+        write_grid([display(x) for x in [*outputs.values(), target]], args.out / f"crn_{n:06d}.png")
+    return {name: {m: float(np.mean([r[m] for r in frames])) for m in ("psnr", "ssim")}
+            for name, frames in rows.items()}
 
 
 def markdown(results: dict) -> str:
-    lines = [f"Held-out scenes: {results['frames']} (PSNR dB / SSIM on sRGB display images)", "",
-             "| task | method | PSNR | SSIM |", "|---|---|---|---|"]
-    for task in ("rad", "crn"):
-        for method, m in results[task].items():
-            lines.append(f"| {task.upper()} | {method} | {m['psnr']:.2f} | {m['ssim']:.4f} |")
+    lines = []
+    for setting, block in results["rad"].items():
+        lines += [f"### {setting} ({len(results['per_scene'][setting])} scenes; PSNR dB / SSIM on sRGB)", "",
+                  "| method | PSNR | SSIM | " + " | ".join(block["per_kind_psnr"]) + " |",
+                  "|---|---|---|" + "---|" * len(block["per_kind_psnr"])]
+        for method, m in block["mean"].items():
+            kinds = " | ".join(f"{block['per_kind_psnr'][k][method]:.2f}" for k in block["per_kind_psnr"])
+            lines.append(f"| {method} | {m['psnr']:.2f} | {m['ssim']:.4f} | {kinds} |")
+        for comparison, margin in block["rad_margin"].items():
+            lines.append(f"\n{comparison}: RAD − {margin['baseline']} = {margin['mean_db']:+.2f} dB on the "
+                         f"mean, worst scene {margin['worst_db']:+.2f} dB (scene {margin['worst_scene']}), "
+                         f"SSIM {margin['ssim_gain']:+.4f}")
+        lines.append("")
+    if results["crn"]:
+        lines += ["### labels → image", "", "| method | PSNR | SSIM |", "|---|---|---|"]
+        lines += [f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} |" for name, m in results["crn"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def per_scene_lines(per_scene: dict) -> str:
+    lines = []
+    for setting, rows in per_scene.items():
+        methods = [k for k in rows[0] if k not in ("frame", "kind")]
+        lines.append(f"{setting}: scene kind | " + " | ".join(methods) + " (PSNR dB)")
+        for r in rows:
+            lines.append(f"  {r['frame']:>3} {r['kind']:<9} " + " ".join(f"{r[m]['psnr']:7.2f}" for m in methods))
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--eval", type=Path, required=True, help="make-scenes root of the held-out scenes")
-    p.add_argument("--train", type=Path, required=True, help="make-scenes root of the training scenes (retrieval)")
-    p.add_argument("--denoised", type=Path, help="output of `python -m training.baselines.denoise_node`")
+    p.add_argument("--train", type=Path, help="make-scenes root of the training scenes (CRN retrieval)")
+    p.add_argument("--denoise-node", type=Path,
+                   help="folder with SETTING/frames/*.exr from `training.baselines.denoise_node --input noisy`")
     p.add_argument("--rad", type=Path, help="RAD model (.onnx)")
-    p.add_argument("--rad-no-gbuffers", type=Path, help="the same RAD trained without G-buffers")
     p.add_argument("--crn", type=Path, help="CRN model (.onnx)")
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, table.md and grids")
     args = p.parse_args(argv)
-    results = evaluate(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rad = Enhancer.from_pretrained(args.rad, device="cpu") if args.rad else None
+    crn = Enhancer.from_pretrained(args.crn, device="cpu") if args.crn and args.train else None
+    per_scene = evaluate_rad(args, rad, scene_kinds(args.eval))
+    results = {"models": {"rad": str(args.rad or ""), "crn": str(args.crn or "")},
+               "rad": {s: summarise(rows) for s, rows in per_scene.items()},
+               "crn": evaluate_crn(args, crn), "per_scene": per_scene}
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
     (args.out / "table.md").write_text(table)
+    print(per_scene_lines(per_scene))
     print(table)
     return 0
 

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Step 1 of reproducing the bundled models: the generated corpus (see neural_core/models/*.md).
 # Training scenes use seeds 10000+, held-out evaluation scenes 20000+ (tests use < 1000).
+# Kill it any time and run it again: finished scenes are skipped (also on a fresh machine, if
+# data/corpus2/ is copied over). Both folders are refused if they hold other settings.
+#
+# train: street, interior and table-top scenes in turn at 256x128; each scene's fast render draws
+#        1-64 spp and 1-12 bounces from its seed, Cycles' denoiser on (the noisy image is stored);
+#        the reference is 64 spp, full bounces, denoised.
+# eval:  6 + 6 + 6 held-out scenes, each rendered at 4 spp / 1 bounce, 16 spp / 1 bounce and
+#        16 spp / 12 bounces (denoised, noisy image stored: the denoiser-off case is that image),
+#        reference 512 spp, full bounces, no denoiser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-"$PY" -m training make-scenes --count "${TRAIN_COUNT:-84}" --seed 10000 --resolution 256x144 \
-    --fast-samples 8 --reference-samples 128 --out data/corpus/train
-"$PY" -m training make-scenes --count "${EVAL_COUNT:-12}" --seed 20000 --resolution 256x144 \
-    --fast-samples 8 --reference-samples 256 --out data/corpus/eval
+"$PY" -m training make-scenes --count "${TRAIN_COUNT:-300}" --seed 10000 --resolution 256x128 \
+    --kinds street,interior,tabletop --fast random --out data/corpus2/train
+"$PY" -m training make-scenes --count "${EVAL_COUNT:-18}" --seed 20000 --resolution 256x128 \
+    --kinds street,interior,tabletop --fast 4spp-1b,16spp-1b,16spp-12b \
+    --reference-samples "${EVAL_REFERENCE_SAMPLES:-512}" --reference-raw --out data/corpus2/eval

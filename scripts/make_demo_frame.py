@@ -1,9 +1,10 @@
 """Render the bundled demo frame: neural_core/assets/demo_frame.exr.
 
-One procedural street scene, Cycles on the CPU, every schema pass plus the roughness/metallic
+One procedural interior (the bundled RAD adds the light that few bounces miss), Cycles on the
+CPU with its denoiser on (the noisy image stored), every schema pass plus the roughness/metallic
 AOVs, written by Blender itself as a multilayer EXR (colour passes half float, ZIP compression).
 
-    .venv313/bin/python scripts/make_demo_frame.py [--seed 10] [--samples 16] [--out PATH]
+    .venv313/bin/python scripts/make_demo_frame.py [--kind interior] [--seed 10] [--samples 16] [--out PATH]
 
 (the bundled frame was made with Blender 5.2, `.venv313`; `.venv` runs it with Blender 4.5)
 """
@@ -22,6 +23,7 @@ import bpy  # noqa: E402
 from neural_core import exr, schema  # noqa: E402
 from training.scenes import apply_preset, build_scene, set_output_exr  # noqa: E402
 
+DEMO_KIND = "interior"
 DEMO_SEED = 10
 DEMO_RESOLUTION = (480, 270)
 DEMO_SAMPLES = 16
@@ -29,13 +31,14 @@ DEMO_SAMPLES = 16
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", default=DEMO_KIND)
     parser.add_argument("--seed", type=int, default=DEMO_SEED)
     parser.add_argument("--samples", type=int, default=DEMO_SAMPLES)
     parser.add_argument("--codec", default="ZIP", help="EXR compression (ZIP, PIZ, ...)")
     parser.add_argument("--out", type=Path, default=REPO / "neural_core" / "assets" / "demo_frame.exr")
     args = parser.parse_args(argv)
 
-    info = build_scene("street", args.seed, DEMO_RESOLUTION)
+    info = build_scene(args.kind, args.seed, DEMO_RESOLUTION)
     scene = bpy.context.scene
     apply_preset(scene, "fast", noise_seed=args.seed)
     scene.cycles.samples = args.samples
@@ -48,11 +51,11 @@ def main(argv=None) -> int:
     tmp.replace(args.out)
 
     frame = exr.read_frame(args.out)
-    schema.check_frame(frame, ["image", *schema.DEFAULT_GBUFFER_PASSES, "object_index"],
+    schema.check_frame(frame, ["image", "noisy", *schema.DEFAULT_GBUFFER_PASSES, "object_index"],
                        source=str(args.out))
     classes = sorted({schema.CLASSES[c] for c in set(schema.class_map_from_frame(frame).ravel())})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {seconds:.1f} s with "
-          f"Blender {bpy.app.version_string}, seed {args.seed}, {args.samples} spp; "
+          f"Blender {bpy.app.version_string}, {args.kind} seed {args.seed}, {args.samples} spp; "
           f"{info['objects']} objects; classes in view: {', '.join(classes)}")
     return 0
 

@@ -32,7 +32,8 @@ from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 SCENES_FILE = "scenes.json"
-QUALITIES = ("fast", "reference")
+DEFAULT_KINDS = ("street", "interior", "tabletop")
+DEFAULT_RESOLUTION = (256, 128)
 SEED_RANGES = {"tests": (0, 1000), "training": (10_000, 20_000), "evaluation": (20_000, None)}
 # Settings that must stay the same when a run resumes into an existing OUT.
 RESUME_KEYS = ("base_seed", "kinds", "resolution", "presets")
@@ -42,15 +43,21 @@ class MakeScenesError(Exception):
     """OUT holds a run with other settings, or an argument is invalid."""
 
 
-def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("street", "interior"),
-                resolution: tuple[int, int] = (320, 180), fast_samples: int | None = None,
+def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAULT_KINDS,
+                resolution: tuple[int, int] = DEFAULT_RESOLUTION, fast_samples: int | None = None,
                 reference_samples: int | None = None, progress: bool = True,
-                blender_log: bool = False, device: str = "CPU") -> dict:
+                blender_log: bool = False, device: str = "CPU", fast: Sequence[str] = ("random",),
+                reference_denoise: bool = True) -> dict:
     """Generate scenes 0..count-1 into `out_dir`; returns the scenes.json content.
 
-    `fast_samples` / `reference_samples` override the presets' sample counts
-    (training.scenes.FAST / REFERENCE). Blender's own render log is silenced unless
-    `blender_log`. `device` 'GPU' renders with Cycles on the GPU(s) (CUDA/OptiX/...).
+    `fast` names the fast renders of every scene: 'random' (OUT/fast/, each scene draws 1-64 spp
+    and 1-12 bounces from its seed, training.scenes.draw_fast_preset) and/or fixed settings such
+    as '4spp-1b' (OUT/fast-4spp-1b/). Every fast render runs Cycles' denoiser and stores the
+    noisy image, so it holds both what a user sees with the denoiser on and off.
+    `fast_samples` fixes the samples of the 'random' render; `reference_samples` /
+    `reference_denoise` override the reference preset (held-out sets: 512+ raw samples).
+    Blender's own render log is silenced unless `blender_log`. `device` 'GPU' renders with
+    Cycles on the GPU(s) (CUDA/OptiX/...).
     """
     import bpy
     from tqdm import tqdm
@@ -58,11 +65,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
     from training import scenes
 
     kinds = _check_kinds(kinds, scenes.KINDS)
-    presets = {"fast": scenes.FAST, "reference": scenes.REFERENCE}
-    if fast_samples:
-        presets["fast"] = presets["fast"].with_samples(fast_samples)
-    if reference_samples:
-        presets["reference"] = presets["reference"].with_samples(reference_samples)
+    renders = _render_plan(scenes, fast, fast_samples, reference_samples, reference_denoise)
     _warn_on_seed_ranges(seed, count)
     if device.upper() == "GPU":
         scenes.blender_compat.enable_gpu_devices()  # fail before anything is written
@@ -70,15 +73,15 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
     out = Path(out_dir)
     record = _open_record(out, {
         "base_seed": int(seed), "kinds": list(kinds), "resolution": [int(v) for v in resolution],
-        "presets": {name: _preset_dict(p) for name, p in presets.items()},
+        "presets": {name: _preset_dict(p) for name, p in renders.items()},
         "blender": bpy.app.version_string, "scenes": {}})
     export_frames = _exporter()
-    done = {q: _complete_ids(out / q) for q in QUALITIES}
+    done = {name: _complete_ids(out / name) for name in renders}
 
     bar = tqdm(range(count), desc="make-scenes", unit="scene", disable=not progress)
     for index in bar:
         kind, scene_seed = kinds[index % len(kinds)], seed + index
-        todo = [q for q in QUALITIES if index not in done[q]]
+        todo = [name for name in renders if index not in done[name]]
         if not todo:
             if str(index) not in record["scenes"]:  # killed after rendering, before recording
                 record["scenes"][str(index)] = {"kind": kind, "seed": scene_seed}
@@ -88,11 +91,17 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
         entry = record["scenes"].get(str(index), {})
         entry.update(scenes.build_scene(kind, scene_seed, resolution, frame=index))
         entry["seconds"] = dict(entry.get("seconds", {}))
-        for quality in todo:
-            entry["seconds"][quality] = _render(bpy.context.scene, out / quality, index, presets[quality],
-                                                scene_seed * 2 + (quality == "reference"), device,
-                                                export_frames, blender_log)
-            done[quality].add(index)
+        for name in todo:
+            preset = _scene_preset(scenes, renders[name], scene_seed)
+            noise_seed = scene_seed * 8 + list(renders).index(name)   # independent noise per render
+            # The manifest's sample count must not change between frames (resume check), and a
+            # drawn render's does: it records 0, and scenes.json keeps each scene's own preset.
+            samples = 0 if renders[name] == RANDOM else preset.samples
+            entry["seconds"][name] = _render(bpy.context.scene, out / name, index, preset, samples,
+                                             noise_seed, device, export_frames, blender_log)
+            if renders[name] == RANDOM:
+                entry["fast_preset"] = _preset_dict(preset)
+            done[name].add(index)
         record["scenes"][str(index)] = entry
         _save_record(out, record)
         times = ", ".join(f"{q} {s:.1f}s" for q, s in entry["seconds"].items())
@@ -100,20 +109,44 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
     return record
 
 
-def _render(scene, directory: Path, index: int, preset, noise_seed: int, device: str,
-            export_frames, blender_log: bool) -> float:
-    """Export frame `index` of the built scene with `preset`; returns the seconds it took.
+RANDOM = "random"
 
-    The fast and reference renders get different noise seeds, so the target's noise is
-    independent of the input's.
-    """
+
+def _render_plan(scenes, fast, fast_samples, reference_samples, reference_denoise) -> dict:
+    """{output folder: preset, or RANDOM for a per-scene draw}: the fast renders, then the
+    reference."""
+    plan: dict = {}
+    for text in fast:
+        text = text.strip()
+        if text == RANDOM:
+            plan["fast"] = scenes.FAST.with_samples(fast_samples) if fast_samples else RANDOM
+        else:
+            try:
+                preset = scenes.parse_fast_preset(text)
+            except ValueError as exc:
+                raise MakeScenesError(str(exc)) from None
+            plan[preset.name] = preset
+    if not plan:
+        raise MakeScenesError("--fast names no render; use 'random' or settings like 4spp-1b")
+    reference = scenes.REFERENCE.with_denoise(reference_denoise)
+    plan["reference"] = reference.with_samples(reference_samples) if reference_samples else reference
+    return plan
+
+
+def _scene_preset(scenes, planned, scene_seed: int):
+    return scenes.draw_fast_preset(scene_seed) if planned == RANDOM else planned
+
+
+def _render(scene, directory: Path, index: int, preset, manifest_samples: int, noise_seed: int,
+            device: str, export_frames, blender_log: bool) -> float:
+    """Export frame `index` of the built scene with `preset`; returns the seconds it took."""
     from training import scenes
     from training.scenes.render import quiet_stdout
     scenes.apply_preset(scene, preset, noise_seed=noise_seed, device=device)
     start = time.perf_counter()
     with quiet_stdout(not blender_log):
-        export_frames(scene, str(directory), index, index,
-                      extra={"generator": "training.make_scenes", "preset": _preset_dict(preset)})
+        export_frames(scene, str(directory), index, index, samples=manifest_samples,
+                      extra={"generator": "training.make_scenes"})
     return round(time.perf_counter() - start, 2)
 
 
@@ -125,9 +158,9 @@ def _check_kinds(kinds, known) -> list[str]:
     return kinds
 
 
-def _preset_dict(preset) -> dict:
+def _preset_dict(preset) -> dict | str:
     from dataclasses import asdict
-    return asdict(preset)
+    return "1-64 spp, 1-12 bounces drawn per scene, denoised" if preset == RANDOM else asdict(preset)
 
 
 def _warn_on_seed_ranges(seed: int, count: int) -> None:
@@ -212,8 +245,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of scene 0; scene i uses seed+i. Tests < 1000, training "
                              "10000-19999, evaluation >= 20000")
-    parser.add_argument("--resolution", type=_resolution, default=(320, 180), help="WxH (default 320x180)")
-    parser.add_argument("--kinds", default="street,interior", help="comma-separated scene kinds")
+    parser.add_argument("--resolution", type=_resolution, default=DEFAULT_RESOLUTION,
+                        help="WxH (default %(default)s)")
+    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help="comma-separated scene kinds")
+    parser.add_argument("--fast", default=RANDOM,
+                        help="comma-separated fast renders: 'random' (OUT/fast/: 1-64 spp and 1-12 "
+                             "bounces drawn per scene) and/or settings like 4spp-1b,16spp-12b "
+                             "(OUT/fast-4spp-1b/ ...); all denoised, with the noisy image stored")
+    parser.add_argument("--reference-raw", action="store_true",
+                        help="reference without Cycles' denoiser (held-out sets: use 512+ samples)")
     parser.add_argument("--fast-samples", type=_positive, default=None,
                         help="override the fast preset's samples")
     parser.add_argument("--reference-samples", type=_positive, default=None,
@@ -238,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
         record = make_scenes(args.count, args.out, seed=args.seed, kinds=args.kinds.split(","),
                              resolution=args.resolution, fast_samples=args.fast_samples,
                              reference_samples=args.reference_samples, progress=not args.no_progress,
-                             blender_log=args.blender_log, device=args.device.upper())
+                             blender_log=args.blender_log, device=args.device.upper(),
+                             fast=args.fast.split(","), reference_denoise=not args.reference_raw)
     except (MakeScenesError, PhotorealError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -55,6 +55,9 @@ class RADConfig(JSONConfig):
 
     label = "RAD"
 
+    # Radiance passes the network reads (schema.IMAGE_PASSES), encoded and stacked; the output
+    # corrects the first. ("image", "noisy"): Cycles' denoised Combined plus its Noisy Image.
+    image_passes: tuple[str, ...] = ("image",)
     gbuffer_passes: tuple[str, ...] = schema.DEFAULT_GBUFFER_PASSES
     # Classes merged into one G-buffer stream; None = one stream per class (as in EPE).
     # Every schema class must appear in exactly one group.
@@ -91,10 +94,14 @@ class RADConfig(JSONConfig):
     # full-resolution G-buffer embedding (needs stream_level 0): edges of geometry and
     # materials then reach the output pixel by pixel.
     output_rad: bool = False
+    # The residual's last conv starts at zero, so a fresh network returns its input exactly: a
+    # model on top of Cycles' denoiser starts as "the denoised render" and only learns changes.
+    zero_residual: bool = False
 
     def __post_init__(self) -> None:
         # Values read back from JSON arrive as lists; keep the dataclass hashable-ish and tidy.
         self.gbuffer_passes = tuple(self.gbuffer_passes)
+        self.image_passes = tuple(self.image_passes)
         if isinstance(self.blocks_per_branch, int):
             self.blocks_per_branch = (self.blocks_per_branch,) * self.num_branches
         self.blocks_per_branch = tuple(int(b) for b in self.blocks_per_branch)
@@ -113,6 +120,16 @@ class RADConfig(JSONConfig):
         wide enough (32, 64 channels) for efficient GEMMs.
         """
         return cls(**overrides)
+
+    @classmethod
+    def denoised(cls, **overrides) -> "RADConfig":
+        """The default model: a correction on top of Cycles' denoiser. It reads the denoised
+        Combined and the Noisy Image, returns the denoised image plus a residual that starts at
+        zero, and has no kernel filter (the denoiser already filtered; texture it kept stays)."""
+        values = dict(image_passes=("image", "noisy"), output_kernel=0, kernel_scales=1,
+                      zero_residual=True)
+        values.update(overrides)
+        return cls(**values)
 
     @classmethod
     def paper(cls, **overrides) -> "RADConfig":
@@ -150,6 +167,10 @@ class RADConfig(JSONConfig):
         for key in self.gbuffer_passes:
             if key not in schema.GBUFFER_PASS_ORDER:
                 problems.append(f"unknown G-buffer pass {key!r} (known: {schema.GBUFFER_PASS_ORDER})")
+        if not self.image_passes or self.image_passes[0] != "image" or \
+                any(p not in schema.IMAGE_PASSES for p in self.image_passes):
+            problems.append(f"image_passes must start with 'image' and name passes of "
+                            f"{schema.IMAGE_PASSES}, not {self.image_passes}")
         if self.num_branches < 1:
             problems.append("num_branches must be >= 1")
         if len(self.blocks_per_branch) != self.num_branches:
@@ -496,7 +517,7 @@ class MultiScaleKernelHead(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 class RADNet(nn.Module):
-    """forward(image (B,3,H,W) encoded, gbuffers (B,Cg,H,W), classes (B,NUM_CLASSES,H,W) one-hot)
+    """forward(image (B,3·len(image_passes),H,W) encoded, gbuffers (B,Cg,H,W), classes (B,NUM_CLASSES,H,W) one-hot)
     -> enhanced image (B,3,H,W) in the encoded (log1p) domain. Any H, W >= 1."""
 
     kind = "rad"
@@ -504,11 +525,12 @@ class RADNet(nn.Module):
     def __init__(self, config: RADConfig | None = None):
         super().__init__()
         cfg = self.config = config or RADConfig.small()
+        self.image_channels = 3 * len(cfg.image_passes)
         convs = _Convs(cfg)
         channels = [cfg.branch_channels(j) for j in range(cfg.num_branches)]
         stem: list[nn.Module] = []
         for layer in range(cfg.stem_layers):
-            stem += [convs.plain(3 if layer == 0 else channels[0], channels[0]), nn.ReLU()]
+            stem += [convs.plain(self.image_channels if layer == 0 else channels[0], channels[0]), nn.ReLU()]
         self.stem = nn.Sequential(*stem)
         self.gbuffer_encoder = GBufferEncoder(cfg, convs)
         # Stage s runs blocks on branches 0..s, fuses them, then opens branch s+1.
@@ -527,6 +549,9 @@ class RADNet(nn.Module):
             convs.plain(channels[j + 1] + channels[j], channels[j], kernel=cfg.decoder_kernel)
             for j in reversed(range(cfg.num_branches - 1)))
         self.to_rgb = convs.plain(channels[0], 3)
+        if cfg.zero_residual:
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
         self.output_rad = RAD(channels[0], cfg, convs, explicit_norm=True) if cfg.output_rad else None
         guide = cfg.num_gbuffer_channels if cfg.kernel_guide else 0
         self.to_kernel = (MultiScaleKernelHead(channels, cfg.output_kernel, cfg.kernel_scales, convs, guide)
@@ -549,11 +574,12 @@ class RADNet(nn.Module):
             decoded.insert(0, y)
         if self.output_rad is not None:
             y = decoded[0] = F.leaky_relu(self.output_rad(y, embeddings[0]), 0.2)
-        base = image if self.to_kernel is None else self.to_kernel(decoded, image, gbuffers)
+        corrected = image[:, :3]           # the first image pass; the others only inform
+        base = corrected if self.to_kernel is None else self.to_kernel(decoded, corrected, gbuffers)
         return base + self.to_rgb(y)
 
     def _check_inputs(self, image, gbuffers, classes) -> None:
-        expected = {"image": (image, 3), "gbuffers": (gbuffers, self.config.num_gbuffer_channels),
+        expected = {"image": (image, self.image_channels), "gbuffers": (gbuffers, self.config.num_gbuffer_channels),
                     "classes": (classes, schema.NUM_CLASSES)}
         for name, (tensor, channels) in expected.items():
             if tensor.dim() != 4 or tensor.shape[1] != channels:
@@ -569,7 +595,7 @@ class RADNet(nn.Module):
                        seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Plausible random inputs: encoded image, standardised G-buffers, a blocky class map."""
         gen = torch.Generator().manual_seed(seed)
-        image = torch.log1p(torch.rand(batch, 3, height, width, generator=gen) * 2.0)
+        image = torch.log1p(torch.rand(batch, self.image_channels, height, width, generator=gen) * 2.0)
         gbuffers = torch.randn(batch, self.config.num_gbuffer_channels, height, width, generator=gen)
         coarse = torch.randint(0, schema.NUM_CLASSES, (batch, 1, (height + 7) // 8, (width + 7) // 8),
                                generator=gen)

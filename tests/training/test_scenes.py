@@ -41,8 +41,26 @@ def summary(kind, seed):
     layer = scene.view_layers[0]
     enabled = {k: (schema.PASSES[k].blender_names[0] in layer.aovs) if schema.PASSES[k].is_aov
                else bool(getattr(layer, schema.PASSES[k].setting)) for k in SCENE_PASSES}
+    materials = [m for m in bpy.data.materials if m.node_tree]
     return {"info": info, "objects": objects, "enabled": enabled, "engine": scene.render.engine,
-            "motion_blur": scene.render.use_motion_blur, "camera": scene.camera is not None}
+            "motion_blur": scene.render.use_motion_blur, "camera": scene.camera is not None,
+            "world_nodes": sorted({n.bl_idname for n in scene.world.node_tree.nodes}),
+            "textured_materials": sum(any(n.bl_idname.startswith("ShaderNodeTex") and
+                                          n.bl_idname != "ShaderNodeTexCoord" for n in m.node_tree.nodes)
+                                      for m in materials),
+            "aovs_match_bsdf": all(aov_matches_bsdf(m) for m in materials)}
+
+def aov_matches_bsdf(material):
+    # The roughness/metallic AOVs are fed from the very sockets the Principled BSDF reads.
+    nodes = material.node_tree.nodes
+    bsdf = next((n for n in nodes if n.bl_idname == "ShaderNodeBsdfPrincipled"), None)
+    if bsdf is None:
+        return True
+    for aov in (n for n in nodes if n.bl_idname == "ShaderNodeOutputAOV"):
+        source = {"roughness": "Roughness", "metallic": "Metallic"}[aov.aov_name]
+        if aov.inputs["Value"].links[0].from_socket != bsdf.inputs[source].links[0].from_socket:
+            return False
+    return True
 
 print("SUMMARY" + json.dumps([summary(k, int(s)) for k, s in (a.split(":") for a in sys.argv[1:])]))
 """
@@ -66,20 +84,22 @@ def build_summaries(*specs, hashseed="0", python=sys.executable):
 
 @pytest.fixture(scope="module")
 def summaries():
-    """street:3 twice, street:4, interior:3 twice, interior:4 in one process; street:3 and
-    interior:3 again in another process with another hash seed."""
-    first = build_summaries("street:3", "street:3", "street:4", "interior:3", "interior:3", "interior:4")
-    again = build_summaries("street:3", "interior:3", hashseed="123")
+    """street:3 twice, street:4, interior:3 twice, interior:4, tabletop:3 twice, tabletop:4 in
+    one process; street:3, interior:3 and tabletop:3 again in another process with another hash
+    seed."""
+    first = build_summaries("street:3", "street:3", "street:4", "interior:3", "interior:3", "interior:4",
+                            "tabletop:3", "tabletop:3", "tabletop:4")
+    again = build_summaries("street:3", "interior:3", "tabletop:3", hashseed="123")
     return first, again
 
 
-@pytest.mark.parametrize("kind,offset", [("street", 0), ("interior", 3)])
+@pytest.mark.parametrize("kind,offset", [("street", 0), ("interior", 3), ("tabletop", 6)])
 def test_build_is_deterministic_per_seed(summaries, kind, offset):
     first, again = summaries
     same, same_again, other = first[offset], first[offset + 1], first[offset + 2]
     assert same["objects"] == same_again["objects"]
     assert same["objects"] == again[offset // 3]["objects"]
-    assert same["info"]["objects"] > 20
+    assert same["info"]["objects"] > (5 if kind == "tabletop" else 20)
     other_locations = [o["location"] for o in other["objects"]]
     assert [o["location"] for o in same["objects"]] != other_locations
 
@@ -88,14 +108,14 @@ def test_build_is_deterministic_per_seed(summaries, kind, offset):
 def test_same_scenes_in_blender_5(summaries):
     """The generator runs unchanged on Blender 5.x and builds the very same scenes."""
     first, _ = summaries
-    newer = build_summaries("street:3", "interior:3", python=BLENDER_5_PYTHON)
+    newer = build_summaries("street:3", "interior:3", "tabletop:3", python=BLENDER_5_PYTHON)
     assert newer[0]["info"]["blender"].startswith("5.")
-    for old, new in zip((first[0], first[3]), newer):
+    for old, new in zip((first[0], first[3], first[6]), newer):
         assert new["objects"] == old["objects"]
         assert all(new["enabled"].values()), new["enabled"]
 
 
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", range(9))
 def test_every_object_and_material_is_tagged(summaries, index):
     scene = summaries[0][index]
     meshes = [o for o in scene["objects"] if o["type"] == "MESH"]
@@ -108,11 +128,25 @@ def test_every_object_and_material_is_tagged(summaries, index):
             assert mat["pass_index"] == obj["pass_index"], (obj["name"], mat)
             assert mat["aovs"] == ["metallic", "roughness"], (obj["name"], mat)
     classes = {o["class"] for o in meshes}
-    assert len(classes) >= 8, classes
+    assert len(classes) >= (4 if scene["info"]["kind"] == "tabletop" else 8), classes
     assert sum(scene["info"]["classes"].values()) == len(meshes)
 
 
-@pytest.mark.parametrize("index", [0, 3])
+def test_scenes_have_fine_textures_real_hdris_and_varied_cameras(summaries):
+    scenes = summaries[0]
+    assert all(s["aovs_match_bsdf"] for s in scenes)
+    assert all(s["textured_materials"] >= 2 for s in scenes), [s["textured_materials"] for s in scenes]
+    tabletops = [s for s in scenes if s["info"]["kind"] == "tabletop"]
+    for scene in tabletops:   # table-top shots are always lit by one of Blender's own HDRIs
+        assert scene["info"]["hdri"] in {"city", "courtyard", "forest", "interior", "night", "studio",
+                                        "sunrise", "sunset"}, scene["info"]
+        assert "ShaderNodeTexEnvironment" in scene["world_nodes"]
+    lenses = {s["info"]["lens"] for s in scenes}
+    heights = {s["info"]["camera_height"] for s in scenes}
+    assert len(lenses) >= 5 and len(heights) >= 5
+
+
+@pytest.mark.parametrize("index", [0, 3, 6])
 def test_render_settings_enable_schema_passes(summaries, index):
     scene = summaries[0][index]
     assert all(scene["enabled"].values()), scene["enabled"]
@@ -162,8 +196,11 @@ def test_make_scenes_writes_paired_frames(made):
         same_labels = (fast.read_labels(number) == ref.read_labels(number)).mean()
         assert same_labels > 0.9
         assert len(np.unique(fast.read_labels(number))) >= 4
-        # The reference is much less noisy than the fast render.
-        assert high_frequency_energy(r["image"]) < 0.7 * high_frequency_energy(f["image"])
+        # The fast render is denoised by Cycles and keeps its noisy image; the reference (also
+        # denoised, far more samples) is much less noisy than that noisy image.
+        assert "noisy" in f and "noisy" in r
+        assert high_frequency_energy(f["image"]) < 0.7 * high_frequency_energy(f["noisy"])
+        assert high_frequency_energy(r["image"]) < 0.7 * high_frequency_energy(f["noisy"])
         assert np.isfinite(r["image"]).all() and r["image"].mean() > 0.01
 
 
@@ -192,3 +229,41 @@ def test_make_scenes_resumes_and_refuses_other_settings(made):
     result = run_python([*changed, "--count", "3", "--out", str(made)])
     assert result.returncode == 2
     assert "presets.reference.samples: 64 there, 32 now" in result.stderr
+
+
+def test_make_scenes_fixed_fast_settings_and_raw_reference(tmp_path):
+    """Held-out sets: named fast settings (one folder each, denoised with the noisy image kept)
+    and a reference without the denoiser."""
+    out = tmp_path / "eval"
+    args = ["-m", "training.make_scenes", "--resolution", "48x24", "--seed", "200", "--no-progress",
+            "--count", "1", "--kinds", "tabletop", "--fast", "2spp-1b,4spp-3b",
+            "--reference-samples", "8", "--reference-raw", "--out", str(out)]
+    result = run_python(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((out / "scenes.json").read_text())
+    assert record["presets"]["fast-2spp-1b"]["max_bounces"] == 1
+    assert record["presets"]["fast-4spp-3b"]["samples"] == 4
+    assert record["presets"]["reference"]["denoise"] is False
+    for folder in ("fast-2spp-1b", "fast-4spp-3b"):
+        frame = dataset_format.DatasetReader(out / folder).read_frame(0)
+        assert "noisy" in frame and not np.array_equal(frame["noisy"], frame["image"])
+    assert "noisy" not in dataset_format.DatasetReader(out / "reference").read_frame(0)
+
+
+DRAW_SCRIPT = r"""
+import json
+from training.scenes import draw_fast_preset
+print("DRAWN" + json.dumps([[p.samples, p.max_bounces, p.denoise] for p in map(draw_fast_preset, range(10000, 10300))]))
+"""
+
+
+def test_each_corpus_scene_draws_its_fast_settings_from_its_seed():
+    runs = []
+    for _ in range(2):
+        result = run_python(["-c", DRAW_SCRIPT])
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append(json.loads(next(l for l in result.stdout.splitlines() if l.startswith("DRAWN"))[5:]))
+    assert runs[0] == runs[1]                                    # resumable: the same draw
+    samples, bounces, denoise = (np.array(column) for column in zip(*runs[0]))
+    assert samples.min() == 1 and 48 <= samples.max() <= 64 and np.median(samples) < 16   # log-uniform
+    assert bounces.min() == 1 and bounces.max() == 12 and denoise.all()

@@ -37,6 +37,7 @@ QUALITIES = ("FOLLOW_SCENE", "HIGH", "BALANCED", "FAST")
 SCENE_NAME = "Photoreal Denoise"
 SETTINGS_FILE = "denoise.json"
 OUTPUT_SUBDIR = "frames"
+SOURCES = ("image", "noisy")   # the pass that is denoised: Combined, or Cycles' Noisy Image
 
 
 def _compositor():
@@ -245,12 +246,14 @@ def _check_settings(out_dir: Path, settings: dict) -> None:
 
 def denoise_dataset(data_dir: str | os.PathLike, out_dir: str | os.PathLike, hdr: bool = True,
                     prefilter: str = "ACCURATE", quality: str | None = None,
-                    progress: bool = True) -> list[Path]:
+                    progress: bool = True, source: str = "image") -> list[Path]:
     """Denoise every complete frame of an exported dataset into OUT/frames/<frame>.exr.
 
     `data_dir` is a dataset directory (neural_core.dataset_format), or a make-scenes ROOT,
     whose fast/ renders are then denoised. Frames already in OUT are skipped, so a killed run
     resumes; each file is written atomically. Returns the paths of all frames' results.
+    `source` 'noisy' denoises the Noisy Image pass instead of Combined: what a user who rendered
+    with Cycles' denoiser off would have denoised in the compositor.
     """
     from tqdm import tqdm
 
@@ -260,13 +263,18 @@ def denoise_dataset(data_dir: str | os.PathLike, out_dir: str | os.PathLike, hdr
     if (data_dir / "fast" / "manifest.json").is_file():
         data_dir = data_dir / "fast"
     reader = DatasetReader(data_dir)
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     settings = {"hdr": hdr, "prefilter": prefilter, "quality": quality}
-    _check_settings(out_dir, settings)
+    _check_settings(out_dir, {**settings, "source": source} if source != "image" else settings)
     todo = [n for n in reader.frames if not output_path(out_dir, n).is_file()]
     if todo:
         with DenoiseNode(**settings) as node:
             for number in tqdm(todo, desc="Denoise node", unit="frame", disable=not progress):
                 frame = reader.read_frame(number)
+                if source != "image":
+                    schema.check_frame(frame, [source], source=str(reader.path(number, "exr")))
+                    frame = {**frame, "image": frame[source]}
                 exr.write_rgb(output_path(out_dir, number), node(frame))
     return [output_path(out_dir, n) for n in reader.frames]
 
@@ -282,13 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="writes OUT/frames/<frame>.exr (linear RGB)")
     parser.add_argument("--no-hdr", action="store_true", help="treat the input as LDR [0, 1]")
     parser.add_argument("--prefilter", choices=PREFILTERS, default="ACCURATE")
+    parser.add_argument("--input", choices=SOURCES, default="image",
+                        help="pass to denoise: image (Combined) or noisy (Cycles' Noisy Image: the "
+                             "render as it was before Cycles' own denoiser)")
     parser.add_argument("--quality", choices=QUALITIES, default=None,
                         help="Blender 4.4+: OIDN quality (default: the node's own, Follow Scene)")
     args = parser.parse_args(argv)
     from neural_core.errors import PhotorealError
     try:
         paths = denoise_dataset(args.data, args.out, hdr=not args.no_hdr,
-                                prefilter=args.prefilter, quality=args.quality)
+                                prefilter=args.prefilter, quality=args.quality, source=args.input)
     except (PhotorealError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -135,9 +135,15 @@ class ExportedScenes(Source):
     def load(self, index: int) -> dict[str, np.ndarray]:
         frame = self.read(index)
         class_ids = schema.class_map_from_frame(frame, self.class_source).astype(np.int64)
-        return {"image": schema.image_tensor(frame),
+        return {"image": schema.image_tensor(frame), "noisy": noisy_tensor(frame),
                 "gbuffers": schema.gbuffer_tensor(frame, self.gbuffer_passes),
                 "class_ids": class_ids, "labels": class_ids}
+
+
+def noisy_tensor(frame: schema.Frame) -> np.ndarray:
+    """Encoded (3, H, W) noisy image: Cycles' Noisy Image pass, or Combined for renders made
+    without the denoiser (then the image is its own noisy version, as for EEVEE)."""
+    return schema.image_tensor({"image": frame.get("noisy", frame["image"])})
 
 
 class PairedScenes(ExportedScenes):

@@ -11,7 +11,8 @@ the seed ranges.
 """
 from .build import KINDS, build_scene, describe
 from .render import (FAST, PRESETS, REFERENCE, SCENE_PASSES, RenderPreset, apply_preset,
-                     enable_passes, set_output_exr)
+                     draw_fast_preset, enable_passes, parse_fast_preset, set_output_exr)
 
 __all__ = ["KINDS", "build_scene", "describe", "FAST", "REFERENCE", "PRESETS", "SCENE_PASSES",
-           "RenderPreset", "apply_preset", "enable_passes", "set_output_exr"]
+           "RenderPreset", "apply_preset", "draw_fast_preset", "enable_passes", "parse_fast_preset",
+           "set_output_exr"]

@@ -8,14 +8,14 @@ import bpy
 
 from neural_core import schema
 
-from . import interior, street
+from . import interior, street, tabletop
 from .blender_compat import reset_blender
 from .geometry import Builder
-from .lighting import add_camera, add_sky_dome, add_sun, setup_world, sky_colors
+from .lighting import add_camera, add_sky_dome, add_sun, setup_hdri_world, setup_world, sky_colors
 from .materials import MaterialLibrary
 from .render import enable_passes
 
-KINDS = {"street": street.build, "interior": interior.build}
+KINDS = {"street": street.build, "interior": interior.build, "tabletop": tabletop.build}
 
 
 def build_scene(kind: str, seed: int, resolution=(320, 180), frame: int = 1) -> dict:
@@ -34,13 +34,18 @@ def build_scene(kind: str, seed: int, resolution=(320, 180), frame: int = 1) -> 
     layout = KINDS[kind](builder, rng)
 
     zenith, horizon, overcast = sky_colors(rng, layout.night)
-    world_color = layout.world_color or zenith
-    setup_world(scene, world_color, layout.world_strength)
+    hdri = None
+    if rng.random() < layout.hdri_chance:
+        hdri = setup_hdri_world(scene, rng, layout.world_strength)
+    else:
+        setup_world(scene, layout.world_color or zenith, layout.world_strength)
     if layout.outdoor:
-        add_sky_dome(builder, zenith, horizon, layout.world_strength)
-        if not layout.night:
+        add_sky_dome(builder, zenith, horizon, layout.world_strength, hdri)
+        # An HDRI carries its own sun, but at 1k its disc is too soft for crisp shadows.
+        if not layout.night and (hdri is None or rng.random() < 0.5):
             add_sun(scene, rng, overcast)
     add_camera(scene, layout.camera, frame)
+    scene["photoreal_hdri"] = hdri["name"] if hdri else ""
 
     scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in resolution)
     scene.render.resolution_percentage = 100
@@ -60,6 +65,9 @@ def describe(scene, kind: str, seed: int) -> dict:
         "resolution": [scene.render.resolution_x, scene.render.resolution_y],
         "objects": sum(classes.values()),
         "night": bool(scene.get("photoreal_night", False)),
+        "hdri": scene.get("photoreal_hdri", ""),
+        "lens": round(scene.camera.data.lens, 1),
+        "camera_height": round(scene.camera.location.z, 2),
         "classes": dict(sorted(classes.items())),
         "blender": bpy.app.version_string,
     }

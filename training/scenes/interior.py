@@ -38,13 +38,13 @@ def build(builder: Builder, rng: random.Random) -> Layout:
         _person(builder, rng, rng.uniform(-width / 3, width / 3), rng.uniform(0.0, depth / 3))
     camera = dict(
         location=(rng.uniform(-width / 4, width / 4), -depth / 2 + rng.uniform(0.4, 1.0),
-                  rng.uniform(1.1, 1.8)),
-        rotation=(math.radians(90 - rng.uniform(3.0, 15.0)), 0.0, math.radians(rng.uniform(-35, 35))),
-        lens=rng.uniform(14.0, 24.0),
+                  rng.uniform(0.6, 2.3)),
+        rotation=(math.radians(90 - rng.uniform(0.0, 20.0)), 0.0, math.radians(rng.uniform(-35, 35))),
+        lens=math.exp(rng.uniform(math.log(12.0), math.log(40.0))),
         velocity=(rng.uniform(-0.05, 0.05), rng.uniform(0.0, 0.1), 0.0),
     )
     return Layout(camera=camera, outdoor=False, world_strength=rng.uniform(0.02, 0.15),
-                  world_color=(0.6, 0.7, 1.0, 1.0))
+                  world_color=(0.6, 0.7, 1.0, 1.0), hdri_chance=0.3)
 
 
 def _shell(b, rng, width, depth, height):

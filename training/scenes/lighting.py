@@ -6,10 +6,12 @@ import math
 import random
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import bpy
 
 from .geometry import Builder, dome_mesh
-from .materials import sky_material
+from .materials import hdri_sky_material, sky_material
 
 SKY_DOME_RADIUS = 1500.0   # beyond the schema's DEPTH_FAR, so sky depth reads as background
 
@@ -23,6 +25,7 @@ class Layout:
     world_strength: float
     world_color: tuple | None = None
     night: bool = False
+    hdri_chance: float = 0.0   # chance that a real HDRI (Blender's studio lights) lights the scene
 
 
 def animate(obj, velocity, frame: int) -> None:
@@ -60,10 +63,44 @@ def setup_world(scene, color, strength: float) -> None:
     scene.world = world
 
 
-def add_sky_dome(builder: Builder, zenith, horizon, strength: float):
-    """A camera-only emissive dome tagged 'sky': the world lights the scene, the dome labels it."""
-    obj = builder.add(dome_mesh("sky", SKY_DOME_RADIUS), "sky",
-                      sky_material("sky", zenith, horizon, strength))
+def hdri_files() -> list[Path]:
+    """The real HDRIs every Blender ships (datafiles/studiolights/world/*.exr, bpy wheel too)."""
+    folder = bpy.utils.system_resource("DATAFILES", path="studiolights/world")
+    files = sorted(Path(folder).glob("*.exr")) if folder else []
+    if not files:
+        raise RuntimeError(f"no studio-light HDRIs under {folder!r}: this Blender lacks datafiles/")
+    return files
+
+
+def setup_hdri_world(scene, rng: random.Random, strength: float) -> dict:
+    """Light the scene with one of Blender's HDRIs at a random rotation; returns what was drawn
+    (the same environment is reused by `add_sky_dome` so the camera sees the sky it is lit by)."""
+    path = rng.choice(hdri_files())
+    hdri = dict(name=path.stem, image=bpy.data.images.load(str(path), check_existing=True),
+                rotation=rng.uniform(0.0, 2 * math.pi), strength=strength)
+    world = bpy.data.worlds.new("World")
+    world.use_nodes = True
+    tree = world.node_tree
+    coords = tree.nodes.new("ShaderNodeTexCoord")
+    mapping = tree.nodes.new("ShaderNodeMapping")
+    mapping.inputs["Rotation"].default_value = (0.0, 0.0, hdri["rotation"])
+    env = tree.nodes.new("ShaderNodeTexEnvironment")
+    env.image = hdri["image"]
+    tree.links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
+    tree.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+    background = tree.nodes["Background"]
+    tree.links.new(env.outputs["Color"], background.inputs["Color"])
+    background.inputs["Strength"].default_value = strength
+    scene.world = world
+    return hdri
+
+
+def add_sky_dome(builder: Builder, zenith, horizon, strength: float, hdri: dict | None = None):
+    """A camera-only emissive dome tagged 'sky': the world lights the scene, the dome labels it.
+    With `hdri` the dome shows that environment, otherwise a zenith-horizon gradient."""
+    material = (hdri_sky_material("sky", hdri["image"], hdri["rotation"], hdri["strength"]) if hdri
+                else sky_material("sky", zenith, horizon, strength))
+    obj = builder.add(dome_mesh("sky", SKY_DOME_RADIUS), "sky", material)
     for ray in ("visible_diffuse", "visible_glossy", "visible_transmission",
                 "visible_volume_scatter", "visible_shadow"):
         setattr(obj, ray, False)

@@ -13,6 +13,7 @@ import bpy
 
 from neural_core import schema
 
+from . import textures
 from .blender_compat import socket
 
 # The schema's AOV passes that every generated material writes.
@@ -141,6 +142,26 @@ def plain_material(name: str, class_name: str, color, roughness: float, metallic
     return material
 
 
+def textured_material(name: str, class_name: str, rng: random.Random, palette: Palette):
+    """Two colours and two roughness values of `palette`, mixed by a random fine pattern
+    (training.scenes.textures). The AOVs get the mixed roughness, exactly as the BSDF does."""
+    material = _new_material(name, class_name)
+    nodes = _NodeMaker(material)
+    factor = textures.pattern(nodes, rng)
+    colors = [nodes.new("ShaderNodeRGB").outputs[0] for _ in range(2)]
+    first = _color(rng, palette)
+    colors[0].default_value = first
+    # The second colour is the first one darker or lighter half the time: grain, print, grout.
+    colors[1].default_value = (tuple(c * rng.uniform(0.2, 0.7) for c in first[:3]) + (1.0,)
+                               if rng.random() < 0.5 else _color(rng, palette))
+    nodes.link(nodes.mix_color(factor, colors[0], colors[1]), nodes.bsdf.inputs["Base Color"])
+    roughness = nodes.mix_float(factor, nodes.value(_uniform(rng, palette.roughness)),
+                                nodes.value(_uniform(rng, palette.roughness)))
+    nodes.bsdf_with_aovs(roughness, nodes.value(_uniform(rng, palette.metallic)))
+    material.diffuse_color = first
+    return material
+
+
 def facade_material(name: str, rng: random.Random, lit_windows: float = 0.35):
     """A building facade: a grid of glossy windows (some lit) on a rough wall.
 
@@ -212,11 +233,39 @@ def sky_material(name: str, zenith, horizon, strength: float):
     emission.inputs["Strength"].default_value = strength
     nodes.link(color, emission.inputs["Color"])
     nodes.link(emission.outputs[0], nodes.output.inputs["Surface"])
+    _zero_aovs(nodes)
+    return material
+
+
+def _zero_aovs(nodes) -> None:
+    """Emitters have no BSDF: their roughness and metallic AOVs are 0."""
     zero = nodes.value(0.0)
     for key in MATERIAL_AOVS:
         aov = nodes.new("ShaderNodeOutputAOV")
         aov.aov_name = schema.pass_spec(key).blender_names[0]
         nodes.link(zero, aov.inputs["Value"])
+
+
+def hdri_sky_material(name: str, image, rotation: float, strength: float):
+    """The world's HDRI on the sky dome, looked up by view direction like the world does."""
+    material = _new_material(name, "sky")
+    nodes = _NodeMaker(material)
+    nodes.tree.nodes.remove(nodes.bsdf)
+    geometry = nodes.new("ShaderNodeNewGeometry")
+    towards_dome = nodes.new("ShaderNodeVectorMath", operation="SCALE")
+    nodes.link(geometry.outputs["Incoming"], towards_dome.inputs[0])
+    socket(towards_dome.inputs, "Scale").default_value = -1.0
+    mapping = nodes.new("ShaderNodeMapping")
+    mapping.inputs["Rotation"].default_value = (0.0, 0.0, rotation)
+    nodes.link(towards_dome.outputs["Vector"], mapping.inputs["Vector"])
+    env = nodes.new("ShaderNodeTexEnvironment")
+    env.image = image
+    nodes.link(mapping.outputs["Vector"], env.inputs["Vector"])
+    emission = nodes.new("ShaderNodeEmission")
+    emission.inputs["Strength"].default_value = strength
+    nodes.link(env.outputs["Color"], emission.inputs["Color"])
+    nodes.link(emission.outputs[0], nodes.output.inputs["Surface"])
+    _zero_aovs(nodes)
     return material
 
 
@@ -227,6 +276,7 @@ class MaterialLibrary:
         self.rng = rng
         self.variants = variants
         self.lit_windows = 0.35  # chance that a facade has lit windows
+        self.textured = 0.6      # chance that a material has a fine pattern (textures.py)
         self._pool: dict[tuple[str, str], list] = {}
 
     def random(self, class_name: str, palette: str | None = None):
@@ -241,6 +291,8 @@ class MaterialLibrary:
         if palette_name == "building":
             return facade_material(name, self.rng, self.lit_windows)
         palette = PALETTES[palette_name]
+        if self.rng.random() < self.textured:
+            return textured_material(name, class_name, self.rng, palette)
         return plain_material(name, class_name, _color(self.rng, palette),
                               _uniform(self.rng, palette.roughness),
                               _uniform(self.rng, palette.metallic))

@@ -6,9 +6,12 @@ field names the ViewLayer property of every built-in pass; AOV passes are added 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import random
+import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 from neural_core import schema
 
@@ -18,7 +21,7 @@ from .materials import MATERIAL_AOVS
 
 @dataclass(frozen=True)
 class RenderPreset:
-    """Cycles sampling and light-path settings. The denoiser is always off."""
+    """Cycles sampling, light-path and denoiser settings."""
 
     name: str
     samples: int
@@ -28,23 +31,61 @@ class RenderPreset:
     transmission_bounces: int
     transparent_max_bounces: int
     caustics: bool
+    # Cycles' own denoiser (Blender's default), with the noisy image stored as a pass, so one
+    # render gives both what a user sees with the denoiser on and with it off.
+    denoise: bool = False
 
     def with_samples(self, samples: int) -> "RenderPreset":
-        return RenderPreset(**{**asdict(self), "samples": int(samples)})
+        return replace(self, samples=int(samples))
+
+    def with_denoise(self, denoise: bool) -> "RenderPreset":
+        return replace(self, denoise=bool(denoise))
 
 
-# Few samples and bounces: what an artist's preview looks like; the RAD network's input.
+# Few samples and bounces, denoised as Blender does by default: the RAD network's input.
 FAST = RenderPreset("fast", samples=8, max_bounces=3, diffuse_bounces=1, glossy_bounces=1,
-                    transmission_bounces=2, transparent_max_bounces=4, caustics=False)
-# Cycles' default ("full") light paths and many samples: the RAD network's target.
-REFERENCE = RenderPreset("reference", samples=128, max_bounces=12, diffuse_bounces=4,
+                    transmission_bounces=2, transparent_max_bounces=4, caustics=False, denoise=True)
+# Cycles' default ("full") light paths, denoised: the RAD network's target. 64 denoised samples
+# are what a 2-core CPU allows for hundreds of scenes; held-out sets render 512+ raw samples.
+REFERENCE = RenderPreset("reference", samples=64, max_bounces=12, diffuse_bounces=4,
                          glossy_bounces=4, transmission_bounces=12, transparent_max_bounces=8,
-                         caustics=True)
+                         caustics=True, denoise=True)
 PRESETS = {p.name: p for p in (FAST, REFERENCE)}
 
+# The range a training corpus draws each scene's fast render from (log-uniform samples).
+FAST_SAMPLE_RANGE = (1, 64)
+FAST_BOUNCE_RANGE = (1, 12)
+
+
+def draw_fast_preset(scene_seed: int) -> RenderPreset:
+    """The fast render of one corpus scene: 1-64 spp and 1-12 bounces, denoiser on, drawn from
+    the scene's seed (so a resumed corpus draws the same)."""
+    rng = random.Random(f"photoreal-fast:{int(scene_seed)}")
+    low, high = FAST_SAMPLE_RANGE
+    samples = int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
+    return bounce_preset("fast", samples, rng.randint(*FAST_BOUNCE_RANGE))
+
+
+def bounce_preset(name: str, samples: int, bounces: int, denoise: bool = True) -> RenderPreset:
+    """`samples` spp with every light path cut at `bounces` (diffuse/glossy at most Cycles' 4)."""
+    return RenderPreset(name, samples=samples, max_bounces=bounces,
+                        diffuse_bounces=min(bounces, 4), glossy_bounces=min(bounces, 4),
+                        transmission_bounces=bounces, transparent_max_bounces=max(bounces, 4),
+                        caustics=False, denoise=denoise)
+
+
+def parse_fast_preset(text: str) -> RenderPreset:
+    """'4spp-1b' -> the fast render 'fast-4spp-1b' at 4 spp and 1 bounce, denoiser on."""
+    match = re.fullmatch(r"(\d+)spp-(\d+)b", text.strip())
+    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise ValueError(f"a fast render is written like 4spp-1b (samples, bounces), not {text!r}")
+    return bounce_preset(f"fast-{text.strip()}", int(match.group(1)), int(match.group(2)))
+
+
 # Passes the generated materials can fill (class_aov is written by the add-on, not by us).
+# The denoiser's noisy image is not among them: `apply_preset` stores it with the denoiser.
 SCENE_PASSES = tuple(key for key, spec in schema.PASSES.items()
-                     if not spec.is_aov or key in MATERIAL_AOVS)
+                     if (not spec.is_aov or key in MATERIAL_AOVS) and key != "noisy")
 
 
 def enable_passes(scene, keys=SCENE_PASSES) -> None:
@@ -82,7 +123,9 @@ def apply_preset(scene, preset: RenderPreset | str, noise_seed: int = 0,
     cycles.device = device
     cycles.samples = preset.samples
     cycles.use_adaptive_sampling = False   # same sample count everywhere: noise is comparable
-    cycles.use_denoising = False
+    cycles.use_denoising = preset.denoise
+    for view_layer in scene.view_layers:
+        view_layer.cycles.denoising_store_passes = preset.denoise   # the "Noisy Image" pass
     cycles.seed = noise_seed
     cycles.use_animated_seed = False
     cycles.max_bounces = preset.max_bounces

@@ -30,7 +30,8 @@ def build(builder: Builder, rng: random.Random) -> Layout:
     _vehicles(builder, rng, road_width)
     camera = _camera(rng, road_width)
     strength = rng.uniform(0.02, 0.08) if night else rng.uniform(0.4, 1.4)
-    return Layout(camera=camera, outdoor=True, world_strength=strength, night=night)
+    return Layout(camera=camera, outdoor=True, world_strength=strength, night=night,
+                  hdri_chance=0.0 if night else 0.5)
 
 
 def _side_widths(rng):
@@ -226,8 +227,8 @@ def _two_wheeler(b, rng, x, y):
 def _camera(rng, road_width):
     return dict(
         location=(rng.uniform(-road_width / 4, road_width / 4), rng.uniform(-12.0, -4.0),
-                  rng.uniform(1.3, 3.0)),
-        rotation=(math.radians(90 + rng.uniform(-8.0, 4.0)), 0.0, math.radians(rng.uniform(-20, 20))),
-        lens=rng.uniform(18.0, 35.0),
+                  rng.uniform(0.5, 8.0)),     # from a car bumper to a first-floor window
+        rotation=(math.radians(90 + rng.uniform(-12.0, 4.0)), 0.0, math.radians(rng.uniform(-20, 20))),
+        lens=math.exp(rng.uniform(math.log(14.0), math.log(70.0))),
         velocity=(0.0, rng.uniform(0.0, 0.6), 0.0),
     )

@@ -152,6 +152,12 @@ class Trainer:
         passes = list(self.source.gbuffer_passes)
         return network_config(self.kind, self.opts.net, self.opts.net_config, gbuffer_passes=passes)
 
+    def generator_image(self, batch: dict) -> torch.Tensor:
+        """RAD's image input: its config's image passes, encoded and stacked. A source without
+        a noisy image (a render made without the denoiser) serves its image instead."""
+        passes = self.net_config.get("image_passes", ["image"])
+        return torch.cat([batch.get(key, batch["image"]) for key in passes], dim=1)
+
     def wrap(self, model: nn.Module) -> nn.Module:
         """DistributedDataParallel under torchrun (SyncBatchNorm across GPUs)."""
         if not self.dist.enabled:

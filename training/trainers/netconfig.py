@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-PRESETS = ("small", "paper", "tiny")
+PRESETS = ("small", "denoised", "paper", "tiny")
 # 'tiny' is for tests and smoke runs: seconds per step on a laptop CPU at 32-64 px crops.
 TINY = {
     "rad": {"num_branches": 2, "blocks_per_branch": (0, 1), "base_channels": 8, "gbuffer_dim": 8,
@@ -29,6 +29,8 @@ def network_config(kind: str, preset: str, overrides: str | dict = "", gbuffer_p
     if kind == "rad":
         values["gbuffer_passes"] = tuple(gbuffer_passes or ())
     cls = config_class(kind)
+    if preset == "denoised" and kind != "rad":
+        raise ValueError("--net denoised is a RAD preset (on top of Cycles' denoiser)")
     cfg = getattr(cls, "small" if preset == "tiny" else preset)(**values)
     return json.loads(json.dumps(cfg.to_dict()))   # tuples -> lists: plain JSON from here on
 

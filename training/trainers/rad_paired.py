@@ -39,7 +39,8 @@ class PairedRADTrainer(Trainer):
             yield self.to_device(batch)
 
     def enhance(self, batch: dict) -> torch.Tensor:
-        return self.models["generator"](batch["image"], batch["gbuffers"], batch["classes"]).float()
+        return self.models["generator"](self.generator_image(batch), batch["gbuffers"],
+                                        batch["classes"]).float()
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         with self.autocast():
