@@ -48,6 +48,24 @@ def test_operator_enables_passes_and_tags_classes(enhanced_scene, tmp_path):
     assert {schema.class_id("road"), schema.class_id("car"), schema.class_id("person")} <= classes
 
 
+def test_operator_turns_on_the_denoiser_the_model_works_on(addon, tmp_path):
+    """The bundled RAD corrects Cycles' denoised image and reads the noisy one: on a scene
+    rendered with the denoiser off and no denoising data, the button turns both on, and the
+    frame it enhanced has the noisy image beside the denoised Combined."""
+    scene = build_scene(strength=1.0)
+    view_layer = scene.view_layers[0]
+    assert not scene.cycles.use_denoising and not view_layer.cycles.denoising_store_passes
+    required = submodule("enhance").required_passes(scene.photoreal)
+    assert "noisy" in required
+    bpy.ops.render.render()                       # the user's render: no noisy image in it
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    assert scene.cycles.use_denoising and view_layer.cycles.denoising_store_passes
+    frame = exr.read_frame(save_render(scene, tmp_path / "frame.exr"))
+    assert np.abs(frame["noisy"] - frame["image"]).mean() > 1e-3   # denoised != noisy at 2 spp
+    cli = run_cli_enhance(tmp_path / "frame.exr", tmp_path / "cli.exr", cli_model_argument())
+    np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), cli, atol=1e-5, rtol=1e-5)
+
+
 def _tree_snapshot(tree):
     nodes = sorted((n.name, n.bl_idname) for n in tree.nodes)
     links = sorted((l.from_node.name, l.from_socket.identifier, l.to_node.name, l.to_socket.identifier)

@@ -108,7 +108,8 @@ def torch_reference(model, frame: schema.Frame, metadata: ModelMetadata) -> np.n
     if model.kind == "crn":
         tensors = [classes]
     else:
-        tensors = [np.pad(schema.image_tensor(frame), pad, mode="edge"),
+        images = np.concatenate([schema.image_tensor({"image": frame[k]}) for k in metadata.image_passes])
+        tensors = [np.pad(images, pad, mode="edge"),
                    np.pad(schema.gbuffer_tensor(frame, metadata.gbuffer_passes, metadata.stats), pad,
                           mode="edge"), classes]
     with torch.inference_mode():

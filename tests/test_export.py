@@ -238,7 +238,10 @@ def test_bundled_model_is_trained_by_the_project_and_documented(kind):
     meta = read_onnx_metadata(path)
     assert meta.model_kind == kind and meta.is_trained
     assert f"{kind} " in meta.trained_on and "steps" in meta.trained_on
-    default = json.loads(json.dumps(build_network(kind, None).config.to_dict()))
+    # RAD: the bundled model is the preset on top of Cycles' denoiser (RADConfig.denoised).
+    default = (RADConfig.denoised(gbuffer_passes=tuple(meta.gbuffer_passes)).to_dict() if kind == "rad"
+               else build_network(kind, None).config.to_dict())
+    default = json.loads(json.dumps(default))
     if kind == "crn":  # k only matters for the diversity loss: the export keeps the first image
         default["num_images"] = meta.config["num_images"]
     # Keys a newer config added read back with their defaults (the old behaviour).
@@ -292,3 +295,71 @@ def test_crn_layer_norm_stays_accurate_over_millions_of_values(tmp_path):
     got = session(path).run([OUTPUT_NAME], feeds(meta, inputs))[0]
     relative = np.abs(got - exact) / np.maximum(np.abs(exact), 1e-3)
     assert relative.mean() < 2e-5
+
+
+# -- RAD on top of Cycles' denoiser ----------------------------------------------------------------
+
+def denoised_rad_config(**overrides) -> RADConfig:
+    return tiny_rad_config(image_passes=("image", "noisy"), output_kernel=0, kernel_scales=1,
+                           zero_residual=True, **overrides)
+
+
+def test_rad_on_the_denoiser_starts_as_the_denoised_image(tmp_path):
+    """A fresh model of the denoised preset returns its first image pass: the denoised render.
+    Training only adds what it learns; the noisy image informs but is never the output."""
+    torch.manual_seed(0)
+    model = trained_like(RADNet(denoised_rad_config()))
+    meta = metadata_for("rad", model.config, trained_on="test: fresh RAD on the denoiser")
+    path = export_onnx(model, meta, tmp_path / "rad.onnx")
+    assert [i.name for i in session(path).get_inputs()][:2] == ["image", "noisy"]
+    inputs = example_passes(meta, 1, ODD_H, ODD_W)
+    out = session(path).run([OUTPUT_NAME], feeds(meta, inputs))[0]
+    np.testing.assert_allclose(out, inputs[0].numpy(), rtol=2e-6, atol=2e-6)
+
+
+def test_rad_on_the_denoiser_reads_the_noisy_image(tmp_path):
+    torch.manual_seed(0)
+    model = trained_like(RADNet(denoised_rad_config()))
+    torch.nn.init.normal_(model.to_rgb.weight, std=0.1)      # as after training
+    meta = metadata_for("rad", model.config, trained_on="test: RAD on the denoiser")
+    path = export_onnx(model, meta, tmp_path / "rad.onnx")
+    inputs = example_passes(meta, 1, ODD_H, ODD_W)
+    expected, actual = run_both(model, meta, path, inputs)
+    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
+    other_noise = (inputs[0], inputs[1] * 0.5, *inputs[2:])
+    changed = session(path).run([OUTPUT_NAME], feeds(meta, other_noise))[0]
+    assert np.abs(changed - actual).max() > 1e-4
+    assert meta.required_passes[:2] == ["image", "noisy"]
+    assert read_onnx_metadata(path).image_passes == ["image", "noisy"]
+
+
+def test_missing_noisy_image_names_the_blender_setting_and_eevee_serves_combined(tmp_path):
+    from neural_core.errors import MissingPassError
+    from neural_core.runtime import Enhancer
+    from runtime_models import make_frame
+
+    torch.manual_seed(0)
+    model = trained_like(RADNet(denoised_rad_config()))
+    path = export_onnx(model, metadata_for("rad", model.config, trained_on="test"), tmp_path / "rad.onnx")
+    enhancer = Enhancer.from_pretrained(path, device="cpu", threads=1)
+    frame = make_frame(40, 56, ["image", *schema.DEFAULT_GBUFFER_PASSES, "object_index"])
+    with pytest.raises(MissingPassError, match=r"lacks pass\(es\) noisy.*denoising_store_passes"):
+        enhancer.enhance(frame, engine="CYCLES")
+    # EEVEE has no denoiser: its Combined is also its noisy image.
+    eevee = enhancer.enhance(frame, engine="BLENDER_EEVEE_NEXT")
+    same = enhancer.enhance({**frame, "noisy": frame["image"]}, engine="CYCLES")
+    np.testing.assert_array_equal(np.asarray(eevee), np.asarray(same))
+
+
+def test_rad_exported_before_image_passes_is_refused_with_the_reason(rad_export, tmp_path):
+    path = rewrite_props(rad_export[2], tmp_path / "old.onnx", lambda p: p.pop(PREFIX + "image_passes"))
+    with pytest.raises(ModelMetadataError, match="exported before models recorded which radiance "
+                                                 "passes.*python -m training export"):
+        read_onnx_metadata(path)
+
+
+def test_rad_config_refuses_image_passes_that_do_not_start_with_the_image():
+    with pytest.raises(ValueError, match="image_passes must start with 'image'"):
+        RADConfig.small(image_passes=("noisy", "image"))
+    with pytest.raises(ValueError, match="image_passes"):
+        RADConfig.small(image_passes=("image", "albedo"))
