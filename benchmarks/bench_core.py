@@ -171,12 +171,12 @@ def _fmt(times: list[float]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def synthetic_frame(height: int, width: int, seed: int = 0) -> dict:
-    """Every pass RAD's default config needs, with plausible values (no torch)."""
+    """Every pass RAD's configs need (the noisy image too), with plausible values (no torch)."""
     from neural_core import schema
 
     rng = np.random.default_rng(seed)
     frame = {}
-    for key in ("image", *schema.DEFAULT_GBUFFER_PASSES):
+    for key in ("image", "noisy", *schema.DEFAULT_GBUFFER_PASSES):
         n = schema.pass_spec(key).num_channels
         frame[key] = rng.random((height, width, n), dtype=np.float32)
     frame["image"] *= 4.0
