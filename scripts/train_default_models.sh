@@ -1,39 +1,28 @@
 #!/usr/bin/env bash
-# Steps 2-4 of reproducing the bundled models (step 1: scripts/make_default_corpus.sh).
-# These are the exact commands behind neural_core/models/{rad,crn}.onnx; the model cards
-# (neural_core/models/*.md) record the steps reached, the hardware and the wall time.
-# Runs stop at --steps; re-running a command resumes from its last checkpoint.
+# Steps 2-4 of reproducing the bundled RAD (step 1: scripts/make_default_corpus.sh).
+# These are the exact commands behind neural_core/models/rad.onnx; its model card
+# (neural_core/models/rad.md) records the steps reached, the data, the hardware and the wall time.
+# Re-running resumes from the last checkpoint (and sees every scene rendered by then).
+# The bundled CRN is unchanged by this script (its recipe: git history of this file, crn.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # small networks: one thread per process is fastest on 2 cores
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # a small network: one thread per process is fastest on 2 cores
 
-# 2. Train: RAD (paired fast -> reference, L1), the same RAD without G-buffers (ablation), CRN.
-RAD_ARGS=(--steps 4000 --lr 5e-4 --lr-schedule cosine --batch-size 4 --crop 96
-          --vgg-weight 0 --log-every 50 --checkpoint-every 250 --no-progress)
-"$PY" -m training train-rad --data data/corpus/train --run-dir runs/rad "${RAD_ARGS[@]}" &
-"$PY" -m training train-rad --data data/corpus/train --run-dir runs/rad_nog --gbuffer-passes none \
-    "${RAD_ARGS[@]}" &
-# CRN with k = 1: with k > 1 the diversity loss splits the images into modes (bright / dark scenes)
-# and the one image the add-on shows is a single mode (see neural_core/models/crn.md).
-"$PY" -m training train-crn --data data/corpus/train/reference --run-dir runs/crn --steps "${CRN_STEPS:-1500}" \
-    --batch-size 1 --lr 2e-4 --size 128 256 --net-config '{"num_images": 1}' \
-    --vgg-taps relu1_2 relu2_2 relu3_2 --log-every 10 --checkpoint-every 100 --no-progress &
-wait
-# 2b. Both RADs resumed to 6000 steps (options come from the run; the cosine curve stretches, so the
-#     learning rate restarts at 25 % and decays to 0 again). This is how the bundled RAD was made.
-"$PY" -m training train-rad --run-dir runs/rad --steps 6000 &
-"$PY" -m training train-rad --run-dir runs/rad_nog --steps 6000 &
-wait
+# 2. Train RAD on top of Cycles' denoiser: fast (denoised + noisy + G-buffers) -> reference, L1.
+"$PY" -m training train-rad --data data/corpus2/train --run-dir runs/rad_denoised --net denoised \
+    --steps "${RAD_STEPS:-5000}" --lr 5e-4 --lr-schedule cosine --batch-size 4 --crop 128 \
+    --vgg-weight 0 --log-every 50 --checkpoint-every 250 --no-progress --workers 1
 
-# 3. Export (CHECKPOINT=step_NNNNNNN.pt picks one; both RADs are compared at the same step).
+# 3. Export (CHECKPOINT=step_NNNNNNN.pt picks one).
 ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$1/checkpoints/$CHECKPOINT"; true; }
-"$PY" -m training export runs/rad --out neural_core/models/rad.onnx $(ckpt rad)
-"$PY" -m training export runs/rad_nog --out runs/rad_nog.onnx $(ckpt rad_nog)
-"$PY" -m training export runs/crn --out neural_core/models/crn.onnx
+"$PY" -m training export runs/rad_denoised --out neural_core/models/rad.onnx $(ckpt rad_denoised)
 
-# 4. Evaluate on the held-out scenes against the baselines.
-"$PY" -m training.baselines.denoise_node --data data/corpus/eval --out runs/eval/denoise
-"$PY" scripts/evaluate_default_models.py --eval data/corpus/eval --train data/corpus/train \
-    --denoised runs/eval/denoise --rad neural_core/models/rad.onnx --rad-no-gbuffers runs/rad_nog.onnx \
+# 4. Evaluate on the held-out scenes against Blender's own denoising, scene by scene.
+for setting in 4spp-1b 16spp-1b 16spp-12b; do
+    "$PY" -m training.baselines.denoise_node --data "data/corpus2/eval/fast-$setting" \
+        --out "runs/eval/denoise/$setting" --input noisy
+done
+"$PY" scripts/evaluate_default_models.py --eval data/corpus2/eval --train data/corpus2/train \
+    --denoise-node runs/eval/denoise --rad neural_core/models/rad.onnx \
     --crn neural_core/models/crn.onnx --out runs/eval
