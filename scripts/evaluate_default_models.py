@@ -35,6 +35,7 @@ from training.metrics.image import psnr, ssim  # noqa: E402
 
 # (comparison, baseline method): RAD minus the baseline, per scene.
 COMPARISONS = {"denoiser off": "Denoise node", "denoiser on": "denoised render"}
+CROP = 96   # side of the 100 % texture crops
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -67,6 +68,7 @@ def fast_folders(root: Path) -> list[Path]:
 def evaluate_rad(args, rad: Enhancer | None, kinds: dict[int, str]) -> dict:
     reference = DatasetReader(args.eval / "reference")
     rows: dict = {}
+    best_texture: dict = {}
     for folder in fast_folders(args.eval):
         setting = folder.name[len("fast-"):]
         fast = DatasetReader(folder)
@@ -79,9 +81,29 @@ def evaluate_rad(args, rad: Enhancer | None, kinds: dict[int, str]) -> dict:
                 outputs["RAD"] = rad.enhance(frame)
             scores = {name: score(out, target) for name, out in outputs.items()}
             rows.setdefault(setting, []).append({"frame": n, "kind": kinds.get(n, "?"), **scores})
-            write_grid([display(x) for x in [*outputs.values(), target]],
-                       args.out / f"rad_{setting}_{n:06d}.png")
+            panels = [display(x) for x in [*outputs.values(), target]]
+            write_grid(panels, args.out / f"rad_{setting}_{n:06d}.png")
+            crop = finest_texture_window(panels[-1])
+            if crop[0] > best_texture.get(setting, (-1.0,))[0]:
+                best_texture[setting] = (crop[0], n, [p[crop[1]] for p in panels])
+    for setting, (_, n, crops) in best_texture.items():   # 100 % crops, no resampling
+        write_grid(crops, args.out / f"texture_crop_{setting}.png")
+        print(f"{setting}: finest texture in scene {n}: texture_crop_{setting}.png "
+              f"({' | '.join([*outputs, 'reference'])})")
     return rows
+
+
+def finest_texture_window(image: np.ndarray, size: int = CROP) -> tuple[float, tuple[slice, slice]]:
+    """(energy, window) of the size x size window with the most fine detail (mean |Laplacian|)."""
+    grey = image.mean(axis=-1)
+    lap = np.abs(4 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:])
+    best = (-1.0, (slice(0, size), slice(0, size)))
+    for top in range(0, lap.shape[0] - size + 1, 8):
+        for left in range(0, lap.shape[1] - size + 1, 8):
+            energy = float(lap[top:top + size, left:left + size].mean())
+            if energy > best[0]:
+                best = (energy, (slice(top + 1, top + 1 + size), slice(left + 1, left + 1 + size)))
+    return best
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -11,7 +11,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # a small network: one thread per
 
 # 2. Train RAD on top of Cycles' denoiser: fast (denoised + noisy + G-buffers) -> reference, L1.
 "$PY" -m training train-rad --data data/corpus2/train --run-dir runs/rad_denoised --net denoised \
-    --steps "${RAD_STEPS:-5000}" --lr 5e-4 --lr-schedule cosine --batch-size 4 --crop 128 \
+    --steps "${RAD_STEPS:-3000}" --lr 5e-4 --lr-schedule cosine --batch-size 4 --crop 128 \
     --vgg-weight 0 --log-every 50 --checkpoint-every 250 --no-progress --workers 1
 
 # 3. Export (CHECKPOINT=step_NNNNNNN.pt picks one).
