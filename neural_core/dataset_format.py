@@ -173,7 +173,7 @@ class DatasetWriter:
         entry = self.manifest["frames"].get(str(number))
         if not entry or not entry.get("complete"):
             return False
-        return all((self.directory / rel).is_file() for rel in entry["files"].values())
+        return all(contained_path(self.directory, rel).is_file() for rel in entry["files"].values())
 
     @property
     def complete_frames(self) -> list[int]:
@@ -237,6 +237,17 @@ class DatasetWriter:
         self.manifest["frames"] = {k: frames[k] for k in sorted(frames, key=int)}
         _write_text(self.directory / MANIFEST, json.dumps(self.manifest, indent=1) + "\n")
         _write_text(self.directory / LIST_FILE, epe_list(self.manifest))
+
+
+def contained_path(directory: Path, rel: str) -> Path:
+    """directory / rel, refused unless it stays inside the directory: a manifest is data from
+    elsewhere, and "../../x" or "/etc/x" in it must not make training read any file."""
+    path = Path(directory) / str(rel)
+    root = Path(directory).resolve()
+    if Path(str(rel)).is_absolute() or not path.resolve().is_relative_to(root):
+        raise DatasetFormatError(f"{Path(directory) / MANIFEST} lists {rel!r}, a path outside "
+                                 f"the dataset folder; refusing it. Re-export the dataset")
+    return path
 
 
 def epe_list(manifest: Mapping) -> str:
@@ -318,10 +329,14 @@ class DatasetReader:
         if not entry or not entry.get("complete"):
             raise KeyError(f"frame {number} is not a complete frame of {self.directory} "
                            f"(complete frames: {self.frames[:10]}{'...' if len(self.frames) > 10 else ''})")
-        path = self.directory / entry["files"][kind]
+        path = contained_path(self.directory, entry["files"][kind])
         if not path.is_file():
             raise CorruptFileError(f"{path} is listed in the manifest but missing; re-export frame {number}")
         return path
+
+    def path_unchecked(self, number: int, kind: str) -> Path:
+        """The file's path inside the dataset, whether or not it exists."""
+        return contained_path(self.directory, self.manifest["frames"][str(number)]["files"][kind])
 
     def read_frame(self, number: int) -> schema.Frame:
         """All passes of the frame as a Frame (raw linear values)."""

@@ -113,7 +113,7 @@ class ExportedScenes(Source):
         self.class_source = self.reader.class_source
         self.frames = []
         for number in self.reader.frames:
-            path = self.root / self.reader.manifest["frames"][str(number)]["files"]["exr"]
+            path = self.reader.path_unchecked(number, "exr")
             if path.is_file():
                 self.frames.append(number)
             else:
