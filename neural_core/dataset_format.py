@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -356,5 +357,5 @@ class DatasetReader:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise CorruptFileError(f"cannot read {path}: {exc}; re-export frame {number}") from exc

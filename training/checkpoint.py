@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from neural_core.errors import PhotorealError
+
 log = logging.getLogger(__name__)
 PATTERN = re.compile(r"step_(\d+)\.pt$")
 
@@ -79,14 +81,30 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+class CheckpointError(PhotorealError):
+    """Checkpoints exist but none loads: starting afresh would overwrite and delete them."""
+
+
 def latest(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict | None:
-    """The newest checkpoint that loads, or None for a fresh run."""
+    """The newest checkpoint that loads, or None for a fresh run (no checkpoints at all).
+
+    Raises CheckpointError, touching no file, when checkpoints exist and none loads: a run that
+    started again at step 0 would save over the newest and delete the older ones.
+    """
     remove_stale_temporaries(run)
+    failures = []
     for path in reversed(all_checkpoints(run)):
         try:
             payload = load(path, device)
             payload["path"] = str(path)
             return payload
         except Exception as exc:  # a damaged file (disk full, copied half): try the one before
-            log.warning("checkpoint %s does not load (%s); trying an older one", path, exc)
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            failures.append(f"{path.name}: {reason}")
+            log.warning("checkpoint %s does not load (%s); trying an older one", path, reason)
+    if failures:
+        raise CheckpointError(
+            f"none of the {len(failures)} checkpoint(s) in {checkpoint_dir(run)} loads, so "
+            f"training does not start (it would overwrite them); newest first: "
+            f"{'; '.join(failures)}. Fix or move them away, or train into a new --run folder")
     return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -269,8 +270,8 @@ class EPEList(Source):
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise CorruptFileError(f"cannot read {path}: {exc}") from exc
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise CorruptFileError(f"cannot read {path}: {exc}; re-export it or remove it from the list") from exc
 
     @staticmethod
     def _raw(npz: dict) -> np.ndarray:
