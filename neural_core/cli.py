@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -84,7 +85,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _enhance(args: argparse.Namespace) -> int:
     _check_output(args.out, args.frame)
-    frame = exr.read_frame(args.frame, args.view_layer)
+    frame = _read_frame_quietly(args.frame, args.view_layer)
     enhancer = _load(args)
     rgb = _run(enhancer, frame)
     if args.out.suffix.lower() == ".exr":
@@ -164,6 +165,24 @@ def _validate(args: argparse.Namespace) -> None:
         args.threads, note = limits.check_threads(args.threads, args.force_threads)
         if note:
             print(f"note: {note}", file=sys.stderr)
+
+
+def _read_frame_quietly(path: Path, view_layer: str | None) -> schema.Frame:
+    """exr.read_frame, with what OpenEXR's C library prints about a damaged file held back: the
+    one error line says it. Printed after all when the read succeeds."""
+    import tempfile
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            frame = exr.read_frame(path, view_layer)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        sys.stderr.write(held.read().decode(errors="replace"))
+    return frame
 
 
 def _load(args: argparse.Namespace) -> Enhancer:
