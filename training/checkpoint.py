@@ -81,6 +81,16 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _reason(exc: Exception) -> str:
+    """One line on why torch.load refused a file (its message spans a screen, with colours)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = next((line for line in lines if "Unpickler error" in line), lines[0] if lines else "")
+    if "Weights only load failed" in text:
+        detail = f"refused by torch.load(weights_only=True): {detail}"
+    return (detail or type(exc).__name__)[:300]
+
+
 class CheckpointError(PhotorealError):
     """Checkpoints exist but none loads: starting afresh would overwrite and delete them."""
 
@@ -99,7 +109,7 @@ def latest(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict |
             payload["path"] = str(path)
             return payload
         except Exception as exc:  # a damaged file (disk full, copied half): try the one before
-            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            reason = _reason(exc)
             failures.append(f"{path.name}: {reason}")
             log.warning("checkpoint %s does not load (%s); trying an older one", path, reason)
     if failures:
