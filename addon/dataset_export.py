@@ -51,6 +51,7 @@ def export_frames(scene, directory: str, frame_start: int | None = None,
     frame_end = scene.frame_end if frame_end is None else frame_end
     if frame_end < frame_start:
         raise ValueError(f"frame_end ({frame_end}) is before frame_start ({frame_start})")
+    dataset_format.relative_paths(frame_start)   # refuses negative frames before any render
     if scene.camera is None:
         raise errors.PhotorealError(
             "the scene has no camera to render from: add one (Add > Camera) and set it as "

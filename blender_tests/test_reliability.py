@@ -205,15 +205,19 @@ def test_a_view_layer_named_viewlayer_001_works_end_to_end(addon, tmp_path):
     assert summary.written == [1]
 
 
-# -- item 7: a negative frame range is the range asked for -----------------------------------------------
+# -- item 7: a frame range given is the range asked for ----------------------------------------------------
 
-def test_export_of_negative_frames_exports_those_frames(addon, tmp_path):
+def test_export_uses_the_frame_range_given_and_refuses_negative_frames_up_front(addon, tmp_path):
     scene = tiny(build_scene())
     scene.frame_start, scene.frame_end = 1, 5
-    assert bpy.ops.photoreal.export_dataset(directory=str(tmp_path), frame_start=-3,
-                                            frame_end=-2) == {"FINISHED"}
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert sorted(manifest["frames"], key=int) == ["-3", "-2"]
+    # -3..-2 used to export the scene's 1..5 silently; dataset file names need frames >= 0.
+    with pytest.raises(RuntimeError, match="frame numbers must be >= 0"):
+        bpy.ops.photoreal.export_dataset(directory=str(tmp_path / "neg"), frame_start=-3, frame_end=-2)
+    assert not (tmp_path / "neg" / "manifest.json").exists()
+    assert bpy.ops.photoreal.export_dataset(directory=str(tmp_path / "pos"), frame_start=0,
+                                            frame_end=1) == {"FINISHED"}
+    manifest = json.loads((tmp_path / "pos" / "manifest.json").read_text())
+    assert sorted(manifest["frames"], key=int) == ["0", "1"]
 
 
 # -- item 8: no camera, said once ------------------------------------------------------------------------------
@@ -244,7 +248,7 @@ def test_temp_folders_of_dead_processes_are_removed_at_start(addon, tmp_path):
     alive.mkdir(exist_ok=True)
     try:
         script = f"""
-            import importlib, addon_utils
+            import importlib, bpy, addon_utils
             addon_utils.enable({ADDON!r}, default_set=True)
             print(importlib.import_module({ADDON!r} + ".readback").temp_directory())
         """
