@@ -185,8 +185,9 @@ class Enhancer:
             self.last_num_tiles = 1
         else:
             rgb = self._run_rad(frame, height, width, timer, progress)
-            with timer("postprocess"):
-                rgb = fallbacks.keep_highlights(rgb, frame["image"])
+            if "image" in frame:
+                with timer("postprocess"):
+                    rgb = fallbacks.keep_highlights(rgb, frame["image"])
         check_output_image(rgb, str(self.model_path))
         self.last_timings = timer.ms
         # (3, H, W) -> (H, W, 3) as a view, like the frames read from EXRs: the add-on copies it
