@@ -26,8 +26,8 @@ PASS_NAME = "Photoreal"          # the Cycles render pass / Render Layers socket
 # without the add-on, and a second AOV, 1 where the add-on wrote the pass, scales the strength.
 # Without the add-on (farm worker, disabled, uninstalled) nothing writes either AOV: Cycles
 # renders them as 0, the factor is 0 and the composite is the plain render. A link from a
-# registered pass instead becomes invalid without the add-on, and an invalid link makes the
-# whole composite flat (white in 4.5, grey in 5.0). See issue 13, item 3.
+# registered pass instead becomes invalid without the add-on and the composite goes wrong
+# (flat white in 4.5, grey in 5.0). See issue 13, item 3.
 WEIGHT_NAME = "Photoreal Weight"
 STRENGTH_NODE = "Photoreal Strength"
 
@@ -288,14 +288,33 @@ def pack_before_save(*_args) -> None:
         image.pack()
 
 
+@bpy.app.handlers.persistent
+def upgrade_on_load(*_args) -> None:
+    """load_post handler: a file set up for Enhance on Render by an older version links a
+    registered pass, which composites flat without the add-on; rewire it to the AOVs, so that
+    once saved again it renders the plain render on a machine without the add-on."""
+    for scene in bpy.data.scenes:
+        settings = getattr(scene, "photoreal", None)
+        if (settings is not None and settings.enhance_on_render and has_nodes(scene)
+                and PASS_NAME not in scene.view_layers[0].aovs):
+            ensure_nodes(scene)
+
+
+_HANDLERS = (("save_pre", pack_before_save), ("load_post", upgrade_on_load))
+
+
 def register() -> None:
-    if pack_before_save not in bpy.app.handlers.save_pre:
-        bpy.app.handlers.save_pre.append(pack_before_save)
+    for name, handler in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if handler not in handlers:
+            handlers.append(handler)
 
 
 def unregister() -> None:
-    while pack_before_save in bpy.app.handlers.save_pre:
-        bpy.app.handlers.save_pre.remove(pack_before_save)
+    for name, handler in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        while handler in handlers:
+            handlers.remove(handler)
 
 
 def image_pixels(image) -> np.ndarray:

@@ -188,6 +188,41 @@ def test_disabling_the_addon_leaves_the_scene_compositing_the_plain_render(addon
     np.testing.assert_allclose(composite, render, atol=1e-5)
 
 
+def test_a_file_from_before_the_aovs_is_upgraded_on_load(addon, tmp_path):
+    """Files set up by older versions linked a registered pass; opened with the add-on they are
+    rewired, so once saved again they render the plain render without it."""
+    scene = tiny(build_scene(strength=0.5))
+    scene.photoreal.enhance_on_render = True
+    tree, layer = comp_tree(scene), scene.view_layers[0]
+    tree.nodes.remove(tree.nodes["Photoreal Strength"])     # the old arrangement, by hand
+    for name in ("Photoreal", "Photoreal Weight"):
+        layer.aovs.remove(layer.aovs[name])
+    layer.update_render_passes()
+    compositor = submodule("compositor")
+    rl = compositor.render_layers(tree, scene)
+    assert rl.outputs["Photoreal"].enabled                  # now the registered pass
+    tree.links.new(rl.outputs["Photoreal"], compositor.mix_sockets(tree.nodes["Photoreal Mix"])[2])
+    old = tmp_path / "old.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(old))
+    # The fault itself: without the add-on the link is invalid and the composite is wrong.
+    done = run_blender(OPEN_AND_RENDER_WITHOUT_ADDON.format(root=str(ROOT)), old, tmp_path / "o.exr")
+    assert done.returncode == 0, done.stderr[-3000:]
+    composite, render = _composite_and_render(tmp_path / "o.exr")
+    assert np.abs(composite - render).max() > 0.05
+
+    bpy.ops.wm.open_mainfile(filepath=str(old))
+    scene = bpy.context.scene
+    assert {"Photoreal", "Photoreal Weight"} <= set(scene.view_layers[0].aovs.keys())
+    assert "Photoreal Strength" in comp_tree(scene).nodes
+    upgraded = tmp_path / "upgraded.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(upgraded))
+    out = tmp_path / "without.exr"
+    done = run_blender(OPEN_AND_RENDER_WITHOUT_ADDON.format(root=str(ROOT)), upgraded, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    composite, render = _composite_and_render(out)
+    np.testing.assert_allclose(composite, render, atol=1e-5)
+
+
 # -- item 5: "ViewLayer.001" end to end ----------------------------------------------------------------------
 
 def test_a_view_layer_named_viewlayer_001_works_end_to_end(addon, tmp_path):

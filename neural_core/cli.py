@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate(args)
         return args.run(args)
-    except (PhotorealError, FileNotFoundError, ImportError) as exc:
+    except (PhotorealError, OSError, ImportError) as exc:   # OSError: e.g. a disk that fills up
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
