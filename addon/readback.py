@@ -74,8 +74,13 @@ def save_render_passes(scene, path: str | os.PathLike | None = None) -> Path:
     if image is None:
         raise LookupError("there is no render yet")
     # Never a name from the .blend in a path: a scene named "a/../../x" would write and then
-    # delete a file outside the folder (issue 13, item 1). Our process id is all it needs.
-    path = Path(path) if path else temp_directory() / "passes.exr"
+    # delete a file outside the folder (issue 13, item 1). A fresh name per call, so that the
+    # button and a render in the UI's render thread never share a file.
+    if path is None:
+        handle, name = tempfile.mkstemp(prefix="passes-", suffix=".exr", dir=temp_directory())
+        os.close(handle)
+        path = name
+    path = Path(path)
     path.unlink(missing_ok=True)
     with multilayer_exr_settings(scene):
         try:

@@ -16,7 +16,8 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import ADDON, ROOT, build_scene, comp_tree, layer_rgb, save_render, submodule
+from conftest import (ADDON, EEVEE, ROOT, build_scene, comp_tree, layer_rgb, save_render,
+                      set_multilayer_output, submodule)
 from neural_core import exr
 from neural_core.runtime import Enhancer
 
@@ -47,6 +48,25 @@ def test_a_scene_name_that_climbs_folders_touches_no_file_outside(addon, tmp_pat
         scene = tiny(build_scene())
         scene.name = "a/../../../../../../.." + str(outside) + "/victim"
         assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+        assert victim.read_bytes() == b"not yours"
+        assert sorted(p.name for p in outside.iterdir()) == ["victim.exr"]
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_an_eevee_enhance_on_render_with_that_scene_name_touches_no_file_outside(addon, tmp_path):
+    outside = Path(f"/tmp/photoreal-victim-e{os.getpid()}")
+    outside.mkdir(exist_ok=True)
+    victim = outside / "victim.exr"
+    victim.write_bytes(b"not yours")
+    try:
+        scene = tiny(build_scene(engine=EEVEE))
+        scene.name = "a/../../../../../../.." + str(outside) + "/victim"
+        scene.photoreal.enhance_on_render = True
+        set_multilayer_output(scene, str(tmp_path / "still.exr"))
+        bpy.ops.render.render(write_still=True)
+        enhanced = layer_rgb(exr.read_channels(tmp_path / "still.exr"), "ViewLayer", "Photoreal")
+        assert enhanced.max() > 0        # the frame was enhanced through the pass files
         assert victim.read_bytes() == b"not yours"
         assert sorted(p.name for p in outside.iterdir()) == ["victim.exr"]
     finally:
