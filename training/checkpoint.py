@@ -50,6 +50,16 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
+def load_named(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """`load` of a checkpoint the user named: one line on why it does not load."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        return load(path, device)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} does not load: {_reason(exc)}") from exc
+
+
 def remove_stale_temporaries(run: str | os.PathLike) -> None:
     """Delete half-written checkpoints of writers that no longer run.
 

@@ -51,3 +51,16 @@ def test_a_crop_larger_than_the_frames_is_one_line_before_training(paired_root, 
     assert len(error) == 1 and "--crop 256 is larger than the 64x48 frames" in error[0]
     assert "use --crop 48 or less" in error[0] or "use --crop 32 or less" in error[0]
     assert not checkpoint.all_checkpoints(tmp_path / "run")
+
+
+def test_export_of_a_checkpoint_that_does_not_load_is_one_line(tmp_path):
+    bad = tmp_path / "step_0000001.pt"
+    torch.save({"step": 1, "x": NotAWeight()}, bad)
+    done = subprocess.run([sys.executable, "-m", "training", "export", str(tmp_path),
+                           "--checkpoint", str(bad), "--out", str(tmp_path / "m.onnx")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: checkpoint {bad} does not load")
+    assert not (tmp_path / "m.onnx").exists()
