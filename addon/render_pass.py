@@ -55,11 +55,11 @@ def _update_render_passes(self, scene=None, renderlayer=None):
 
 def _render(self, depsgraph):
     # Everything needed from the depsgraph is read BEFORE Cycles renders. In background mode
-    # Cycles frees the render depsgraph when it finishes (BlenderSession::
-    # free_blender_memory_if_possible -> RE_engine_free_blender_memory), so afterwards
-    # `depsgraph` points to freed memory: `depsgraph.scene` then read a reused block in about
-    # 1 process in 5 and enhance_on_render came back False (issue 13, item 2: black renders).
-    # depsgraph.scene is the original scene, which outlives the render.
+    # (without persistent data) Cycles frees the render depsgraph once it has synced the scene
+    # (BlenderSession::free_blender_memory_if_possible -> RE_engine_free_blender_memory), so
+    # when its render returns `depsgraph` points to freed memory: `depsgraph.scene` then read a
+    # reused block in about 1 process in 5 and enhance_on_render came back False (issue 13,
+    # item 2: black renders). depsgraph.scene is the original scene, which outlives the render.
     scene = depsgraph.scene
     layer_name = depsgraph.view_layer.name
     enabled = not self.is_preview and _enabled(scene)
