@@ -125,11 +125,17 @@ def test_bad_arguments_give_one_line_with_the_allowed_range(tiny_rad, frame_path
 
 
 def test_threads_above_the_cpu_count_are_capped(tiny_rad, frame_path, tmp_path):
+    asked = limits.cpu_count() + 1
+    if asked > limits.MAX_THREADS:
+        pytest.skip("more CPUs than the thread limit")
     out = tmp_path / "out.exr"
-    result = run_cli("enhance", frame_path, "--model", tiny_rad, "--out", out, "--threads", "64")
+    result = run_cli("enhance", frame_path, "--model", tiny_rad, "--out", out, "--threads", asked)
     assert result.returncode == 0, result.stderr
-    assert f"--threads 64 capped at the {limits.cpu_count()} CPUs" in result.stderr
+    assert f"--threads {asked} capped at the {limits.cpu_count()} CPUs" in result.stderr
     assert out.is_file()
+    forced = run_cli("enhance", frame_path, "--model", tiny_rad, "--out", out, "--threads", asked,
+                     "--force-threads")
+    assert forced.returncode == 0 and "capped" not in forced.stderr, forced.stderr
 
 
 def test_frames_that_would_not_fit_in_memory_are_refused_before_running():
