@@ -81,7 +81,10 @@ def fetch_wheels(platform: str, python: str, requirements: dict[str, str], cache
                    "--implementation", "cp", "--dest", str(folder)]
         for tag in PLATFORMS[platform]:
             command += ["--platform", tag]
-        subprocess.run(command + missing, check=True)
+        if subprocess.run(command + missing).returncode != 0:
+            sys.exit(f"error: could not download {', '.join(missing)} for {platform} / Python "
+                     f"{python}; connect to the network once (wheels are then kept), or put "
+                     f"those .whl files into {folder}")
     wheels = []
     for name, version in requirements.items():
         found = cached(name, version)

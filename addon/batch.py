@@ -42,7 +42,7 @@ def on_render_init(scene, *_):
     if not active(scene) or not compositor.has_nodes(scene):
         return
     tree = compositor.get_tree(scene, create=False)
-    factor = compositor.mix_sockets(tree.nodes[compositor.MIX_NODE])[0]
+    factor = compositor.strength_socket(tree)
     _STATE["saved_factor"] = factor.default_value
     factor.default_value = 0.0
 

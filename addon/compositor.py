@@ -22,6 +22,14 @@ MIX_NODE = "Photoreal Mix"
 IMAGE_NODE = "Photoreal Image"
 IMAGE_NAME = "Photoreal Enhance"
 PASS_NAME = "Photoreal"          # the Cycles render pass / Render Layers socket
+# Enhance on Render: the pass is a view-layer AOV, so its Render Layers socket exists with or
+# without the add-on, and a second AOV, 1 where the add-on wrote the pass, scales the strength.
+# Without the add-on (farm worker, disabled, uninstalled) nothing writes either AOV: Cycles
+# renders them as 0, the factor is 0 and the composite is the plain render. A link from a
+# registered pass instead becomes invalid without the add-on and the composite goes wrong
+# (flat white in 4.5, grey in 5.0). See issue 13, item 3.
+WEIGHT_NAME = "Photoreal Weight"
+STRENGTH_NODE = "Photoreal Strength"
 
 
 def is_group_tree_api(scene) -> bool:
@@ -137,14 +145,51 @@ def ensure_nodes(scene, strength: float | None = None):
         image_node.image = image
 
     source = _pass_socket(rl) if settings.enhance_on_render else None
+    if settings.enhance_on_render:
+        source = _pass_aov_socket(tree, scene, rl)
+    _link_weight(tree, scene, rl, factor, weighted=source is not None)
     if source is None:
         # Without an enhanced image yet, mix the input with itself: the output stays the
         # render instead of fading to black.
         source = image_node.outputs["Image"] if image_node.image else a.links[0].from_socket
     if not (b.is_linked and b.links[0].from_socket == source):
         tree.links.new(source, b)
-    factor.default_value = settings.strength if strength is None else strength
+    set_strength(scene, settings.strength if strength is None else strength)
     return mix
+
+
+def ensure_pass_aovs(view_layer) -> None:
+    """The Photoreal pass and its weight as AOVs of the view layer (see WEIGHT_NAME)."""
+    for name, kind in ((PASS_NAME, "COLOR"), (WEIGHT_NAME, "VALUE")):
+        if name not in view_layer.aovs:
+            aov = view_layer.aovs.add()
+            aov.name, aov.type = name, kind
+    view_layer.update_render_passes()
+
+
+def _pass_aov_socket(tree, scene, rl):
+    ensure_pass_aovs(scene.view_layers[0])
+    socket = rl.outputs.get(PASS_NAME)
+    return socket if socket is not None and socket.enabled else None
+
+
+def _link_weight(tree, scene, rl, factor, weighted: bool) -> None:
+    """factor = strength x the weight AOV (Enhance on Render), else the plain strength."""
+    node = tree.nodes.get(STRENGTH_NODE)
+    weight = rl.outputs.get(WEIGHT_NAME)
+    if not weighted or weight is None or not weight.enabled:
+        if node is not None:
+            tree.nodes.remove(node)
+        return
+    if node is None:
+        node = tree.nodes.new("ShaderNodeMath" if is_group_tree_api(scene) else "CompositorNodeMath")
+        node.name = node.label = STRENGTH_NODE
+        node.operation = "MULTIPLY"
+        node.location = (factor.node.location.x - 200, factor.node.location.y + 120)
+    if not (node.inputs[0].is_linked and node.inputs[0].links[0].from_socket == weight):
+        tree.links.new(weight, node.inputs[0])
+    if not (factor.is_linked and factor.links[0].from_node == node):
+        tree.links.new(node.outputs[0], factor)
 
 
 def _pass_socket(rl):
@@ -161,11 +206,21 @@ def uses_render_pass(scene) -> bool:
     return b.is_linked and b.links[0].from_socket.name == PASS_NAME
 
 
+def strength_socket(tree):
+    """The input that holds the strength: the weight multiplier's, else our Mix factor."""
+    node = tree.nodes.get(STRENGTH_NODE)
+    if node is not None:
+        return node.inputs[1]
+    mix = tree.nodes.get(MIX_NODE)
+    return mix_sockets(mix)[0] if mix is not None else None
+
+
 def set_strength(scene, strength: float) -> None:
     tree = get_tree(scene, create=False)
     mix = tree.nodes.get(MIX_NODE) if tree else None
     if mix is not None:
         mix_sockets(mix)[0].default_value = strength
+        strength_socket(tree).default_value = strength
 
 
 @contextlib.contextmanager
@@ -176,7 +231,7 @@ def mix_factor(scene, value: float):
     if mix is None:
         yield
         return
-    socket = mix_sockets(mix)[0]
+    socket = strength_socket(tree)
     saved = socket.default_value
     socket.default_value = value
     try:
@@ -233,14 +288,33 @@ def pack_before_save(*_args) -> None:
         image.pack()
 
 
+@bpy.app.handlers.persistent
+def upgrade_on_load(*_args) -> None:
+    """load_post handler: a file set up for Enhance on Render by an older version links a
+    registered pass, which composites flat without the add-on; rewire it to the AOVs, so that
+    once saved again it renders the plain render on a machine without the add-on."""
+    for scene in bpy.data.scenes:
+        settings = getattr(scene, "photoreal", None)
+        if (settings is not None and settings.enhance_on_render and has_nodes(scene)
+                and PASS_NAME not in scene.view_layers[0].aovs):
+            ensure_nodes(scene)
+
+
+_HANDLERS = (("save_pre", pack_before_save), ("load_post", upgrade_on_load))
+
+
 def register() -> None:
-    if pack_before_save not in bpy.app.handlers.save_pre:
-        bpy.app.handlers.save_pre.append(pack_before_save)
+    for name, handler in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if handler not in handlers:
+            handlers.append(handler)
 
 
 def unregister() -> None:
-    while pack_before_save in bpy.app.handlers.save_pre:
-        bpy.app.handlers.save_pre.remove(pack_before_save)
+    for name, handler in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        while handler in handlers:
+            handlers.remove(handler)
 
 
 def image_pixels(image) -> np.ndarray:

@@ -8,12 +8,12 @@ import importlib
 
 try:
     from . import neural_core
-    from .neural_core import buffers, dataset_format, errors, exr, schema
+    from .neural_core import buffers, dataset_format, errors, exr, limits, schema
 except ImportError:  # source checkout: neural_core is importable on its own
     import neural_core
-    from neural_core import buffers, dataset_format, errors, exr, schema
+    from neural_core import buffers, dataset_format, errors, exr, limits, schema
 
-__all__ = ["neural_core", "buffers", "dataset_format", "errors", "exr", "schema", "runtime"]
+__all__ = ["neural_core", "buffers", "dataset_format", "errors", "exr", "limits", "schema", "runtime"]
 
 
 def runtime():

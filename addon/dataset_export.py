@@ -11,7 +11,7 @@ from typing import Callable
 import bpy
 
 from . import passes, readback
-from .core import dataset_format, schema
+from .core import dataset_format, errors, schema
 
 
 @dataclass
@@ -53,6 +53,11 @@ def export_frames(scene, directory: str, frame_start: int | None = None,
     frame_end = scene.frame_end if frame_end is None else frame_end
     if frame_end < frame_start:
         raise ValueError(f"frame_end ({frame_end}) is before frame_start ({frame_start})")
+    dataset_format.relative_paths(frame_start)   # refuses negative frames before any render
+    if scene.camera is None:
+        raise errors.PhotorealError(
+            "the scene has no camera to render from: add one (Add > Camera) and set it as "
+            "the scene camera (Scene Properties > Camera)")
     view_layer = scene.view_layers[0]
     wanted, class_source = exported_passes(scene)
     summary = ExportSummary(directory=bpy.path.abspath(directory))

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
 
 from . import passes
-from .core import runtime, schema
+from .core import limits, runtime, schema
 
 # Loaded models, keyed by everything that changes the session. Cleared on unregister.
 _ENHANCERS: dict[tuple, object] = {}
@@ -24,6 +25,8 @@ def settings_key(settings, threads: int = 0) -> tuple:
 
 def get_enhancer(settings, threads: int = 0):
     """The runtime's Enhancer for these settings (loaded once, then reused)."""
+    limits.check_tile(settings.tile_size or None)
+    threads = limits.check_threads(threads or None)[0] or 0   # capped at the CPU count
     key = settings_key(settings, threads)
     enhancer = _ENHANCERS.get(key)
     if enhancer is None:
@@ -59,6 +62,9 @@ def enhance_frame(scene, frame: schema.Frame) -> np.ndarray:
     enhancer = get_enhancer(settings, threads_preference())
     start = time.perf_counter()
     rgb = enhancer.enhance(frame, engine=scene.render.engine)
+    for warning in enhancer.last_warnings:   # stderr: in background mode reports print nothing
+        print(f"Photoreal Enhance: frame {scene.frame_current}: {warning}", file=sys.stderr,
+              flush=True)
     LAST_RUN.update(
         seconds=time.perf_counter() - start, provider=str(getattr(enhancer, "provider", "?")),
         timings=dict(getattr(enhancer, "last_timings", {}) or {}), frame=scene.frame_current,

@@ -61,6 +61,10 @@ class PHOTOREAL_OT_enhance(_Reporting, bpy.types.Operator):
 
         frame = None if self.rerender else readback.read_render_passes(scene, view_layer.name)
         if frame is None or not _usable(scene, frame, required):
+            if scene.camera is None:   # else render() fails with a message wrapped twice
+                raise errors.PhotorealError(
+                    "the scene has no camera to render from: add one (Add > Camera) and set "
+                    "it as the scene camera (Scene Properties > Camera)")
             bpy.ops.render.render()
             frame = readback.read_render_passes(scene, view_layer.name)
             if frame is None:
@@ -106,8 +110,8 @@ class PHOTOREAL_OT_export_dataset(_Reporting, bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     directory: StringProperty(name="Directory", subtype="DIR_PATH")
-    frame_start: IntProperty(name="Start", default=-1, description="-1 = the scene's start frame")
-    frame_end: IntProperty(name="End", default=-1, description="-1 = the scene's end frame")
+    frame_start: IntProperty(name="Start", default=-1, description="First frame (unset: the scene's start frame)")
+    frame_end: IntProperty(name="End", default=-1, description="Last frame (unset: the scene's end frame)")
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)
@@ -121,8 +125,10 @@ class PHOTOREAL_OT_export_dataset(_Reporting, bpy.types.Operator):
 
     def _export(self, context):
         scene = context.scene
-        start = scene.frame_start if self.frame_start < 0 else self.frame_start
-        end = scene.frame_end if self.frame_end < 0 else self.frame_end
+        # Unset means the scene's range; any value given is used as it is (frames may be
+        # negative: -3..-2 once silently became the scene's range).
+        start = self.frame_start if self.properties.is_property_set("frame_start") else scene.frame_start
+        end = self.frame_end if self.properties.is_property_set("frame_end") else scene.frame_end
         wm = context.window_manager
         wm.progress_begin(0, max(1, end - start + 1))
 

@@ -46,7 +46,8 @@ class PhotorealSettings(bpy.types.PropertyGroup):
     tile_size: IntProperty(name="Tile Size", min=0, soft_max=2048, default=0,
                            description="Tile side in pixels for large frames, to bound memory: "
                                        "frames above 2 tiles' worth of pixels run as tiles "
-                                       "(0 = the runtime's default, 1024: 1080p runs whole)")
+                                       "(0 = the runtime's default, 1024: 1080p runs whole; "
+                                       "else at least 256)")
     enhance_on_render: BoolProperty(
         name="Enhance on Render", default=False, update=_enhance_on_render_changed,
         description="Enhance every rendered frame (F12, animations, blender -b). Cycles gets a "

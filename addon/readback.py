@@ -30,6 +30,7 @@ def temp_directory() -> Path:
         base = Path(tempfile.gettempdir())
     folder = base / f"photoreal-{os.getpid()}"
     if not folder.is_dir():
+        remove_stale_folders(base)
         folder.mkdir()
         # Also when the add-on is never unregistered (a script that exits without it), so that
         # /dev/shm does not collect one folder per Blender process.
@@ -72,7 +73,14 @@ def save_render_passes(scene, path: str | os.PathLike | None = None) -> Path:
     image = bpy.data.images.get(RENDER_RESULT)
     if image is None:
         raise LookupError("there is no render yet")
-    path = Path(path) if path else temp_directory() / f"passes-{scene.name_full}.exr"
+    # Never a name from the .blend in a path: a scene named "a/../../x" would write and then
+    # delete a file outside the folder (issue 13, item 1). A fresh name per call, so that the
+    # button and a render in the UI's render thread never share a file.
+    if path is None:
+        handle, name = tempfile.mkstemp(prefix="passes-", suffix=".exr", dir=temp_directory())
+        os.close(handle)
+        path = name
+    path = Path(path)
     path.unlink(missing_ok=True)
     with multilayer_exr_settings(scene):
         try:
@@ -105,6 +113,25 @@ def composite_from_channels(channels) -> "np.ndarray | None":
     if not all(n in channels for n in names):
         return None
     return np.stack([channels[n] for n in names], axis=-1)
+
+
+def remove_stale_folders(base: Path) -> None:
+    """Delete the pass folders of Blender processes that are gone (a killed render or export
+    leaves its folder, sometimes with a frame's EXR of hundreds of MB, on /dev/shm)."""
+    for folder in base.glob("photoreal-*"):
+        pid = folder.name.removeprefix("photoreal-")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's live process
+        return True
+    return True
 
 
 def remove_temp_directory() -> None:

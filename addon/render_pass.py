@@ -21,10 +21,11 @@ import traceback
 import numpy as np
 
 from . import enhance
-from .compositor import PASS_NAME, blender_rgba
+from .compositor import PASS_NAME, WEIGHT_NAME, blender_rgba
 from .core import buffers, errors, schema
 
 _ORIGINAL: dict[str, object] = {}
+OURS = (PASS_NAME, WEIGHT_NAME)   # passes the wrapper writes, never reads
 
 
 def _cycles_engine():
@@ -46,32 +47,50 @@ def _enabled(scene) -> bool:
 
 def _update_render_passes(self, scene=None, renderlayer=None):
     _ORIGINAL["update_render_passes"](self, scene, renderlayer)
-    if scene is not None and _enabled(scene):
+    # Scenes set up by this version carry the pass as an AOV, which Cycles registers itself;
+    # files from before that still get the registered pass.
+    if scene is not None and _enabled(scene) and PASS_NAME not in renderlayer.aovs:
         self.register_pass(scene, renderlayer, PASS_NAME, 4, "RGBA", "COLOR")
 
 
 def _render(self, depsgraph):
-    _ORIGINAL["render"](self, depsgraph)
+    # Everything needed from the depsgraph is read BEFORE Cycles renders. In background mode
+    # (without persistent data) Cycles frees the render depsgraph once it has synced the scene
+    # (BlenderSession::free_blender_memory_if_possible -> RE_engine_free_blender_memory), so
+    # when its render returns `depsgraph` points to freed memory: `depsgraph.scene` then read a
+    # reused block in about 1 process in 5 and enhance_on_render came back False (issue 13,
+    # item 2: black renders). depsgraph.scene is the original scene, which outlives the render.
     scene = depsgraph.scene
-    if self.is_preview or not _enabled(scene):
+    layer_name = depsgraph.view_layer.name
+    enabled = not self.is_preview and _enabled(scene)
+    _ORIGINAL["render"](self, depsgraph)
+    if not enabled:   # the weight AOV stays 0: the composite is the plain render
         return
-    if self.test_break():
-        print(f"Photoreal Enhance: frame {scene.frame_current} not enhanced: the render was "
-              f"cancelled", file=sys.stderr, flush=True)
-        return
-    clock = time.perf_counter()
     result = self.get_result()
-    layer = next((l for l in result.layers if l.name == depsgraph.view_layer.name), result.layers[0])
+    layer = next((l for l in result.layers if l.name == layer_name), result.layers[0])
+    _fill_pass(self, scene, result, layer)
+
+
+def _fill_pass(self, scene, result, layer) -> None:
+    """Enhance the frame into the Photoreal pass; whatever goes wrong, the pass gets the plain
+    render (never zeros: the compositor would mix black in) and stderr says why."""
+    clock = time.perf_counter()
     w, h = result.resolution_x, result.resolution_y
-    pixels = {p.name: _read_pass(p, w, h) for p in layer.passes if p.name != PASS_NAME}
+    pixels = {p.name: _read_pass(p, w, h) for p in layer.passes if p.name not in OURS}
     steps = {"readback": _elapsed_ms(clock)}
-    self.update_stats("Photoreal Enhance", "Enhancing")
-    try:
-        rgb, alpha = _enhance(scene, layer, pixels, steps)
-    except Exception as exc:  # never take the render down with us; say what happened
-        if not isinstance(exc, errors.PhotorealError):
-            traceback.print_exc(file=sys.stderr)
-        message = f"Photoreal Enhance: frame {scene.frame_current} not enhanced: {exc}"
+    reason = "the render was cancelled" if self.test_break() else None
+    rgb = alpha = None
+    if reason is None:
+        self.update_stats("Photoreal Enhance", "Enhancing")
+        try:
+            rgb, alpha = _enhance(scene, layer, pixels, steps)
+        except Exception as exc:  # never take the render down with us; say what happened
+            if not isinstance(exc, errors.PhotorealError):
+                traceback.print_exc(file=sys.stderr)
+            reason = str(exc)
+    if reason is not None:
+        message = (f"Photoreal Enhance: frame {scene.frame_current} not enhanced: {reason}; "
+                   f"the {PASS_NAME} pass holds the plain render")
         print(message, file=sys.stderr, flush=True)
         # A warning, not an error: an error report makes Blender drop the frame (and stop an
         # animation); the frame is still worth writing, un-enhanced.
@@ -90,7 +109,7 @@ def _enhance(scene, layer, pixels, steps: dict) -> tuple[np.ndarray, np.ndarray 
     of each step, in ms, to `steps` (the panel and the benchmarks read it from LAST_RUN)."""
     clock = time.perf_counter()
     channels = {f"{layer.name}.{p.name}.{c}": pixels[p.name][..., i]
-                for p in layer.passes if p.name != PASS_NAME for i, c in enumerate(p.channel_id)}
+                for p in layer.passes if p.name not in OURS for i, c in enumerate(p.channel_id)}
     frame = schema.frame_from_exr_channels(channels, layer.name)
     steps["readback"] += _elapsed_ms(clock)
     rgb = enhance.enhance_frame(scene, frame)
@@ -106,10 +125,16 @@ def _write_pass(engine, result, layer, pixels: np.ndarray) -> None:
     """Write Blender-ordered RGBA `pixels` into the Photoreal pass of the engine's own result."""
     target = next((p for p in layer.passes if p.name == PASS_NAME), None)
     if target is None:   # registered after this render began; the next render has it
-        engine.report({"WARNING"}, f"Photoreal Enhance: the {PASS_NAME} pass is missing from "
-                                   f"this render; render again")
+        message = (f"Photoreal Enhance: the {PASS_NAME} pass is missing from this render, so "
+                   f"this frame is not enhanced; render again")
+        # engine.report prints nothing in background mode: stderr is what a farm log keeps.
+        print(message, file=sys.stderr, flush=True)
+        engine.report({"WARNING"}, message)
         return
     target.rect.foreach_set(pixels)
+    weight = next((p for p in layer.passes if p.name == WEIGHT_NAME), None)
+    if weight is not None:   # 1 = "the add-on wrote this frame's pass" (compositor.WEIGHT_NAME)
+        weight.rect.foreach_set(np.ones(len(pixels) // 4, np.float32))
     engine.update_result(result)
 
 

@@ -41,6 +41,8 @@ class PHOTOREAL_PT_compositor(bpy.types.Panel):
                 ok = render_pass.is_installed() and compositor.uses_render_pass(scene)
                 box.label(text="Cycles 'Photoreal' pass " + ("in use" if ok else
                           "not wired: press Photoreal Enhance"), icon="CHECKMARK" if ok else "ERROR")
+                # Farm workers without the add-on render this file un-enhanced (docs/reliability.md).
+                box.label(text="Without the add-on: renders the plain render", icon="INFO")
             else:
                 box.label(text="EEVEE: written frames are enhanced after saving", icon="INFO")
 

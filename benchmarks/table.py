@@ -1,4 +1,4 @@
-"""`python -m benchmarks`: the speed and memory table of issue 6 in one run.
+"""`python -m benchmarks`: the speed and memory table (model, frame size, peak memory, add-on overhead) in one run.
 
 For each bundled model (neural_core/models/rad.onnx, crn.onnx) and frame size: ms per frame
 with ONNX Runtime and with PyTorch eager on the same weights (rebuilt from the model's
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     report = bench_core.Report()
-    report(f"# Photoreal Enhance benchmark (issue 6): python -m benchmarks {' '.join(argv)}")
+    report(f"# Photoreal Enhance benchmark: python -m benchmarks {' '.join(argv)}")
     for line in bench_core.machine_description():
         report(line)
     peak, where = peak_gemm_gflops(args.device)

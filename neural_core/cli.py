@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from . import display, exr, schema
+from . import display, exr, limits, schema
 from .errors import PhotorealError
 from .runtime import DEVICES, Enhancer, resolve_model_path
 
@@ -33,8 +34,9 @@ PROGRESS_MIN_TILES = 4
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        _validate(args)
         return args.run(args)
-    except (PhotorealError, FileNotFoundError, ImportError) as exc:
+    except (PhotorealError, OSError, ImportError) as exc:   # OSError: e.g. a disk that fills up
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -70,7 +72,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--tile", type=int, default=None,
                         help="tile size in px for large frames (default: the runtime's; 0 = never tile)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help=f"CPU threads, 1-{limits.MAX_THREADS}, capped at the CPU count (default: all cores)")
+    parser.add_argument("--force-threads", action="store_true",
+                        help="keep --threads above the CPU count")
     parser.add_argument("--exposure", type=float, default=0.0, help="exposure in stops for PNG output")
 
 
@@ -80,7 +85,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _enhance(args: argparse.Namespace) -> int:
     _check_output(args.out, args.frame)
-    frame = exr.read_frame(args.frame, args.view_layer)
+    frame = _read_frame_quietly(args.frame, args.view_layer)
     enhancer = _load(args)
     rgb = _run(enhancer, frame)
     if args.out.suffix.lower() == ".exr":
@@ -147,6 +152,37 @@ def _check_output(out: Path, source: Path, suffixes: Sequence[str] = OUTPUT_SUFF
         raise PhotorealError(f"output {out} must end in {' or '.join(suffixes)}")
     if out.resolve() == Path(source).resolve():
         raise PhotorealError(f"output {out} is the input frame; choose another file name")
+    limits.check_output(out)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Every numeric option checked before any work, with its allowed range in the message."""
+    if hasattr(args, "tile"):
+        limits.check_tile(args.tile)
+    if hasattr(args, "exposure"):
+        limits.check_exposure(args.exposure)
+    if hasattr(args, "threads"):
+        args.threads, note = limits.check_threads(args.threads, args.force_threads)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+
+
+def _read_frame_quietly(path: Path, view_layer: str | None) -> schema.Frame:
+    """exr.read_frame, with what OpenEXR's C library prints about a damaged file held back: the
+    one error line says it. Printed after all when the read succeeds."""
+    import tempfile
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            frame = exr.read_frame(path, view_layer)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        sys.stderr.write(held.read().decode(errors="replace"))
+    return frame
 
 
 def _load(args: argparse.Namespace) -> Enhancer:
@@ -177,6 +213,8 @@ def _run(enhancer: Enhancer, frame: schema.Frame) -> np.ndarray:
     finally:
         if bar is not None:
             bar.close()
+    for warning in enhancer.last_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     t = enhancer.last_timings
     height, width = rgb.shape[:2]
     print(f"frame: {width}x{height}, {enhancer.last_num_tiles} tile(s)")

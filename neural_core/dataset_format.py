@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -173,7 +174,7 @@ class DatasetWriter:
         entry = self.manifest["frames"].get(str(number))
         if not entry or not entry.get("complete"):
             return False
-        return all((self.directory / rel).is_file() for rel in entry["files"].values())
+        return all(contained_path(self.directory, rel).is_file() for rel in entry["files"].values())
 
     @property
     def complete_frames(self) -> list[int]:
@@ -237,6 +238,17 @@ class DatasetWriter:
         self.manifest["frames"] = {k: frames[k] for k in sorted(frames, key=int)}
         _write_text(self.directory / MANIFEST, json.dumps(self.manifest, indent=1) + "\n")
         _write_text(self.directory / LIST_FILE, epe_list(self.manifest))
+
+
+def contained_path(directory: Path, rel: str) -> Path:
+    """directory / rel, refused unless it stays inside the directory: a manifest is data from
+    elsewhere, and "../../x" or "/etc/x" in it must not make training read any file."""
+    path = Path(directory) / str(rel)
+    root = Path(directory).resolve()
+    if Path(str(rel)).is_absolute() or not path.resolve().is_relative_to(root):
+        raise DatasetFormatError(f"{Path(directory) / MANIFEST} lists {rel!r}, a path outside "
+                                 f"the dataset folder; refusing it. Re-export the dataset")
+    return path
 
 
 def epe_list(manifest: Mapping) -> str:
@@ -318,10 +330,14 @@ class DatasetReader:
         if not entry or not entry.get("complete"):
             raise KeyError(f"frame {number} is not a complete frame of {self.directory} "
                            f"(complete frames: {self.frames[:10]}{'...' if len(self.frames) > 10 else ''})")
-        path = self.directory / entry["files"][kind]
+        path = contained_path(self.directory, entry["files"][kind])
         if not path.is_file():
             raise CorruptFileError(f"{path} is listed in the manifest but missing; re-export frame {number}")
         return path
+
+    def path_unchecked(self, number: int, kind: str) -> Path:
+        """The file's path inside the dataset, whether or not it exists."""
+        return contained_path(self.directory, self.manifest["frames"][str(number)]["files"][kind])
 
     def read_frame(self, number: int) -> schema.Frame:
         """All passes of the frame as a Frame (raw linear values)."""
@@ -341,5 +357,5 @@ class DatasetReader:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise CorruptFileError(f"cannot read {path}: {exc}; re-export frame {number}") from exc

@@ -36,6 +36,7 @@ def read_channels(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         with OpenEXR.File(str(path), separate_channels=True) as exr:
             channels = {}
+            parts_read = len(exr.parts)
             for part in exr.parts:
                 for name, channel in part.channels.items():
                     # OpenEXR 3.x hands over a fresh array that numpy owns (it stays valid after
@@ -44,9 +45,24 @@ def read_channels(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except Exception as exc:  # OpenEXR raises RuntimeError/ValueError/IOError for broken files
         raise CorruptFileError(f"cannot read EXR {path}: {exc}. The file may be truncated or "
                                f"not an OpenEXR image; re-render or re-export it") from exc
+    _check_all_parts_read(path, parts_read)
     if not channels:
         raise CorruptFileError(f"EXR {path} holds no channels")
     return channels
+
+
+def _check_all_parts_read(path: Path, parts_read: int) -> None:
+    """OpenEXR drops the parts of a truncated multi-part file (Blender 5.x: one per pass) with
+    only a warning; the header still lists them all. Say "truncated", not "enable a pass"."""
+    try:
+        with OpenEXR.File(str(path), header_only=True) as header:
+            parts_listed = len(header.parts)
+    except Exception:  # the header itself is broken: the read above already said so
+        return
+    if parts_read < parts_listed:
+        raise CorruptFileError(f"EXR {path} is truncated or damaged: {parts_listed - parts_read} "
+                               f"of its {parts_listed} parts (passes) cannot be read; re-render "
+                               f"or re-export it")
 
 
 def _owned_float32(pixels) -> np.ndarray:

@@ -32,9 +32,10 @@ from typing import Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from . import schema, tiling
+from . import fallbacks, limits, schema, tiling
 from .buffers import ReusedArrays
-from .errors import CorruptFileError, ModelMetadataError, PhotorealError
+from .errors import (CorruptFileError, ModelMetadataError, NonFiniteError, PhotorealError,
+                     SizeMismatchError)
 from .metadata import OUTPUT_NAME, ModelMetadata
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -109,6 +110,7 @@ class Enhancer:
         self.overlap = overlap
         self.last_timings: dict[str, float] = {}
         self.last_num_tiles = 0
+        self.last_warnings: list[str] = []      # fallbacks used on the last frame
         self._output_name = output_name(session, str(model_path))
         self._buffers = ReusedArrays()   # tile inputs, kept from frame to frame
         self._lock = threading.Lock()   # one enhance at a time: the buffers are shared
@@ -177,19 +179,42 @@ class Enhancer:
                  progress: ProgressCallback | None) -> np.ndarray:
         timer = _Timer()
         with timer("preprocess"):
-            frame = schema.with_class_source(frame, self.metadata.class_source)
-            frame = schema.with_noisy_source(frame, engine)
-            schema.check_frame(frame, self.required_passes, engine)
-            height, width = schema.frame_size({k: frame[k] for k in self.required_passes})
+            frame, height, width = self._checked_frame(frame, engine)
         if self.kind == "crn":
             rgb = self._run_crn(frame, height, width, timer)
             self.last_num_tiles = 1
         else:
             rgb = self._run_rad(frame, height, width, timer, progress)
+            if "image" in frame:
+                with timer("postprocess"):
+                    rgb = fallbacks.keep_highlights(rgb, frame["image"])
+        check_output_image(rgb, str(self.model_path))
         self.last_timings = timer.ms
         # (3, H, W) -> (H, W, 3) as a view, like the frames read from EXRs: the add-on copies it
         # once into Blender's RGBA pixels, and exr.write_rgb reads its planes as they are.
         return rgb.transpose(1, 2, 0)
+
+    def _checked_frame(self, frame: schema.Frame, engine: str | None):
+        """(frame with fallbacks filled, height, width); refuses what cannot run, collects the
+        warnings of what runs with a fallback into last_warnings."""
+        frame = schema.with_class_source(frame, self.metadata.class_source)
+        frame = schema.with_noisy_source(frame, engine)
+        frame, self.last_warnings = fallbacks.fill_default_aovs(frame, self.required_passes)
+        schema.check_frame(frame, self.required_passes, engine)
+        self.last_warnings += fallbacks.foreign_ids_warning(frame, self.metadata.class_source)
+        # Every pass the output is placed over, not only the model's: a half-size id pass
+        # would otherwise make a half-size image for a full-size render.
+        height, width = schema.frame_size(
+            {k: frame[k] for k in (*self.required_passes, "image", "alpha") if k in frame})
+        limits.check_memory(self.kind, self._pixels_at_once(height, width), height, width)
+        return frame, height, width
+
+    def _pixels_at_once(self, height: int, width: int) -> int:
+        if self.kind == "crn":
+            run_h, run_w = crn_resolution(height, width, self.tile_size, self.metadata.grid_multiple)
+            return run_h * run_w
+        sizes = [(r.stop - r.start) * (c.stop - c.start) for r, c in (t.slices for t in self.plan(height, width))]
+        return max(sizes)
 
     @property
     def pad_multiple(self) -> int:
@@ -253,8 +278,17 @@ class Enhancer:
     def _run(self, feeds: dict[str, np.ndarray], timer: "_Timer") -> np.ndarray:
         """{pass key: (1, C, H, W) float32} -> the first output image (3, H, W), linear float32."""
         with timer("inference"):
-            output = self.session.run([self._output_name], feeds)[0]
-        return first_image(output).astype(np.float32, copy=False)
+            try:
+                output = self.session.run([self._output_name], feeds)[0]
+            except Exception as exc:  # onnxruntime's own types; an allocation failure among them
+                shape = next(iter(feeds.values())).shape[2:]
+                raise PhotorealError(
+                    f"the model failed on a {shape[1]}x{shape[0]} input: "
+                    f"{str(exc).strip().splitlines()[0][:200]}; if memory ran out, use a smaller "
+                    f"tile (--tile 512 or the Tile Size setting)") from exc
+        image = first_image(output)
+        check_output_channels(image, str(self.model_path))
+        return image.astype(np.float32, copy=False)
 
 
 def pass_input(values: np.ndarray) -> np.ndarray:
@@ -349,6 +383,26 @@ def output_name(session: ort.InferenceSession, source: str) -> str:
         return outputs[0]
     raise ModelMetadataError(f"{source}: the graph has outputs {outputs} and none is named "
                              f"'{OUTPUT_NAME}'; cannot tell which is the image")
+
+
+def check_output_channels(image: np.ndarray, source: str) -> None:
+    """Refuse a model output that is not an RGB image (custom models)."""
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise SizeMismatchError(f"{source}: the model gives {image.shape[0] if image.ndim else 0} "
+                                f"channel(s) per image, but an RGB image (3) is needed; "
+                                f"re-export it with a 3-channel output")
+
+
+def check_output_image(rgb: np.ndarray, source: str) -> None:
+    """Refuse a model output with NaN/inf: writing it would be a silently wrong frame."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(rgb.sum()):
+            return
+    bad = int((~np.isfinite(rgb)).sum())
+    if bad:
+        raise NonFiniteError(f"{source}: the model's output has {bad} NaN/inf value(s), so "
+                             f"nothing was written; the model is broken (retrain or re-export "
+                             f"it)")
 
 
 def first_image(output: np.ndarray) -> np.ndarray:

@@ -97,6 +97,10 @@ PASSES: dict[str, PassSpec] = {p.key: p for p in (
 # Radiance passes a RAD model may take as its image input; the first is the one it corrects.
 IMAGE_PASSES = ("image", "noisy")
 
+# Every Blender pass name the schema knows (EXR layer names): they tell where a view layer's
+# name ends.
+_KNOWN_PASS_NAMES = frozenset(n for spec in PASSES.values() for n in spec.blender_names)
+
 # G-buffer passes a model may consume, in the canonical stacking order.
 GBUFFER_PASS_ORDER = ("depth", "normal", "albedo", "glossy", "emission", "position", "motion",
                       "roughness", "metallic")
@@ -234,19 +238,36 @@ def _hwc_from_planes(planes: Sequence[np.ndarray]) -> np.ndarray:
 def _layers(channels: Mapping[str, np.ndarray]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """{'ViewLayer.Diffuse Color.R': a} -> {'ViewLayer': {'Diffuse Color': {'R': a}}}.
 
-    Pass names may contain spaces and dots are only separators between the three parts, so the
-    first dot ends the layer name and the last one starts the channel.
+    The last dot starts the channel. View layer names may hold dots too ("ViewLayer.001" is
+    Blender's name for a second layer), so the layer ends where a known pass name begins; a
+    channel of a pass we do not know goes to the longest such layer it starts with.
     """
+    split = {name: _split_channel(name) for name in channels}
+    known = {layer for layer, pass_name, _ in split.values() if pass_name in _KNOWN_PASS_NAMES}
     layers: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for full_name, data in channels.items():
-        if full_name.count(".") < 2:
-            # A plain single-layer EXR (R, G, B, A): treat as the Combined pass of layer "".
-            layer, pass_name, chan = "", "Combined", full_name.rsplit(".", 1)[-1]
-        else:
-            layer, rest = full_name.split(".", 1)
-            pass_name, chan = rest.rsplit(".", 1)
+        layer, pass_name, chan = split[full_name]
+        if pass_name not in _KNOWN_PASS_NAMES:
+            owner = max((k for k in known if full_name.startswith(k + ".")), key=len, default=None)
+            if owner is not None:
+                layer, pass_name = owner, full_name[len(owner) + 1:].rsplit(".", 1)[0]
         layers.setdefault(layer, {}).setdefault(pass_name, {})[chan] = data
     return layers
+
+
+def _split_channel(full_name: str) -> tuple[str, str, str]:
+    """'Layer.With.Dots.Pass.C' -> (layer, pass, channel), splitting before a known pass name
+    when there is one, else at the first dot."""
+    if full_name.count(".") < 2:
+        # A plain single-layer EXR (R, G, B, A): treat as the Combined pass of layer "".
+        return "", "Combined", full_name.rsplit(".", 1)[-1]
+    rest, chan = full_name.rsplit(".", 1)
+    dots = [i for i, c in enumerate(rest) if c == "."]
+    for i in reversed(dots):
+        if rest[i + 1:] in _KNOWN_PASS_NAMES:
+            return rest[:i], rest[i + 1:], chan
+    layer, pass_name = rest.split(".", 1)
+    return layer, pass_name, chan
 
 
 def frame_size(frame: Frame) -> tuple[int, int]:

@@ -67,10 +67,10 @@ def test_enhance_to_exr_writes_exactly_what_the_enhancer_returns(model, frame_pa
 def test_enhance_to_png_uses_the_view_transform(model, frame_path, tmp_path):
     out = tmp_path / "out.png"
     assert cli.main(["enhance", str(frame_path), "--model", str(model), "--out", str(out),
-                     "--tile", "128", *THREADS]) == 0
+                     "--tile", "256", *THREADS]) == 0
     png = np.asarray(Image.open(out))
     expected = display.to_display(
-        Enhancer.from_pretrained(model, device="cpu", tile_size=128, threads=1).enhance(exr.read_frame(frame_path)))
+        Enhancer.from_pretrained(model, device="cpu", tile_size=256, threads=1).enhance(exr.read_frame(frame_path)))
     assert png.shape == (200, 280, 3)
     np.testing.assert_array_equal(png, expected)
 

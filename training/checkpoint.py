@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from neural_core.errors import PhotorealError
+
 log = logging.getLogger(__name__)
 PATTERN = re.compile(r"step_(\d+)\.pt$")
 
@@ -48,6 +50,16 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
+def load_named(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """`load` of a checkpoint the user named: one line on why it does not load."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        return load(path, device)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} does not load: {_reason(exc)}") from exc
+
+
 def remove_stale_temporaries(run: str | os.PathLike) -> None:
     """Delete half-written checkpoints of writers that no longer run.
 
@@ -79,14 +91,40 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _reason(exc: Exception) -> str:
+    """One line on why torch.load refused a file (its message spans a screen, with colours)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = next((line for line in lines if "Unpickler error" in line), lines[0] if lines else "")
+    if "Weights only load failed" in text:
+        detail = f"refused by torch.load(weights_only=True): {detail}"
+    return (detail or type(exc).__name__)[:300]
+
+
+class CheckpointError(PhotorealError):
+    """Checkpoints exist but none loads: starting afresh would overwrite and delete them."""
+
+
 def latest(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict | None:
-    """The newest checkpoint that loads, or None for a fresh run."""
+    """The newest checkpoint that loads, or None for a fresh run (no checkpoints at all).
+
+    Raises CheckpointError, touching no file, when checkpoints exist and none loads: a run that
+    started again at step 0 would save over the newest and delete the older ones.
+    """
     remove_stale_temporaries(run)
+    failures = []
     for path in reversed(all_checkpoints(run)):
         try:
             payload = load(path, device)
             payload["path"] = str(path)
             return payload
         except Exception as exc:  # a damaged file (disk full, copied half): try the one before
-            log.warning("checkpoint %s does not load (%s); trying an older one", path, exc)
+            reason = _reason(exc)
+            failures.append(f"{path.name}: {reason}")
+            log.warning("checkpoint %s does not load (%s); trying an older one", path, reason)
+    if failures:
+        raise CheckpointError(
+            f"none of the {len(failures)} checkpoint(s) in {checkpoint_dir(run)} loads, so "
+            f"training does not start (it would overwrite them); newest first: "
+            f"{'; '.join(failures)}. Fix or move them away, or train into a new --run folder")
     return None

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def load_run(run: str | os.PathLike, checkpoint_path: str | os.PathLike | None = None) -> dict:
     if checkpoint_path:
-        payload = checkpoint.load(checkpoint_path)
+        payload = checkpoint.load_named(checkpoint_path)
         payload["path"] = str(checkpoint_path)
     else:
         payload = checkpoint.latest(run)

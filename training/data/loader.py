@@ -74,10 +74,29 @@ class CropDataset(Dataset):
                  multiple: int = 1, flip: bool = True, resize: tuple[int, int] | None = None):
         self.source, self.crop, self.multiple, self.flip = source, crop, multiple, flip
         self.resize = tuple(resize) if resize else None
+        self._check_crop_fits()
         self.mean = self.std = None
         if stats is not None:
             self.mean = np.asarray(stats.mean, np.float32)[:, None, None]
             self.std = np.maximum(np.asarray(stats.std, np.float32), 1e-6)[:, None, None]
+
+    def _check_crop_fits(self) -> None:
+        """Before training, not in a loader worker (where it ended in a traceback): a crop
+        larger than the frames, e.g. train-rad's 256 on make-scenes' 320x180."""
+        if not self.crop or len(self.source) == 0:
+            return
+        if self.resize:
+            h, w = self.resize
+        else:
+            try:
+                h, w = next(iter(self.source.load(0).values())).shape[-2:]
+            except (PhotorealError, OSError, ValueError):
+                return  # a broken first item is skipped and reported by __getitem__
+        if self.crop > min(h, w):
+            largest = min(h, w) // max(self.multiple, 1) * max(self.multiple, 1)
+            raise ValueError(f"--crop {self.crop} is larger than the {w}x{h} frames of "
+                             f"{getattr(self.source, 'root', 'the data')}; use --crop {largest} "
+                             f"or less, or make larger scenes (make-scenes --resolution)")
 
     def __len__(self) -> int:
         return len(self.source)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,7 @@ class ExportedScenes(Source):
         self.class_source = self.reader.class_source
         self.frames = []
         for number in self.reader.frames:
-            path = self.root / self.reader.manifest["frames"][str(number)]["files"]["exr"]
+            path = self.reader.path_unchecked(number, "exr")
             if path.is_file():
                 self.frames.append(number)
             else:
@@ -275,8 +276,8 @@ class EPEList(Source):
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise CorruptFileError(f"cannot read {path}: {exc}") from exc
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise CorruptFileError(f"cannot read {path}: {exc}; re-export it or remove it from the list") from exc
 
     @staticmethod
     def _raw(npz: dict) -> np.ndarray:
