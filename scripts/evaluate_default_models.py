@@ -72,7 +72,7 @@ def evaluate_rad(args, rad: Enhancer | None, kinds: dict[int, str]) -> dict:
     for folder in fast_folders(args.eval):
         setting = folder.name[len("fast-"):]
         fast = DatasetReader(folder)
-        for n in fast.frames:
+        for n in [n for n in fast.frames if n in reference.frames]:   # a set still rendering
             frame, target = fast.read_frame(n), reference.read_frame(n)["image"]
             outputs = {"render (denoiser off)": frame["noisy"], "denoised render": frame["image"]}
             if args.denoise_node:
