@@ -175,6 +175,12 @@ def _pool():
     return _POOL[0]
 
 
+def shutdown() -> None:
+    """Stop the threads (the add-on's unregister: nothing of it may keep running)."""
+    while _POOL:
+        _POOL.pop().shutdown(wait=True)
+
+
 class TemporalFilter:
     """Feed the enhanced frames of one shot in order: `apply(frame, enhanced, number)`.
 
@@ -282,7 +288,8 @@ class TemporalFilter:
         depth = frame.get("depth")
         normal = frame.get("normal")
         self.previous = {
-            "f_col": np.ascontiguousarray(f_col), "f_row": np.ascontiguousarray(f_row),
+            # Copies: a caller's pass buffers may be reused for the next frame.
+            "f_col": np.array(f_col, np.float32), "f_row": np.array(f_row, np.float32),
             "ids": id_plane(frame),
             "depth": None if depth is None else np.minimum(depth[..., 0], schema.DEPTH_FAR),
             "normal": None if normal is None else np.ascontiguousarray(normal.transpose(2, 0, 1)),

@@ -14,6 +14,12 @@ each in the neural_core.dataset_format layout (manifest.json, frames/, image/, g
 labels/, list.txt). A re-run skips scenes whose two frames are complete, so a killed run
 resumes where it stopped. Denoisers are off in both renders.
 
+With --sequence N every scene is a short shot instead of one frame: frames
+i*SEQUENCE_STRIDE+1 .. i*SEQUENCE_STRIDE+N, the camera and at least one object moving
+(training/scenes/sequence.py), rendered with an animated noise seed as users render animations;
+fast and reference renders of every frame. `training evaluate` then measures the warping error
+of each shot (frames of different shots are never consecutive).
+
 Seed ranges keep data sets disjoint: tests use seeds below 1000, training corpora 10000-19999,
 held-out evaluation 20000 and up.
 
@@ -36,6 +42,8 @@ QUALITIES = ("fast", "reference")
 SEED_RANGES = {"tests": (0, 1000), "training": (10_000, 20_000), "evaluation": (20_000, None)}
 # Settings that must stay the same when a run resumes into an existing OUT.
 RESUME_KEYS = ("base_seed", "kinds", "resolution", "presets")
+# --sequence: scene i's frames start at i * SEQUENCE_STRIDE + 1 (at most SEQUENCE_STRIDE - 1 long).
+SEQUENCE_STRIDE = 100
 
 
 class MakeScenesError(Exception):
@@ -45,12 +53,13 @@ class MakeScenesError(Exception):
 def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("street", "interior"),
                 resolution: tuple[int, int] = (320, 180), fast_samples: int | None = None,
                 reference_samples: int | None = None, progress: bool = True,
-                blender_log: bool = False, device: str = "CPU") -> dict:
+                blender_log: bool = False, device: str = "CPU", sequence: int = 0) -> dict:
     """Generate scenes 0..count-1 into `out_dir`; returns the scenes.json content.
 
     `fast_samples` / `reference_samples` override the presets' sample counts
     (training.scenes.FAST / REFERENCE). Blender's own render log is silenced unless
-    `blender_log`. `device` 'GPU' renders with Cycles on the GPU(s) (CUDA/OptiX/...).
+    `blender_log`. `device` 'GPU' renders with Cycles on the GPU(s) (CUDA/OptiX/...). `sequence` N > 1
+    renders every scene as an N-frame shot (see the module docstring).
     """
     import bpy
     from tqdm import tqdm
@@ -64,6 +73,8 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
     if reference_samples:
         presets["reference"] = presets["reference"].with_samples(reference_samples)
     _warn_on_seed_ranges(seed, count)
+    if sequence and not 1 < sequence < SEQUENCE_STRIDE:
+        raise MakeScenesError(f"--sequence must be 2..{SEQUENCE_STRIDE - 1} frames, not {sequence}")
     if device.upper() == "GPU":
         scenes.blender_compat.enable_gpu_devices()  # fail before anything is written
 
@@ -71,14 +82,15 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
     record = _open_record(out, {
         "base_seed": int(seed), "kinds": list(kinds), "resolution": [int(v) for v in resolution],
         "presets": {name: _preset_dict(p) for name, p in presets.items()},
-        "blender": bpy.app.version_string, "scenes": {}})
+        "blender": bpy.app.version_string, "scenes": {}, **({"sequence": sequence} if sequence else {})})
     export_frames = _exporter()
     done = {q: _complete_ids(out / q) for q in QUALITIES}
 
     bar = tqdm(range(count), desc="make-scenes", unit="scene", disable=not progress)
     for index in bar:
         kind, scene_seed = kinds[index % len(kinds)], seed + index
-        todo = [q for q in QUALITIES if index not in done[q]]
+        ids = frame_ids(index, sequence)
+        todo = [q for q in QUALITIES if not set(ids) <= done[q]]
         if not todo:
             if str(index) not in record["scenes"]:  # killed after rendering, before recording
                 record["scenes"][str(index)] = {"kind": kind, "seed": scene_seed}
@@ -86,13 +98,16 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
             bar.set_postfix_str(f"{index}: {kind} {scene_seed} done before")
             continue
         entry = record["scenes"].get(str(index), {})
-        entry.update(scenes.build_scene(kind, scene_seed, resolution, frame=index))
+        entry.update(scenes.build_scene(kind, scene_seed, resolution, frame=ids[0]))
+        if sequence:
+            from training.scenes.sequence import animate_sequence
+            entry.update(animate_sequence(bpy.context.scene, ids[0], sequence, scene_seed))
         entry["seconds"] = dict(entry.get("seconds", {}))
         for quality in todo:
-            entry["seconds"][quality] = _render(bpy.context.scene, out / quality, index, presets[quality],
+            entry["seconds"][quality] = _render(bpy.context.scene, out / quality, ids, presets[quality],
                                                 scene_seed * 2 + (quality == "reference"), device,
                                                 export_frames, blender_log)
-            done[quality].add(index)
+            done[quality].update(ids)
         record["scenes"][str(index)] = entry
         _save_record(out, record)
         times = ", ".join(f"{q} {s:.1f}s" for q, s in entry["seconds"].items())
@@ -100,20 +115,31 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = ("str
     return record
 
 
-def _render(scene, directory: Path, index: int, preset, noise_seed: int, device: str,
+def frame_ids(index: int, sequence: int = 0) -> list[int]:
+    """The frame ids of scene `index`: [index], or its shot's frames with --sequence."""
+    if not sequence:
+        return [index]
+    first = index * SEQUENCE_STRIDE + 1
+    return list(range(first, first + sequence))
+
+
+def _render(scene, directory: Path, ids: list[int], preset, noise_seed: int, device: str,
             export_frames, blender_log: bool) -> float:
-    """Export frame `index` of the built scene with `preset`; returns the seconds it took.
+    """Export frames `ids` of the built scene with `preset`; returns the seconds it took.
 
     The fast and reference renders get different noise seeds, so the target's noise is
-    independent of the input's.
+    independent of the input's; a sequence's noise also changes every frame (animated seed).
     """
     from training import scenes
     from training.scenes.render import quiet_stdout
     scenes.apply_preset(scene, preset, noise_seed=noise_seed, device=device)
+    extra = {"generator": "training.make_scenes", "preset": _preset_dict(preset)}
+    if len(ids) > 1:
+        scene.cycles.use_animated_seed = True
+        extra["sequence_length"] = len(ids)
     start = time.perf_counter()
     with quiet_stdout(not blender_log):
-        export_frames(scene, str(directory), index, index,
-                      extra={"generator": "training.make_scenes", "preset": _preset_dict(preset)})
+        export_frames(scene, str(directory), ids[0], ids[-1], extra=extra)
     return round(time.perf_counter() - start, 2)
 
 
@@ -148,8 +174,9 @@ def _open_record(out: Path, wanted: dict) -> dict:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MakeScenesError(f"{path} is not valid JSON ({exc}); delete it to start over") from exc
+    keys = RESUME_KEYS + (("sequence",) if "sequence" in wanted or "sequence" in record else ())
     diffs = [f"{name}: {old!r} there, {new!r} now"
-             for k in RESUME_KEYS for name, old, new in _differences(k, record.get(k), wanted[k])]
+             for k in keys for name, old, new in _differences(k, record.get(k), wanted.get(k))]
     if diffs:
         raise MakeScenesError(f"{out} holds scenes made with other settings ({'; '.join(diffs)}). "
                               f"Use the same --seed/--kinds/--resolution/samples to resume, "
@@ -220,6 +247,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="override the reference preset's samples")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                         help="Cycles device; gpu uses every CUDA/OptiX/HIP GPU Blender finds")
+    parser.add_argument("--sequence", type=_positive, default=0, metavar="N",
+                        help="render every scene as an N-frame shot (moving camera and object, "
+                             "animated noise seed) instead of one frame; default: single frames")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--blender-log", action="store_true", help="show Blender's render log")
     return parser
@@ -238,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
         record = make_scenes(args.count, args.out, seed=args.seed, kinds=args.kinds.split(","),
                              resolution=args.resolution, fast_samples=args.fast_samples,
                              reference_samples=args.reference_samples, progress=not args.no_progress,
-                             blender_log=args.blender_log, device=args.device.upper())
+                             blender_log=args.blender_log, device=args.device.upper(),
+                             sequence=args.sequence)
     except (MakeScenesError, PhotorealError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
