@@ -111,6 +111,18 @@ class Sampler:
         a += c
         return a.reshape(self.shape)
 
+    def all_taps_equal(self, plane: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """True where every tap the bilinear read uses holds `values` (e.g. the same object id:
+        history read across an object's edge would mix in the other object)."""
+        flat, right, down = plane.ravel(), *self.step
+        values = values.ravel()
+        used_right, used_down = self.fc > 0, self.fr > 0
+        same = self._tap(flat, 0) == values
+        same &= (self._tap(flat, right) == values) | ~used_right
+        same &= (self._tap(flat, down) == values) | ~used_down
+        same &= (self._tap(flat, down + right) == values) | ~(used_right & used_down)
+        return same.reshape(self.shape)
+
     def nearest(self, plane: np.ndarray) -> np.ndarray:
         return np.take(plane.ravel(), self.nearest_index).reshape(self.shape)
 
@@ -121,6 +133,20 @@ def fb_inconsistent(b_col, b_row, f_col, f_row, relative=0.01, absolute=0.5) -> 
     sum_sq = (b_col + f_col) ** 2 + (b_row + f_row) ** 2
     mag_sq = b_col ** 2 + b_row ** 2 + f_col ** 2 + f_row ** 2
     return sum_sq > relative * mag_sq + absolute
+
+
+def motion_edge(motion: np.ndarray, rows: slice) -> np.ndarray:
+    """True next to a motion boundary (Lai et al.'s |grad b|^2 > 0.01 |b|^2 + 0.002, with the
+    3x3 range of b, ~2x the gradient, as the measure): ids are class ids, so two cars or a car
+    and the road behind it are told apart by their motion, and the bilinear history there would
+    mix both."""
+    halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, motion.shape[0]))
+    b_col, b_row = backward_flow(motion[halo])
+    low, high = box_min_max(np.stack([b_col, b_row]))
+    inner = slice(rows.start - halo.start, rows.start - halo.start + (rows.stop - rows.start))
+    spread = high[:, inner] - low[:, inner]
+    magnitude = b_col[inner] ** 2 + b_row[inner] ** 2
+    return (spread[0] ** 2 + spread[1] ** 2) > 0.04 * magnitude + 0.008
 
 
 def id_plane(frame: schema.Frame, rows: slice = slice(None)) -> np.ndarray | None:
@@ -246,18 +272,21 @@ class TemporalFilter:
         b_col, b_row = backward_flow(frame["motion"][rows])
         sampler = Sampler(b_col, b_row, self.history.shape[1:], rows.start)
         keep = sampler.inside
-        f_col, f_row = sampler.nearest(prev["f_col"]), sampler.nearest(prev["f_row"])
+        # Bilinear, as the history is read: across a motion edge f~ mixes both sides and fails.
+        f_col, f_row = sampler.bilinear(prev["f_col"]), sampler.bilinear(prev["f_row"])
         keep &= ~fb_inconsistent(b_col, b_row, f_col, f_row, s.fb_relative, s.fb_absolute)
         ids = id_plane(frame, rows)
         if ids is not None and prev.get("ids") is not None:
-            keep &= sampler.nearest(prev["ids"]) == ids
+            keep &= sampler.all_taps_equal(prev["ids"], ids)
+        keep &= ~motion_edge(frame["motion"], rows)
         if "depth" in frame and prev.get("depth") is not None:
             depth = np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR)
             keep &= np.abs(sampler.nearest(prev["depth"]) - depth) <= s.depth_tolerance * depth
         if "normal" in frame and prev.get("normal") is not None:
             normal = frame["normal"][rows]
             cos = sum(sampler.nearest(prev["normal"][i]) * normal[..., i] for i in range(3))
-            keep &= cos >= s.normal_cos
+            # Scaled by |n|^2: the background has no normal (0, 0, 0) and must pass.
+            keep &= cos >= s.normal_cos * sum(normal[..., i] ** 2 for i in range(3))
         return sampler, keep
 
     def _blend(self, current, rows: slice, sampler: Sampler, keep, out, age_out) -> None:

@@ -166,3 +166,14 @@ def test_output_does_not_alias_the_input():
     filt.apply(synthetic_frame(0), enhanced, 1)
     enhanced[:] = 0.0      # the runtime reuses its output buffer for the next frame
     assert filt.history.max() > 1.0
+
+
+def test_background_without_normals_keeps_its_history():
+    """Sky pixels have no geometry: normal (0, 0, 0), depth far away. They are not disocclusions."""
+    filt = TemporalFilter()
+    for t in range(2):
+        frame = synthetic_frame(t)
+        frame["normal"][:4] = 0.0
+        frame["depth"][:4] = 1e10
+        filt.apply(frame, noisy(t), t + 1)
+    assert filt.age[:4].min() == 1.0
