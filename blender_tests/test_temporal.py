@@ -169,3 +169,29 @@ def test_no_ghosting_where_a_moving_object_uncovers_the_background(tmp_path, ref
         assert error(out) <= 1.1 * error(per_frame)
         checked += 1
     assert checked == 4 and filt.last_history_fraction > 0.5
+
+
+def test_eevee_animation_is_filtered_too(addon, tmp_path, reference_enhancer):
+    """EEVEE frames are enhanced after writing (addon/batch.py): the same filter runs there."""
+    from conftest import EEVEE
+    scene = build_scene(engine=EEVEE, strength=1.0)
+    box = bpy.data.objects["Box"]
+    for number, x in ((1, -1.5), (2, -1.2)):
+        box.location = (x, 0.0, 0.75)
+        box.keyframe_insert("location", frame=number)
+    scene.frame_start, scene.frame_end = 1, 2
+    scene.photoreal.enhance_on_render = True
+    assert scene.view_layers[0].use_pass_vector
+    set_multilayer_output(scene, str(tmp_path / "eevee_####"))
+    bpy.ops.render.render(animation=True)
+    enhanced, per_frame = [], []
+    for number in (1, 2):
+        path = tmp_path / f"eevee_{number:04d}.exr"
+        frame = exr.read_frame(path, "ViewLayer")
+        frame["object_index"] = frame["class_aov"]
+        per_frame.append(reference_enhancer.enhance(frame))
+        enhanced.append(layer_rgb(exr.read_channels(path), "ViewLayer", "Photoreal"))
+    np.testing.assert_allclose(enhanced[0], per_frame[0], atol=1e-5)
+    assert 1e-4 < np.abs(enhanced[1] - per_frame[1]).mean() < 0.1 * np.abs(per_frame[1]).mean()
+    from conftest import submodule
+    assert submodule("temporal").LAST["history"] > 0.5
