@@ -2,9 +2,9 @@
 
 Everything lives in submodules; this file only registers them.
 """
-from . import batch, compositor, operators, properties, render_pass, ui
+from . import batch, compositor, operators, properties, render_pass, temporal, ui
 
-_MODULES = (properties, operators, ui, render_pass, batch, compositor)
+_MODULES = (properties, operators, ui, render_pass, batch, compositor, temporal)
 
 
 def register():

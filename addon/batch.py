@@ -21,7 +21,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import compositor, enhance, passes, readback
+from . import compositor, enhance, passes, readback, temporal
 from .core import errors, exr, schema
 
 OUTPUT_IMAGE = "Photoreal Output"
@@ -72,7 +72,7 @@ def _enhanced_frame(scene) -> tuple[np.ndarray, np.ndarray]:
     base = readback.composite_from_channels(channels)
     if base is None:
         base = np.concatenate([frame["image"], frame.get("alpha", np.ones_like(frame["image"][..., :1]))], -1)
-    rgb = enhance.enhance_frame(scene, frame)
+    rgb = temporal.apply(scene, layer, frame, enhance.enhance_frame(scene, frame))
     s = scene.photoreal.strength
     mixed, enhanced = base.copy(), base.copy()
     mixed[..., :3] = (1.0 - s) * base[..., :3] + s * rgb

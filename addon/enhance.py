@@ -88,4 +88,7 @@ def prepare_scene(scene, view_layer) -> tuple[list[str], list[str]]:
     required = list(enhancer.metadata.required_passes)
     tagged, notes = passes.tag_classes(scene)
     notes += passes.enable_passes(scene, view_layer, required, enhancer.metadata.class_source)
+    if settings.temporal:   # the temporal filter's passes (addon/temporal.py)
+        from . import temporal
+        notes += passes.enable_passes(scene, view_layer, temporal.PASSES, enhancer.metadata.class_source)
     return required, notes

@@ -34,6 +34,12 @@ def _enhance_on_render_changed(self, context):
         compositor.ensure_nodes(scene)
 
 
+def _temporal_changed(self, context):
+    """Turning it on while Enhance on Render is on enables the passes the filter reads."""
+    if self.temporal and self.enhance_on_render:
+        _enhance_on_render_changed(self, context)
+
+
 class PhotorealSettings(bpy.types.PropertyGroup):
     model: EnumProperty(name="Model", items=MODEL_ITEMS, default="RAD",
                         description="Which network enhances the render")
@@ -52,6 +58,11 @@ class PhotorealSettings(bpy.types.PropertyGroup):
         name="Enhance on Render", default=False, update=_enhance_on_render_changed,
         description="Enhance every rendered frame (F12, animations, blender -b). Cycles gets a "
                     "'Photoreal' render pass; EEVEE frames are enhanced after they are written")
+    temporal: BoolProperty(
+        name="Temporal Stability", default=True, update=_temporal_changed,
+        description="In animation renders, blend each enhanced frame with the previous one "
+                    "along the Vector pass (no flicker; history dropped where surfaces appear "
+                    "or change). Off: every frame is enhanced on its own")
 
     def model_spec(self) -> str:
         """What neural_core's Enhancer.from_pretrained expects: 'rad', 'crn' or a path."""

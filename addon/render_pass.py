@@ -20,7 +20,7 @@ import traceback
 
 import numpy as np
 
-from . import enhance
+from . import enhance, temporal
 from .compositor import PASS_NAME, WEIGHT_NAME, blender_rgba
 from .core import buffers, errors, schema
 
@@ -114,6 +114,7 @@ def _enhance(scene, layer, pixels, steps: dict) -> tuple[np.ndarray, np.ndarray 
     steps["readback"] += _elapsed_ms(clock)
     rgb = enhance.enhance_frame(scene, frame)
     steps.update(enhance.LAST_RUN.get("timings", {}))
+    rgb = temporal.apply(scene, layer.name, frame, rgb)
     return rgb, frame["alpha"][..., 0] if "alpha" in frame else None
 
 

@@ -28,6 +28,7 @@ class PHOTOREAL_PT_compositor(bpy.types.Panel):
         layout.prop(settings, "device")
         layout.prop(settings, "tile_size")
         layout.prop(settings, "enhance_on_render")
+        layout.prop(settings, "temporal")
         layout.operator("photoreal.enhance", icon="NODE_COMPOSITING")
 
         self.draw_passes(layout, context)

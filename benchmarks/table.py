@@ -376,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     report()
     summary(rows, denoise, peak, overhead_ratio, f"{args.overhead_size[0]}x{args.overhead_size[1]}",
             args.device, report)
+    if "rad" in args.models:   # issue 12: temporal step <= 10 % of inference at 1080p
+        from .temporal import describe, time_temporal
+        report("  T1  " + describe(time_temporal(*args.overhead_size, args.reps, "rad", args.threads)))
     report(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if not args.no_save:
         suffix = ("-cuda" if args.device == "cuda" else "") + ("-quick" if args.quick else "")

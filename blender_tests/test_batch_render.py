@@ -32,6 +32,7 @@ def reference_enhancer():
 def test_cycles_animation_enhances_each_frame_from_its_own_passes(addon, tmp_path, reference_enhancer):
     scene = build_scene(strength=STRENGTH)
     animate_box(scene)
+    scene.photoreal.temporal = False     # per-frame mode (temporal mode: test_temporal.py)
     scene.photoreal.enhance_on_render = True      # sets up passes, classes and the compositor
     set_multilayer_output(scene, str(tmp_path / "frame_####"))
     blend = tmp_path / "scene.blend"

@@ -1,6 +1,8 @@
 """`python -m neural_core`: enhance a frame, describe a model, run the demo.
 
     python -m neural_core enhance FRAME.exr --model rad --out OUT.exr|OUT.png [--device auto|cpu|cuda] [--tile N]
+    python -m neural_core enhance 'shot/frame_####.exr' --model rad --out 'out/frame_####.exr'
+        [--frames 10-20] [--no-temporal]     (a sequence: see neural_core.sequence)
     python -m neural_core info MODEL.onnx|rad|crn
     python -m neural_core demo [--out out/demo_side_by_side.png] [--model rad]
 
@@ -19,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import display, exr, limits, schema
+from . import display, exr, limits, schema, sequence
 from .errors import PhotorealError
 from .runtime import DEVICES, Enhancer, resolve_model_path
 
@@ -49,9 +51,15 @@ def _parser() -> argparse.ArgumentParser:
                                      description="Photoreal Enhance: run the neural render pass on EXR frames.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    enhance = commands.add_parser("enhance", help="enhance one Blender multilayer EXR frame")
-    enhance.add_argument("frame", type=Path, help="multilayer EXR written by Blender")
-    enhance.add_argument("--out", type=Path, required=True, help="output .exr (linear HDR) or .png (display sRGB)")
+    enhance = commands.add_parser("enhance", help="enhance one Blender multilayer EXR frame, or a sequence")
+    enhance.add_argument("frame", type=Path, help="multilayer EXR written by Blender, or a sequence "
+                                                  "pattern such as 'shot/frame_####.exr' (#### = frame number)")
+    enhance.add_argument("--out", type=Path, required=True, help="output .exr (linear HDR) or .png (display sRGB); "
+                                                                 "a '#' pattern for a sequence")
+    enhance.add_argument("--frames", default=None, help="sequence: only frames FIRST-LAST (default: all that match)")
+    enhance.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
+                         help="sequence: blend each frame with the previous output along the Vector "
+                              "pass to remove flicker (default: on; --no-temporal enhances each frame alone)")
     _add_model_options(enhance)
     enhance.add_argument("--view-layer", default=None, help="view layer to read (default: the first)")
     enhance.set_defaults(run=_enhance)
@@ -84,6 +92,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _enhance(args: argparse.Namespace) -> int:
+    if sequence.is_pattern(args.frame) or sequence.is_pattern(args.out):
+        return _enhance_sequence(args)
     _check_output(args.out, args.frame)
     frame = _read_frame_quietly(args.frame, args.view_layer)
     enhancer = _load(args)
@@ -94,6 +104,28 @@ def _enhance(args: argparse.Namespace) -> int:
     else:
         display.save_png(args.out, display.to_display(rgb, args.exposure))
     print(f"wrote {args.out}")
+    return 0
+
+
+def _enhance_sequence(args: argparse.Namespace) -> int:
+    source = sequence.Pattern.parse(args.frame, "input")
+    output = sequence.Pattern.parse(args.out, "output")
+    _check_output(args.out, args.frame)
+    frames = sequence.select_frames(source, args.frames)
+    enhancer = _load(args)
+    print(f"sequence: {len(frames)} frame(s) {min(frames)}-{max(frames)} of {source}, temporal "
+          f"filter {'on' if args.temporal else 'off'}")
+
+    def write(path: Path, rgb: np.ndarray, frame: schema.Frame) -> None:
+        if path.suffix.lower() == ".exr":
+            exr.write_rgb(path, rgb, alpha=frame["alpha"][..., 0] if "alpha" in frame else None)
+        else:
+            display.save_png(path, display.to_display(rgb, args.exposure))
+
+    counts = sequence.enhance_sequence(source, output, frames, enhancer.enhance, write,
+                                       temporal_on=args.temporal, view_layer=args.view_layer)
+    print(f"wrote {counts['done']} frame(s) to {output}, skipped {counts['skipped']} that existed"
+          + (f", history restarted {counts['history_resets']} time(s)" if args.temporal else ""))
     return 0
 
 

@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     e.add_argument("--no-temporal", action="store_true",
                    help="the frames are not a sequence: skip the temporal warping error")
+    e.add_argument("--temporal-filter", action="store_true",
+                   help="measure the output after the add-on's temporal filter (as in animation "
+                        "renders); the per-frame output is reported as per_frame_*")
 
     x = sub.add_parser("export", help="export a run's generator to ONNX for the add-on",
                        description="Export a run's generator (latest checkpoint unless --checkpoint) "
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or str(Path(args.model).with_suffix("")) + "_eval"
         metrics = evaluate(args.model, args.data, out, args.real, args.run_dir, args.max_frames,
                            args.features, args.vgg_weights, args.grids, args.device,
-                           temporal_metric=not args.no_temporal)
+                           temporal_metric=not args.no_temporal, temporal_filter=args.temporal_filter)
         print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}, indent=1))
         return 0
     if args.command == "stats":

@@ -41,8 +41,10 @@ def open_frames(data: Path) -> tuple[DatasetReader, DatasetReader | None]:
 
 
 def independent_scenes(reader: DatasetReader) -> bool:
-    """make-scenes numbers its frames 0..N-1 but every frame is another scene, not a sequence."""
-    return reader.manifest.get("extra", {}).get("generator") == "training.make_scenes"
+    """make-scenes numbers its frames 0..N-1 but every frame is another scene, not a sequence
+    (unless it made shots: --sequence)."""
+    extra = reader.manifest.get("extra", {})
+    return extra.get("generator") == "training.make_scenes" and not extra.get("sequence_length")
 
 
 class Measurements:
@@ -62,7 +64,9 @@ class Measurements:
         self.values.setdefault(key, []).append(value)
 
     def frame(self, number: int, inp: np.ndarray, out: np.ndarray, ref: np.ndarray | None,
-              labels: np.ndarray, motion: np.ndarray | None) -> None:
+              labels: np.ndarray, motion: np.ndarray | None, per_frame: np.ndarray | None = None) -> None:
+        if ref is not None and per_frame is not None:
+            self.add("per_frame_psnr", image_metrics.psnr(per_frame, ref))
         if ref is not None:
             self.add("psnr", image_metrics.psnr(out, ref))
             self.add("ssim", image_metrics.ssim(out, ref))
@@ -75,20 +79,27 @@ class Measurements:
         for name in self.crops:
             if images[name] is not None:
                 self.crops[name].append(self.crop_features(images[name], labels))
-        self.temporal(number, inp, out, motion)
+        self.temporal(number, inp, out, motion, ref, per_frame)
 
     def crop_features(self, image: np.ndarray, labels: np.ndarray):
         tile, desc = skvd_mod.crop(image, labels, self.rng)
         return self.features([tile])[0], desc
 
-    def temporal(self, number, inp, out, motion) -> None:
+    def temporal(self, number, inp, out, motion, ref=None, per_frame=None) -> None:
+        """Warping error of each sequence: the output, the input, the reference renders and,
+        with the temporal filter, the per-frame output (key prefixes '', input_, ...)."""
         if not self.sequence:
             return
-        previous, self.previous = self.previous, (number, inp, out) if motion is not None else None
+        streams = {"": out, "input_": inp, "reference_": ref, "per_frame_": per_frame}
+        current = (number, motion, {k: v for k, v in streams.items() if v is not None})
+        previous, self.previous = self.previous, current if motion is not None else None
         if previous is None or motion is None or previous[0] != number - 1:
             return
-        self.add("warping_error", temporal.warping_error([previous[2], out], [motion, motion]))
-        self.add("input_warping_error", temporal.warping_error([previous[1], inp], [motion, motion]))
+        motions = [previous[1], motion]   # Lai et al.'s occlusion mask needs both Vector passes
+        for prefix, image in current[2].items():
+            if prefix in previous[2]:
+                self.add(f"{prefix}warping_error",
+                         temporal.warping_error([previous[2][prefix], image], motions))
 
     def summary(self) -> dict:
         return {k: float(np.mean([v for v in vs if v is not None])) for k, vs in self.values.items()
@@ -114,8 +125,11 @@ def real_features(spec: str, limit: int | None, features: FeatureNet, rng) -> tu
 
 def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max_frames: int | None = None,
              features: str = DEFAULT_SPEC, vgg_weights: str = "", grids: int = 8, device: str = "cpu",
-             progress: bool = True, temporal_metric: bool = True) -> dict:
+             progress: bool = True, temporal_metric: bool = True, temporal_filter: bool = False) -> dict:
+    """`temporal_filter`: the output is the add-on's temporally filtered sequence
+    (neural_core.temporal); the per-frame output is measured too (per_frame_*)."""
     from neural_core.runtime import Enhancer
+    from neural_core.temporal import TemporalFilter
     out_dir = Path(out)
     (out_dir / "grids").mkdir(parents=True, exist_ok=True)
     enhancer = Enhancer.from_pretrained(model, device=device)
@@ -126,10 +140,13 @@ def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max
     frames = fast.frames[:max_frames] if max_frames else fast.frames
     measured, skipped, written = Measurements(net), [], 0
     measured.sequence = temporal_metric and not independent_scenes(fast)
+    filt = TemporalFilter() if temporal_filter and measured.sequence else None
     for number in tqdm(frames, desc="evaluate", disable=not progress):
         try:
             frame = fast.read_frame(number)
-            output = enhancer.enhance(frame)
+            output = per_frame = enhancer.enhance(frame)
+            if filt is not None:
+                output = filt.apply(frame, per_frame, number)
             ref = reference.read_frame(number)["image"] if reference else None
             labels = schema.class_map_from_frame(frame, fast.class_source).astype(np.int64)
         except Exception as exc:  # noqa: BLE001 - a broken frame is skipped, named and counted
@@ -138,7 +155,7 @@ def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max
             continue
         panels = [display(frame["image"]), display(output)] + ([display(ref)] if ref is not None else [])
         measured.frame(number, panels[0], panels[1], panels[2] if ref is not None else None, labels,
-                       frame.get("motion"))
+                       frame.get("motion"), display(per_frame) if filt is not None else None)
         if written < grids:
             write_grid(panels, out_dir / "grids" / f"{number:06d}.png")
             written += 1
@@ -146,7 +163,7 @@ def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max
     if not done:
         raise ValueError(f"no frame of {data} could be enhanced ({len(skipped)} skipped)")
     metrics = {"model": str(model), "data": str(data), "frames": done, "skipped_frames": skipped,
-               "trained_on": enhancer.metadata.trained_on}
+               "trained_on": enhancer.metadata.trained_on, "temporal_filter": filt is not None}
     metrics.update(measured.summary())
     metrics.update(realism(measured, real, max_frames, net))
     if run:

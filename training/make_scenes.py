@@ -14,6 +14,12 @@ each in the neural_core.dataset_format layout (manifest.json, frames/, image/, g
 labels/, list.txt). A re-run skips scenes whose two frames are complete, so a killed run
 resumes where it stopped. Denoisers are off in both renders.
 
+With --sequence N every scene is a short shot instead of one frame: frames
+i*SEQUENCE_STRIDE+1 .. i*SEQUENCE_STRIDE+N, the camera and at least one object moving
+(training/scenes/sequence.py), rendered with an animated noise seed as users render animations;
+fast and reference renders of every frame. `training evaluate` then measures the warping error
+of each shot (frames of different shots are never consecutive).
+
 Seed ranges keep data sets disjoint: tests use seeds below 1000, training corpora 10000-19999,
 held-out evaluation 20000 and up.
 
@@ -37,6 +43,8 @@ DEFAULT_RESOLUTION = (256, 128)
 SEED_RANGES = {"tests": (0, 1000), "training": (10_000, 20_000), "evaluation": (20_000, None)}
 # Settings that must stay the same when a run resumes into an existing OUT.
 RESUME_KEYS = ("base_seed", "kinds", "resolution", "presets")
+# --sequence: scene i's frames start at i * SEQUENCE_STRIDE + 1 (at most SEQUENCE_STRIDE - 1 long).
+SEQUENCE_STRIDE = 100
 
 
 class MakeScenesError(Exception):
@@ -47,7 +55,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
                 resolution: tuple[int, int] = DEFAULT_RESOLUTION, fast_samples: int | None = None,
                 reference_samples: int | None = None, progress: bool = True,
                 blender_log: bool = False, device: str = "CPU", fast: Sequence[str] = ("random",),
-                reference_denoise: bool = True) -> dict:
+                reference_denoise: bool = True, sequence: int = 0) -> dict:
     """Generate scenes 0..count-1 into `out_dir`; returns the scenes.json content.
 
     `fast` names the fast renders of every scene: 'random' (OUT/fast/, each scene draws 1-64 spp
@@ -57,7 +65,8 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     `fast_samples` fixes the samples of the 'random' render; `reference_samples` /
     `reference_denoise` override the reference preset (held-out sets: 512+ raw samples).
     Blender's own render log is silenced unless `blender_log`. `device` 'GPU' renders with
-    Cycles on the GPU(s) (CUDA/OptiX/...).
+    Cycles on the GPU(s) (CUDA/OptiX/...). `sequence` N > 1 renders every scene as an N-frame
+    shot (see the module docstring).
     """
     import bpy
     from tqdm import tqdm
@@ -67,6 +76,8 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     kinds = _check_kinds(kinds, scenes.KINDS)
     renders = _render_plan(scenes, fast, fast_samples, reference_samples, reference_denoise)
     _warn_on_seed_ranges(seed, count)
+    if sequence and not 1 < sequence < SEQUENCE_STRIDE:
+        raise MakeScenesError(f"--sequence must be 2..{SEQUENCE_STRIDE - 1} frames, not {sequence}")
     if device.upper() == "GPU":
         scenes.blender_compat.enable_gpu_devices()  # fail before anything is written
 
@@ -74,14 +85,15 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     record = _open_record(out, {
         "base_seed": int(seed), "kinds": list(kinds), "resolution": [int(v) for v in resolution],
         "presets": {name: _preset_dict(p) for name, p in renders.items()},
-        "blender": bpy.app.version_string, "scenes": {}})
+        "blender": bpy.app.version_string, "scenes": {}, **({"sequence": sequence} if sequence else {})})
     export_frames = _exporter()
     done = {name: _complete_ids(out / name) for name in renders}
 
     bar = tqdm(range(count), desc="make-scenes", unit="scene", disable=not progress)
     for index in bar:
         kind, scene_seed = kinds[index % len(kinds)], seed + index
-        todo = [name for name in renders if index not in done[name]]
+        ids = frame_ids(index, sequence)
+        todo = [name for name in renders if not set(ids) <= done[name]]
         if not todo:
             if str(index) not in record["scenes"]:  # killed after rendering, before recording
                 record["scenes"][str(index)] = {"kind": kind, "seed": scene_seed}
@@ -89,7 +101,10 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
             bar.set_postfix_str(f"{index}: {kind} {scene_seed} done before")
             continue
         entry = record["scenes"].get(str(index), {})
-        entry.update(scenes.build_scene(kind, scene_seed, resolution, frame=index))
+        entry.update(scenes.build_scene(kind, scene_seed, resolution, frame=ids[0]))
+        if sequence:
+            from training.scenes.sequence import animate_sequence
+            entry.update(animate_sequence(bpy.context.scene, ids[0], sequence, scene_seed))
         entry["seconds"] = dict(entry.get("seconds", {}))
         for name in todo:
             preset = _scene_preset(scenes, renders[name], scene_seed)
@@ -97,11 +112,11 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
             # The manifest's sample count must not change between frames (resume check), and a
             # drawn render's does: it records 0, and scenes.json keeps each scene's own preset.
             samples = 0 if renders[name] == RANDOM else preset.samples
-            entry["seconds"][name] = _render(bpy.context.scene, out / name, index, preset, samples,
+            entry["seconds"][name] = _render(bpy.context.scene, out / name, ids, preset, samples,
                                              noise_seed, device, export_frames, blender_log)
             if renders[name] == RANDOM:
                 entry["fast_preset"] = _preset_dict(preset)
-            done[name].add(index)
+            done[name].update(ids)
         record["scenes"][str(index)] = entry
         _save_record(out, record)
         times = ", ".join(f"{q} {s:.1f}s" for q, s in entry["seconds"].items())
@@ -137,16 +152,28 @@ def _scene_preset(scenes, planned, scene_seed: int):
     return scenes.draw_fast_preset(scene_seed) if planned == RANDOM else planned
 
 
-def _render(scene, directory: Path, index: int, preset, manifest_samples: int, noise_seed: int,
+def frame_ids(index: int, sequence: int = 0) -> list[int]:
+    """The frame ids of scene `index`: [index], or its shot's frames with --sequence."""
+    if not sequence:
+        return [index]
+    first = index * SEQUENCE_STRIDE + 1
+    return list(range(first, first + sequence))
+
+
+def _render(scene, directory: Path, ids: list[int], preset, manifest_samples: int, noise_seed: int,
             device: str, export_frames, blender_log: bool) -> float:
-    """Export frame `index` of the built scene with `preset`; returns the seconds it took."""
+    """Export frames `ids` of the built scene with `preset`; returns the seconds it took.
+    A sequence's noise changes every frame (animated seed), as in a user's animation."""
     from training import scenes
     from training.scenes.render import quiet_stdout
     scenes.apply_preset(scene, preset, noise_seed=noise_seed, device=device)
+    extra = {"generator": "training.make_scenes"}
+    if len(ids) > 1:
+        scene.cycles.use_animated_seed = True
+        extra["sequence_length"] = len(ids)
     start = time.perf_counter()
     with quiet_stdout(not blender_log):
-        export_frames(scene, str(directory), index, index, samples=manifest_samples,
-                      extra={"generator": "training.make_scenes"})
+        export_frames(scene, str(directory), ids[0], ids[-1], samples=manifest_samples, extra=extra)
     return round(time.perf_counter() - start, 2)
 
 
@@ -181,8 +208,9 @@ def _open_record(out: Path, wanted: dict) -> dict:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MakeScenesError(f"{path} is not valid JSON ({exc}); delete it to start over") from exc
+    keys = RESUME_KEYS + (("sequence",) if "sequence" in wanted or "sequence" in record else ())
     diffs = [f"{name}: {old!r} there, {new!r} now"
-             for k in RESUME_KEYS for name, old, new in _differences(k, record.get(k), wanted[k])]
+             for k in keys for name, old, new in _differences(k, record.get(k), wanted.get(k))]
     if diffs:
         raise MakeScenesError(f"{out} holds scenes made with other settings ({'; '.join(diffs)}). "
                               f"Use the same --seed/--kinds/--resolution/samples to resume, "
@@ -260,6 +288,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="override the reference preset's samples")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                         help="Cycles device; gpu uses every CUDA/OptiX/HIP GPU Blender finds")
+    parser.add_argument("--sequence", type=_positive, default=0, metavar="N",
+                        help="render every scene as an N-frame shot (moving camera and object, "
+                             "animated noise seed) instead of one frame; default: single frames")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--blender-log", action="store_true", help="show Blender's render log")
     return parser
@@ -279,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
                              resolution=args.resolution, fast_samples=args.fast_samples,
                              reference_samples=args.reference_samples, progress=not args.no_progress,
                              blender_log=args.blender_log, device=args.device.upper(),
-                             fast=args.fast.split(","), reference_denoise=not args.reference_raw)
+                             fast=args.fast.split(","), reference_denoise=not args.reference_raw,
+                             sequence=args.sequence)
     except (MakeScenesError, PhotorealError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -72,10 +72,36 @@ def test_warping_error_is_zero_for_motion_explained_change():
     previous, current = texture[:, :50], texture[:, 3:53]   # the view pans 3 px right
     motion = np.zeros((40, 50, 4), np.float32)
     motion[..., 0] = 3.0     # the pixel at column c was at column c + 3 in the previous frame
+    motion[..., 2] = 3.0     # ZW: the same pan towards the next frame (forward-backward check)
     assert temporal.warping_error([previous, current], [motion, motion]) == pytest.approx(0.0, abs=1e-10)
     still = np.zeros_like(motion)
     assert temporal.warping_error([previous, current], [still, still]) > 0.05
     motion[..., 1] = 2.0     # and y up: row r came from row r - 2
+    motion[..., 3] = 2.0
     prev2 = texture[2:38, :50]
     cur2 = texture[0:36, 3:53]
     assert temporal.warping_error([prev2, cur2], [motion[:36], motion[:36]]) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_warping_error_masks_what_a_moving_object_uncovers():
+    """Static background, a box moving 4 px right: the pixels it uncovers have no past; the
+    forward-backward check of Lai et al. leaves them out, the box itself is compared."""
+    rng = np.random.default_rng(5)
+    background = rng.random((30, 40, 3))
+    box = rng.random((8, 8, 3))
+
+    def frame(x):
+        image = background.copy()
+        image[10:18, x:x + 8] = box
+        motion = np.zeros((30, 40, 4), np.float32)
+        motion[10:18, x:x + 8, 0] = -4.0     # XY: the box came from the left
+        motion[10:18, x:x + 8, 2] = -4.0     # ZW: and goes right
+        return image, motion
+    (previous, previous_motion), (current, motion) = frame(10), frame(14)
+    assert temporal.warping_error([previous, current], [previous_motion, motion]) == pytest.approx(0.0, abs=1e-10)
+    sampler, mask = temporal.occlusion_mask(motion, previous_motion)
+    assert not mask[10:18, 10:14].any()          # uncovered: masked
+    assert mask[11:17, 16:20].all() and mask[:5].all()   # the box inside its motion boundary
+    # Without the mask (zero flow everywhere) the same pair has a clear error.
+    flat = np.zeros_like(motion)
+    assert temporal.warping_error([previous, current], [flat, flat]) > 0.01

@@ -1,38 +1,66 @@
-"""Temporal warping error: how much an enhanced sequence flickers beyond the scene's motion.
+"""Temporal warping error (Lai et al., *Learning Blind Video Temporal Consistency*, ECCV 2018),
+occlusion-masked, with Blender's Vector pass as the flow: how much a sequence flickers beyond
+what its motion explains.
 
-E(t) = mean over valid pixels of |O_t - warp(O_{t-1})|^2 (display domain), where warp samples
-the previous output at the position the Vector pass gives: Blender's Vector.xy is the motion
-towards the previous frame in pixels with y pointing up, so pixel (row r, col c) of frame t
-came from (row r - v_y, col c + v_x) of frame t-1 in our top-down arrays. Pixels whose source
-falls outside the frame are left out. Compare with the same error of the input sequence: an
-enhancer should not add flicker.
+For consecutive frames t-1, t:
+    E_t = sum_p M_t(p) |O_t(p) - O_{t-1}(p + b_t(p))|^2 / (3 sum_p M_t(p))
+O in the display domain (the caller tone-maps), b_t the flow from t back to t-1 (Vector.XY at
+t), the previous frame sampled bilinearly. M_t keeps a pixel only if
+- its source lies inside frame t-1;
+- forward-backward consistent: |b + f~|^2 <= 0.01 (|b|^2 + |f~|^2) + 0.5, f~ the flow from t-1
+  to t (Vector.ZW at t-1) read at p + b (Lai et al.'s occlusion test);
+- not on a motion boundary: |grad b|^2 <= 0.01 |b|^2 + 0.002.
+The sequence's error is the mean of E_t. Pixel conventions: neural_core.temporal and
+docs/temporal.md. Compare a sequence with its reference render's own error: real motion and
+lighting changes give the reference a non-zero error too.
+
+numpy only (the Blender tests use it too).
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+from neural_core.temporal import Sampler, backward_flow, fb_inconsistent, forward_flow
 
 
-def warp_previous(previous: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """previous (H, W, 3), motion (H, W, >=2) -> (warped (H, W, 3), valid mask (H, W))."""
-    h, w = motion.shape[:2]
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
-    src_rows = rows - motion[..., 1]
-    src_cols = cols + motion[..., 0]
-    valid = (src_rows >= 0) & (src_rows <= h - 1) & (src_cols >= 0) & (src_cols <= w - 1)
-    grid = np.stack([src_cols / max(w - 1, 1) * 2 - 1, src_rows / max(h - 1, 1) * 2 - 1], axis=-1)
-    prev = torch.from_numpy(np.ascontiguousarray(previous, np.float32)).permute(2, 0, 1)[None]
-    warped = F.grid_sample(prev, torch.from_numpy(grid[None]).float(), mode="bilinear",
-                           padding_mode="border", align_corners=True)
-    return warped[0].permute(1, 2, 0).numpy(), valid
+def occlusion_mask(motion: np.ndarray, previous_motion: np.ndarray) -> tuple[Sampler, np.ndarray]:
+    """(sampler from frame t into t-1, mask of the pixels the error counts) from the Vector
+    passes of frames t and t-1."""
+    b_col, b_row = backward_flow(motion)
+    sampler = Sampler(np.ascontiguousarray(b_col), np.ascontiguousarray(b_row), b_col.shape)
+    f_col, f_row = forward_flow(previous_motion)
+    f_col = sampler.bilinear(np.ascontiguousarray(f_col))
+    f_row = sampler.bilinear(np.ascontiguousarray(f_row))
+    mask = sampler.inside & ~fb_inconsistent(b_col, b_row, f_col, f_row)
+    return sampler, mask & ~motion_boundary(b_col, b_row)
+
+
+def motion_boundary(d_col: np.ndarray, d_row: np.ndarray) -> np.ndarray:
+    """Lai et al.'s motion-boundary test on a flow field."""
+    grad_sq = np.zeros(d_col.shape, np.float32)
+    for plane in (d_col, d_row):
+        gy, gx = np.gradient(np.asarray(plane, np.float32))
+        grad_sq += gx ** 2 + gy ** 2
+    return grad_sq > 0.01 * (d_col ** 2 + d_row ** 2) + 0.002
+
+
+def pair_error(previous: np.ndarray, current: np.ndarray, motion: np.ndarray,
+               previous_motion: np.ndarray) -> float | None:
+    """E_t for one pair; None when no pixel is left after masking."""
+    sampler, mask = occlusion_mask(motion, previous_motion)
+    if not mask.any():
+        return None
+    total = 0.0
+    for c in range(current.shape[-1]):
+        warped = sampler.bilinear(np.ascontiguousarray(previous[..., c], np.float32))
+        total += float(((current[..., c] - warped)[mask].astype(np.float64) ** 2).sum())
+    return total / (current.shape[-1] * int(mask.sum()))
 
 
 def warping_error(frames: list[np.ndarray], motions: list[np.ndarray]) -> float | None:
-    """Mean warping error over consecutive pairs; motions[t] is frame t's Vector pass."""
-    errors = []
-    for t in range(1, len(frames)):
-        warped, valid = warp_previous(frames[t - 1], motions[t])
-        if valid.any():
-            errors.append(float(((frames[t] - warped) ** 2).mean(axis=-1)[valid].mean()))
+    """Mean E_t over consecutive pairs; motions[t] is frame t's Vector pass (XY towards t-1,
+    ZW towards t+1)."""
+    errors = [pair_error(frames[t - 1], frames[t], motions[t], motions[t - 1])
+              for t in range(1, len(frames))]
+    errors = [e for e in errors if e is not None]
     return float(np.mean(errors)) if errors else None

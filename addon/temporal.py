@@ -1,0 +1,87 @@
+"""Temporal stability of Enhance on Render: each frame of an animation render is blended with
+the previous enhanced frame along the Vector pass (neural_core.temporal; docs/temporal.md).
+
+Frames come in order within one render job (F12, `blender -b -a`, `-s/-e`,
+bpy.ops.render.render(animation=True)); render_init starts every job with no history, so a
+single F12 frame is exactly the per-frame result. Within a job the history also restarts on a
+frame that is not the next one (frame_step > 1: the Vector pass only reaches the adjacent
+frame), another camera (camera markers: a cut), a resolution change, and for every view layer
+and scene separately. Off (scene.photoreal.temporal = False): every frame is enhanced alone.
+"""
+from __future__ import annotations
+
+import sys
+
+from bpy.app.handlers import persistent
+
+from .core import neural_core  # noqa: F401  (the bundled package; temporal is imported from it)
+from .core import schema
+
+# Passes the filter reads: the Vector pass to reproject, depth, normals and ids to find
+# disocclusions (ids: Object Index on Cycles, the class AOV on EEVEE).
+PASSES = ("motion", "depth", "normal")
+# (scene name, view layer name) -> TemporalFilter. Render thread only, one frame at a time.
+_FILTERS: dict = {}
+LAST = {"reset": None, "history": 0.0, "ms": 0.0}
+_SAID: set = set()
+
+
+def _module():
+    import importlib
+    return importlib.import_module(neural_core.__name__ + ".temporal")
+
+
+def enabled(scene) -> bool:
+    settings = getattr(scene, "photoreal", None)
+    return bool(settings and settings.temporal)
+
+
+def apply(scene, view_layer: str, frame: schema.Frame, rgb):
+    """The enhanced frame `rgb`, temporally filtered if the scene asks for it."""
+    if not enabled(scene):
+        return rgb
+    key = (scene.name, view_layer)
+    filt = _FILTERS.get(key)
+    if filt is None:
+        filt = _FILTERS[key] = _module().TemporalFilter()
+    camera = scene.camera.name if scene.camera else None
+    out = filt.apply(frame, rgb, scene.frame_current, key=camera)
+    LAST.update(reset=filt.last_reset, history=filt.last_history_fraction, ms=filt.last_ms)
+    _report(scene, filt.last_reset)
+    return out
+
+
+def _report(scene, reason: str | None) -> None:
+    """Say on stderr why the history restarted; a missing Vector pass only once per job."""
+    if not reason or reason == "first frame" or reason in _SAID:
+        return
+    if "Vector" in reason:
+        _SAID.add(reason)
+        reason += ("; frames are enhanced one by one. Enable View Layer > Passes > Vector and "
+                   "turn off Motion Blur, or turn off Photoreal > Temporal Stability")
+    print(f"Photoreal Enhance: frame {scene.frame_current}: temporal history restarted "
+          f"({reason})", file=sys.stderr, flush=True)
+
+
+def reset() -> None:
+    _FILTERS.clear()
+    _SAID.clear()
+
+
+@persistent
+def on_render_init(scene, *_):
+    reset()
+
+
+def register():
+    from bpy.app import handlers
+    if on_render_init not in handlers.render_init:
+        handlers.render_init.append(on_render_init)
+
+
+def unregister():
+    from bpy.app import handlers
+    while on_render_init in handlers.render_init:
+        handlers.render_init.remove(on_render_init)
+    reset()
+    _module().shutdown()

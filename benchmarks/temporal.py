@@ -1,0 +1,95 @@
+"""Cost of the temporal step (neural_core.temporal) against the network's inference.
+
+    python -m benchmarks.temporal [1920x1080 ...] [--reps 5] [--model rad]
+
+Per size: the bundled model's Enhancer.enhance and TemporalFilter.apply on a synthetic frame of
+plausible passes (a camera pan of 3.3 px right and 1.2 px up per frame, a moving block with
+another object id, noise in the image), alternating so that load from other jobs hits both
+alike; medians after a warm-up. Target (issue 12): temporal step <= 10 % of inference at 1080p.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from neural_core import schema
+from neural_core.runtime import Enhancer
+from neural_core.temporal import TemporalFilter
+
+TARGET = 0.10
+
+
+def synthetic_frame(height: int, width: int, t: int, required) -> schema.Frame:
+    rng = np.random.default_rng(t)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    frame = {}
+    for key in required:
+        n = schema.pass_spec(key).num_channels
+        frame[key] = (0.5 + 0.4 * np.sin((xx + 3.3 * t) / 40.0)[..., None]
+                      * np.ones((1, 1, n), np.float32)).astype(np.float32)
+    frame["image"] = frame["image"] * rng.uniform(0.8, 1.2, (height, width, 1)).astype(np.float32)
+    frame["depth"] = (5.0 + yy / height * 20.0)[..., None].astype(np.float32)
+    normal = np.zeros((height, width, 3), np.float32)
+    normal[..., 2] = 1.0
+    frame["normal"] = normal
+    ids = np.full((height, width, 1), 1.0, np.float32)
+    block = slice(height // 3, height // 2), slice(width // 4 + 8 * t, width // 2 + 8 * t)
+    ids[block] = 14.0
+    frame["object_index"] = ids
+    motion = np.empty((height, width, 4), np.float32)
+    motion[..., 0:2] = (-3.3, 1.2)     # XY: the scene was 3.3 px left and 1.2 px higher
+    motion[..., 2:4] = (-3.3, 1.2)
+    motion[block + (slice(0, 1),)] = motion[block + (slice(2, 3),)] = -11.3
+    frame["motion"] = motion
+    return frame
+
+
+def time_temporal(width: int, height: int, reps: int = 5, model: str = "rad",
+                  threads: int | None = None) -> dict:
+    enhancer = Enhancer.from_pretrained(model, device="cpu", threads=threads)
+    required = [k for k in enhancer.metadata.required_passes if k not in ("motion",)]
+    frames = [synthetic_frame(height, width, t, required) for t in range(2)]
+    filt = TemporalFilter()
+    inference, step = [], []
+    for rep in range(reps + 1):        # the first round is a warm-up
+        frame = frames[rep % 2]
+        start = time.perf_counter()
+        rgb = enhancer.enhance(frame)
+        inference.append(time.perf_counter() - start)
+        filt.apply(frame, rgb, rep + 1)
+        step.append(filt.last_ms / 1e3)
+        if rep and filt.last_reset:
+            raise RuntimeError(f"the benchmark's history was reset: {filt.last_reset}")
+    inference_ms, step_ms = np.median(inference[1:]) * 1e3, np.median(step[1:]) * 1e3
+    return {"size": f"{width}x{height}", "inference_ms": float(inference_ms), "temporal_ms": float(step_ms),
+            "ratio": float(step_ms / inference_ms), "history_fraction": filt.last_history_fraction}
+
+
+def describe(row: dict) -> str:
+    verdict = "PASS" if row["ratio"] <= TARGET else "MISS"
+    return (f"temporal step {row['size']}: {row['temporal_ms']:.0f} ms vs inference "
+            f"{row['inference_ms']:.0f} ms = {row['ratio']:.1%} (target <= {TARGET:.0%}: {verdict}; "
+            f"{row['history_fraction']:.0%} of the pixels with history)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.temporal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", nargs="*", type=_size, default=[(1920, 1080)])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--model", default="rad")
+    args = parser.parse_args(argv)
+    for width, height in args.sizes:
+        print(describe(time_temporal(width, height, args.reps, args.model)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

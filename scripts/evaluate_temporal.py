@@ -1,0 +1,130 @@
+"""Per-shot temporal evaluation of the bundled RAD on `make-scenes --sequence` data (issue 12).
+
+    .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout [--model rad]
+        [--out docs/temporal_eval.json]
+
+For every shot (a run of consecutive frame ids) it measures, on sRGB display images:
+- the occlusion-masked warping error (training/metrics/temporal.py) of the input render, the
+  per-frame enhancement, the temporally filtered enhancement (neural_core.temporal) and the
+  reference render, and the ratios to the reference's;
+- mean PSNR against the reference, per-frame and filtered;
+- disocclusions: the error against the reference in the pixels that have no valid past (the
+  metric's forward-backward test fails there), per-frame and filtered (ghosting shows up here).
+Prints a markdown table and writes the numbers as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from neural_core.dataset_format import DatasetReader, linear_to_srgb8  # noqa: E402
+from neural_core.runtime import Enhancer  # noqa: E402
+from neural_core.temporal import TemporalFilter  # noqa: E402
+from training.metrics import image as image_metrics  # noqa: E402
+from training.metrics.temporal import occlusion_mask, warping_error  # noqa: E402
+
+STREAMS = ("input", "per_frame", "temporal", "reference")
+
+
+def display(linear: np.ndarray) -> np.ndarray:
+    return linear_to_srgb8(linear).astype(np.float32) / 255.0
+
+
+def shots(numbers: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return [r for r in runs if len(r) > 1]
+
+
+def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader, enhancer) -> dict:
+    filt = TemporalFilter()
+    images = {s: [] for s in STREAMS}
+    motions, ms = [], []
+    for number in shot:
+        frame = fast.read_frame(number)
+        per_frame = enhancer.enhance(frame)
+        filtered = filt.apply(frame, per_frame, number)
+        ms.append(filt.last_ms)
+        for name, linear in (("input", frame["image"]), ("per_frame", per_frame),
+                             ("temporal", filtered), ("reference", reference.read_frame(number)["image"])):
+            images[name].append(display(linear))
+        motions.append(frame["motion"])
+    result = {"frames": [shot[0], shot[-1]]}
+    for name in STREAMS:
+        result[f"{name}_warping_error"] = warping_error(images[name], motions)
+    for name in ("input", "per_frame", "temporal"):
+        result[f"{name}_ratio_to_reference"] = result[f"{name}_warping_error"] / result["reference_warping_error"]
+    for name in ("input", "per_frame", "temporal"):
+        result[f"{name}_psnr"] = float(np.mean([image_metrics.psnr(a, b) for a, b in
+                                                zip(images[name], images["reference"])]))
+    result.update(disocclusion_errors(images, motions))
+    result["temporal_ms_mean"] = float(np.mean(ms[1:]))
+    return result
+
+
+def disocclusion_errors(images: dict, motions: list) -> dict:
+    """Mean squared error against the reference where the metric finds no valid past."""
+    totals = {"per_frame": 0.0, "temporal": 0.0}
+    pixels = 0
+    for t in range(1, len(motions)):
+        _, valid = occlusion_mask(motions[t], motions[t - 1])
+        uncovered = ~valid
+        pixels += int(uncovered.sum())
+        for name in totals:
+            diff = images[name][t][uncovered] - images["reference"][t][uncovered]
+            totals[name] += float((diff.astype(np.float64) ** 2).sum()) / 3
+    if not pixels:
+        return {"disoccluded_pixels": 0}
+    return {"disoccluded_pixels": pixels, **{f"{k}_disoccluded_mse": v / pixels for k, v in totals.items()}}
+
+
+def table(results: dict) -> str:
+    lines = ["| shot | reference WE | input | per-frame | temporal | PSNR per-frame | PSNR temporal | "
+             "disoccluded MSE per-frame / temporal |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['reference_warping_error']:.3g} | {r['input_ratio_to_reference']:.2f}x | "
+            f"{r['per_frame_ratio_to_reference']:.2f}x | {r['temporal_ratio_to_reference']:.2f}x | "
+            f"{r['per_frame_psnr']:.2f} | {r['temporal_psnr']:.2f} | "
+            f"{r.get('per_frame_disoccluded_mse', 0):.3g} / {r.get('temporal_disoccluded_mse', 0):.3g} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="ROOT with fast/ and reference/ (make-scenes --sequence)")
+    parser.add_argument("--model", default="rad")
+    parser.add_argument("--out", default="docs/temporal_eval.json")
+    args = parser.parse_args(argv)
+    data = Path(args.data)
+    fast, reference = DatasetReader(data / "fast"), DatasetReader(data / "reference")
+    scenes = json.loads((data / "scenes.json").read_text()).get("scenes", {})
+    enhancer = Enhancer.from_pretrained(args.model, device="cpu")
+    results = {}
+    for shot in shots([n for n in fast.frames if n in set(reference.frames)]):
+        kind = scenes.get(str((shot[0] - 1) // 100), {}).get("kind", "?")
+        results[f"{kind} {shot[0]}-{shot[-1]}"] = evaluate_shot(shot, fast, reference, enhancer)
+        print(f"{kind} {shot[0]}-{shot[-1]} done", file=sys.stderr, flush=True)
+    print(table(results))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"model": args.model, "data": str(data), "shots": results}, indent=1) + "\n")
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Held-out temporal evaluation (issue 12): 4 shots x 8 frames (2 streets, 2 interiors, every shot
+# with a moving camera and at least one moving object; animated noise seed), fast (8 spp) and
+# reference (512 spp) renders, then per-shot warping errors and PSNR of the input, the per-frame
+# enhancement, the temporally filtered enhancement and the reference.
+# Resumable: run it again after an interruption; finished frames are not rendered again.
+#   scripts/temporal_heldout.sh [OUT=data/temporal_heldout] [COUNT=4] [FRAMES=8] [RES=128x64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-data/temporal_heldout}
+COUNT=${2:-4}
+FRAMES=${3:-8}
+RES=${4:-128x64}
+PY=${PY:-.venv/bin/python}
+$PY -m training make-scenes --count "$COUNT" --out "$OUT" --seed 20100 --resolution "$RES" \
+    --reference-samples 512 --sequence "$FRAMES" --no-progress
+$PY scripts/evaluate_temporal.py --data "$OUT" --out "${EVAL_OUT:-docs/temporal_eval.json}"
