@@ -18,14 +18,14 @@ def make_frame(height: int, width: int, passes=None, seed: int = 0) -> schema.Fr
     """A frame with plausible values: HDR image, background depth at inf, unit normals,
     blocky class ids in the object index pass (pass_index = class id + 1, 0 = untagged)."""
     rng = np.random.default_rng(seed)
-    passes = passes or ["image", *schema.DEFAULT_GBUFFER_PASSES, "object_index"]
+    passes = passes or ["image", "noisy", *schema.DEFAULT_GBUFFER_PASSES, "object_index"]
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     smooth = 0.5 + 0.5 * np.sin(xx / 23.0)[..., None] * np.cos(yy / 17.0)[..., None]
     frame: schema.Frame = {}
     for key in passes:
         n = schema.pass_spec(key).num_channels
         noise = rng.random((height, width, n), dtype=np.float32)
-        if key in ("image", "emission"):
+        if key in ("image", "noisy", "emission"):
             values = (smooth * 3.0 + noise) ** 2 * (0.2 if key == "emission" else 1.0)
         elif key == "depth":
             values = 1.0 + 50.0 * noise

@@ -21,7 +21,7 @@ from runtime_models import make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W, STEP, FRAMES = 64, 96, 2, 4
-PASSES = ["image", "alpha", *schema.DEFAULT_GBUFFER_PASSES, "object_index", "motion"]
+PASSES = ["image", "noisy", "alpha", *schema.DEFAULT_GBUFFER_PASSES, "object_index", "motion"]
 
 
 def pan_sequence(directory: Path) -> list[Path]:
@@ -35,6 +35,7 @@ def pan_sequence(directory: Path) -> list[Path]:
         frame = {key: np.ascontiguousarray(v[:, STEP * t: STEP * t + W]) for key, v in base.items()}
         noise = np.random.default_rng(100 + t).normal(1.0, 0.15, frame["image"].shape)
         frame["image"] = (frame["image"] * np.clip(noise, 0.2, None)).astype(np.float32)
+        frame["noisy"] = (frame["image"] * np.clip(noise, 0.2, None)).astype(np.float32)
         frame["motion"] = np.zeros((H, W, 4), np.float32)
         frame["motion"][..., 0] = STEP if t > 0 else 0.0           # XY: first frame has none
         frame["motion"][..., 2] = STEP if t < FRAMES - 1 else 0.0  # ZW: last frame has none

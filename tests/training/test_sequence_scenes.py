@@ -24,7 +24,7 @@ def shots(tmp_path_factory):
     out = tmp_path_factory.mktemp("shots") / "out"
     result = run_python(["-m", "training", "make-scenes", "--count", "2", "--sequence", "3", "--out", str(out),
                          "--resolution", "48x24", "--seed", "300", "--fast-samples", "2",
-                         "--reference-samples", "16", "--no-progress"])
+                         "--reference-samples", "16", "--kinds", "interior", "--no-progress"])
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
