@@ -84,4 +84,8 @@ def unregister():
     while on_render_init in handlers.render_init:
         handlers.render_init.remove(on_render_init)
     reset()
-    _module().shutdown()
+    # Only if it was loaded: importing it now (at Blender's exit) would import
+    # concurrent.futures, which registers an atexit hook and fails after shutdown began.
+    module = sys.modules.get(neural_core.__name__ + ".temporal")
+    if module is not None:
+        module.shutdown()
