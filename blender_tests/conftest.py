@@ -193,6 +193,23 @@ def run_cli_enhance(exr_path: Path, out_path: Path, model: str) -> np.ndarray:
     return np.stack([channels[c] for c in "RGB"], axis=-1)
 
 
+# What `blender -b scene.blend -a` does, in a fresh process. The bpy module starts like
+# --factory-startup (no saved preferences), so the installed extension is enabled explicitly.
+RENDER_ANIMATION = """
+import sys, bpy, addon_utils
+assert addon_utils.enable({addon!r}, default_set=True) is not None
+bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+bpy.ops.render.render(animation=True)
+"""
+
+
+@pytest.fixture(scope="session")
+def reference_enhancer():
+    """The model the add-on runs, loaded outside Blender: what each enhanced frame must equal."""
+    from neural_core.runtime import Enhancer
+    return Enhancer.from_pretrained(TEST_MODEL or "rad", device="cpu")
+
+
 def cli_model_argument() -> str:
     return TEST_MODEL or "rad"
 

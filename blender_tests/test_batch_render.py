@@ -1,32 +1,17 @@
 """Enhance on render: every frame of an animation, Cycles in-memory pass and EEVEE post-process."""
 import subprocess
 import sys
-import textwrap
 
 import bpy
 import numpy as np
 import pytest
 
-from conftest import (ADDON, EEVEE, ROOT, TEST_MODEL, animate_box, build_scene, comp_tree,
+from conftest import (ADDON, EEVEE, RENDER_ANIMATION, ROOT, animate_box, build_scene, comp_tree,
                       image_rgb, layer_rgb, set_multilayer_output, submodule)
 from neural_core import exr, schema
-from neural_core.runtime import Enhancer
 
 STRENGTH = 0.5
 
-# What `blender -b scene.blend -a` does, in a fresh process. The bpy module starts like
-# --factory-startup (no saved preferences), so the installed extension is enabled explicitly.
-RENDER_ANIMATION = textwrap.dedent("""
-    import sys, bpy, addon_utils
-    assert addon_utils.enable({addon!r}, default_set=True) is not None
-    bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
-    bpy.ops.render.render(animation=True)
-""")
-
-
-@pytest.fixture(scope="module")
-def reference_enhancer():
-    return Enhancer.from_pretrained(TEST_MODEL or "rad", device="cpu")
 
 
 def test_cycles_animation_enhances_each_frame_from_its_own_passes(addon, tmp_path, reference_enhancer):

@@ -40,38 +40,34 @@ def run_blender(script: str, *args, env=None, timeout=600):
 
 # -- item 1: the scene name is not a path ------------------------------------------------------------
 
-def test_a_scene_name_that_climbs_folders_touches_no_file_outside(addon, tmp_path):
+@pytest.fixture
+def victim():
+    """A file outside every folder of ours, and the scene name that climbs to it."""
     outside = Path(f"/tmp/photoreal-victim-{os.getpid()}")
     outside.mkdir(exist_ok=True)
-    victim = outside / "victim.exr"
-    victim.write_bytes(b"not yours")
-    try:
-        scene = tiny(build_scene())
-        scene.name = "a/../../../../../../.." + str(outside) + "/victim"
-        assert bpy.ops.photoreal.enhance() == {"FINISHED"}
-        assert victim.read_bytes() == b"not yours"
-        assert sorted(p.name for p in outside.iterdir()) == ["victim.exr"]
-    finally:
-        shutil.rmtree(outside, ignore_errors=True)
+    (outside / "victim.exr").write_bytes(b"not yours")
+    yield outside, "a/../../../../../../.." + str(outside) + "/victim"
+    shutil.rmtree(outside, ignore_errors=True)
 
 
-def test_an_eevee_enhance_on_render_with_that_scene_name_touches_no_file_outside(addon, tmp_path):
-    outside = Path(f"/tmp/photoreal-victim-e{os.getpid()}")
-    outside.mkdir(exist_ok=True)
-    victim = outside / "victim.exr"
-    victim.write_bytes(b"not yours")
-    try:
-        scene = tiny(build_scene(engine=EEVEE))
-        scene.name = "a/../../../../../../.." + str(outside) + "/victim"
-        scene.photoreal.enhance_on_render = True
-        set_multilayer_output(scene, str(tmp_path / "still.exr"))
-        bpy.ops.render.render(write_still=True)
-        enhanced = layer_rgb(exr.read_channels(tmp_path / "still.exr"), "ViewLayer", "Photoreal")
-        assert enhanced.max() > 0        # the frame was enhanced through the pass files
-        assert victim.read_bytes() == b"not yours"
-        assert sorted(p.name for p in outside.iterdir()) == ["victim.exr"]
-    finally:
-        shutil.rmtree(outside, ignore_errors=True)
+def test_a_scene_name_that_climbs_folders_touches_no_file_outside(addon, tmp_path, victim):
+    scene = tiny(build_scene())
+    scene.name = victim[1]
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    assert (victim[0] / "victim.exr").read_bytes() == b"not yours"
+    assert sorted(p.name for p in victim[0].iterdir()) == ["victim.exr"]
+
+
+def test_an_eevee_enhance_on_render_with_that_scene_name_touches_no_file_outside(addon, tmp_path, victim):
+    scene = tiny(build_scene(engine=EEVEE))
+    scene.name = victim[1]
+    scene.photoreal.enhance_on_render = True
+    set_multilayer_output(scene, str(tmp_path / "still.exr"))
+    bpy.ops.render.render(write_still=True)
+    enhanced = layer_rgb(exr.read_channels(tmp_path / "still.exr"), "ViewLayer", "Photoreal")
+    assert enhanced.max() > 0        # the frame was enhanced through the pass files
+    assert (victim[0] / "victim.exr").read_bytes() == b"not yours"
+    assert sorted(p.name for p in victim[0].iterdir()) == ["victim.exr"]
 
 
 # -- item 2: back-to-back scripted renders ----------------------------------------------------------------

@@ -2,28 +2,15 @@
 `blender -b -a` with Enhance on Render, and no ghosting behind a moving object."""
 import subprocess
 import sys
-import textwrap
 
 import bpy
 import numpy as np
 import pytest
 
-from conftest import ADDON, ROOT, TEST_MODEL, build_scene, layer_rgb, set_multilayer_output
+from conftest import ADDON, RENDER_ANIMATION, ROOT, build_scene, layer_rgb, set_multilayer_output
 from neural_core import exr, temporal
-from neural_core.runtime import Enhancer
 from training.metrics.temporal import warping_error
 
-RENDER_ANIMATION = textwrap.dedent("""
-    import sys, bpy, addon_utils
-    assert addon_utils.enable({addon!r}, default_set=True) is not None
-    bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
-    bpy.ops.render.render(animation=True)
-""")
-
-
-@pytest.fixture(scope="module")
-def reference_enhancer():
-    return Enhancer.from_pretrained(TEST_MODEL or "rad", device="cpu")
 
 
 def _linear(obj) -> None:
