@@ -24,6 +24,11 @@ class Dist:
         return self.rank == 0
 
     @property
+    def backend(self) -> str:
+        """nccl / gloo under torchrun, "none" for a plain single process."""
+        return dist.get_backend() if self.enabled else "none"
+
+    @property
     def enabled(self) -> bool:
         return dist.is_available() and dist.is_initialized()
 

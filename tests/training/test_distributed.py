@@ -24,7 +24,7 @@ def worker(rank: int, port: int, results) -> None:
         params[1].grad = torch.full((2, 2), float(10 * rank))       # rank 0: 0, rank 1: 10
         distributed.average_gradients(params, d)
         agree = distributed.all_true(rank == 0, d)                  # false on rank 1 -> false everywhere
-        results[rank] = (params[0].grad.tolist(), params[1].grad.tolist(), agree)
+        results[rank] = (params[0].grad.tolist(), params[1].grad.tolist(), agree, d.backend)
     finally:
         dist.destroy_process_group()
 
@@ -35,5 +35,6 @@ def test_average_gradients_and_all_true_across_two_processes():
         # fork: no second torch import per process (the test runs on CPU only)
         mp.start_processes(worker, args=(free_port(), results), nprocs=2, join=True, start_method="fork")
         for rank in (0, 1):
-            g0, g1, agree = results[rank]
+            g0, g1, agree, backend = results[rank]
             assert g0 == [1.5, 1.5, 1.5] and g1 == [[5.0, 5.0], [5.0, 5.0]] and agree is False
+            assert backend == "gloo"

@@ -153,3 +153,16 @@ def test_cosine_schedule_follows_the_step(paired_root, tmp_path):
     with pytest.raises(ValueError, match="lr-schedule"):
         PairedRADTrainer(RADOptions(run_dir=str(tmp_path / "bad"), data=str(paired_root),
                                     lr_schedule="linear", **FAST))
+
+
+def test_start_line_names_device_backend_and_precision(paired_root, tmp_path, caplog):
+    """What a GPU user checks first: the device, the process-group backend and whether bf16 is on
+    (never on a CPU, where autocast is not used)."""
+    opts = RADOptions(run_dir=str(tmp_path / "run"), data=str(paired_root), steps=1, **FAST)
+    trainer = PairedRADTrainer(opts)
+    with caplog.at_level("INFO", logger="training"):
+        trainer.fit()
+    trainer.close()
+    start = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training rad"))
+    assert "on cpu x1 (backend none)" in start and "bf16" not in start
+    assert trainer.autocast_dtype() is None

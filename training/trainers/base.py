@@ -219,10 +219,12 @@ class Trainer:
         pass
 
     # -- one optimisation step with the NaN guard ---------------------------------------------------
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.opts.amp and self.device.type == "cuda" else None
+
     def autocast(self):
-        if self.opts.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        dtype = self.autocast_dtype()
+        return torch.autocast("cuda", dtype=dtype) if dtype else contextlib.nullcontext()
 
     def optimise(self, name: str, loss: torch.Tensor, average_manually: bool = False) -> bool:
         """Backward + clipped step for optimiser `name`; skipped (on every process) when the loss
@@ -266,9 +268,10 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self) -> dict:
         opts = self.opts
-        log.info("training %s (%s) from step %d to %d on %s x%d, batch %d, crop %d",
+        log.info("training %s (%s) from step %d to %d on %s x%d (backend %s), batch %d, crop %d%s",
                  self.kind, self.mode, self.step, opts.steps, self.device, self.dist.world,
-                 opts.batch_size, opts.crop)
+                 self.dist.backend, opts.batch_size, opts.crop,
+                 ", bf16 autocast" if self.autocast_dtype() else "")
         bar = tqdm(total=opts.steps, initial=self.step, desc=f"train {self.kind}",
                    disable=not (opts.progress and self.dist.is_main), dynamic_ncols=True)
         batches, last, started = self.batches(), {}, time.time()
