@@ -84,7 +84,7 @@ def linear_to_srgb8(rgb: np.ndarray) -> np.ndarray:
 
 
 def present_gbuffer_passes(frame: schema.Frame) -> list[str]:
-    return [key for key in schema.GBUFFER_PASS_ORDER if key in frame]
+    return [key for key in schema.GBUFFER_PASS_ORDER if key in frame and schema.pass_spec(key).rendered]
 
 
 def gbuffer_array(frame: schema.Frame, passes: list[str]) -> np.ndarray:
@@ -181,11 +181,13 @@ class DatasetWriter:
         return sorted(int(n) for n in self.manifest["frames"] if self.is_complete(int(n)))
 
     # -- writing ------------------------------------------------------------------------------
-    def write_frame(self, number: int, source: str | os.PathLike | schema.Frame) -> dict[str, str]:
+    def write_frame(self, number: int, source: str | os.PathLike | schema.Frame,
+                    light_paths: Mapping[str, int] | None = None) -> dict[str, str]:
         """Write one frame from a Blender multilayer EXR (path) or a Frame dict.
 
         The EXR is copied as is into frames/; the other files are derived from it.
-        Returns the frame's relative file paths.
+        `light_paths` ({"max_bounces": .., "diffuse_bounces": ..}) records the render's light-path
+        depth, which no pass holds (the models' `bounces` input). Returns the relative file paths.
         """
         if isinstance(source, Mapping):
             frame = dict(source)
@@ -208,7 +210,10 @@ class DatasetWriter:
         _write_npz(path["gbuffers"], gbuffers=gbuffer_array(frame, passes),
                    channels=np.array(schema.gbuffer_channel_names(passes)), img=img)
 
-        self.manifest["frames"][str(number)] = {"files": rel, "complete": True}
+        entry = {"files": rel, "complete": True}
+        if light_paths is not None:
+            entry["light_paths"] = {key: int(value) for key, value in light_paths.items()}
+        self.manifest["frames"][str(number)] = entry
         self._save()
         return rel
 
@@ -324,6 +329,19 @@ class DatasetReader:
     @property
     def gbuffer_channels(self) -> list[str]:
         return list(self.manifest.get("gbuffer_channels") or [])
+
+    @property
+    def knows_light_paths(self) -> bool:
+        """Does every frame record its render's light-path depth (the `bounces` input)?"""
+        return bool(self.frames) and all("light_paths" in self.manifest["frames"][str(n)] for n in self.frames)
+
+    def light_paths(self, number: int) -> dict[str, int]:
+        """{"max_bounces": .., "diffuse_bounces": ..} of the frame's render."""
+        entry = self.manifest["frames"][str(number)]
+        if "light_paths" not in entry:
+            raise DatasetFormatError(f"{self.directory}: frame {number} does not record its light-path "
+                                     f"depth; re-export it with this version")
+        return dict(entry["light_paths"])
 
     def path(self, number: int, kind: str) -> Path:
         entry = self.manifest["frames"].get(str(number))
