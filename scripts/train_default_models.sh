@@ -19,7 +19,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # a small network: one thread per
 #     (A corpus rendered before frames recorded their bounces: scripts/backfill_light_paths.py.)
 "$PY" -m training train-rad --data data/corpus2/train --run-dir runs/rad_bounces --net denoised \
     --gbuffer-passes depth normal albedo glossy emission roughness metallic bounces \
-    --init-from runs/rad_denoised --steps "${BOUNCE_STEPS:-6000}" --lr 3e-4 --lr-schedule cosine \
+    --init-from runs/rad_denoised --steps "${BOUNCE_STEPS:-12000}" --lr 3e-4 --lr-schedule cosine \
     --batch-size 4 --crop 128 --vgg-weight 0 --log-every 50 --checkpoint-every 500 \
     --keep-checkpoints 0 --no-progress --workers 1
 
