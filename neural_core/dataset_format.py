@@ -212,6 +212,9 @@ class DatasetWriter:
 
         entry = {"files": rel, "complete": True}
         if light_paths is not None:
+            if "max_bounces" not in light_paths or set(light_paths) - {"max_bounces", "diffuse_bounces"}:
+                raise DatasetFormatError(f"frame {number}: light_paths needs max_bounces (and may have "
+                                         f"diffuse_bounces), not {sorted(light_paths)}")
             entry["light_paths"] = {key: int(value) for key, value in light_paths.items()}
         self.manifest["frames"][str(number)] = entry
         self._save()
@@ -335,14 +338,6 @@ class DatasetReader:
         """Does every frame record its render's light-path depth (the `bounces` input)?"""
         return bool(self.frames) and all("light_paths" in self.manifest["frames"][str(n)] for n in self.frames)
 
-    def light_paths(self, number: int) -> dict[str, int]:
-        """{"max_bounces": .., "diffuse_bounces": ..} of the frame's render."""
-        entry = self.manifest["frames"][str(number)]
-        if "light_paths" not in entry:
-            raise DatasetFormatError(f"{self.directory}: frame {number} does not record its light-path "
-                                     f"depth; re-export it with this version")
-        return dict(entry["light_paths"])
-
     def path(self, number: int, kind: str) -> Path:
         entry = self.manifest["frames"].get(str(number))
         if not entry or not entry.get("complete"):
@@ -358,8 +353,11 @@ class DatasetReader:
         return contained_path(self.directory, self.manifest["frames"][str(number)]["files"][kind])
 
     def read_frame(self, number: int) -> schema.Frame:
-        """All passes of the frame as a Frame (raw linear values)."""
-        return exr.read_frame(self.path(number, "exr"))
+        """All passes of the frame as a Frame (raw linear values), with the `bounces` plane when
+        the frame records its light paths."""
+        frame = exr.read_frame(self.path(number, "exr"))
+        light_paths = self.manifest["frames"][str(number)].get("light_paths")
+        return frame if light_paths is None else schema.with_light_paths(frame, **light_paths)
 
     def read_image(self, number: int) -> np.ndarray:
         """(H, W, 3) uint8 display sRGB."""

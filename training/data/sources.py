@@ -131,8 +131,6 @@ class ExportedScenes(Source):
 
     def read(self, index: int) -> schema.Frame:
         frame = self.reader.read_frame(self.frames[index])
-        if "bounces" in self.gbuffer_passes:
-            frame = schema.with_light_paths(frame, **self.reader.light_paths(self.frames[index]))
         schema.check_frame(frame, ["image", *self.gbuffer_passes, self.class_source],
                            source=self.name(index))
         return frame
