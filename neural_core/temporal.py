@@ -50,6 +50,10 @@ class TemporalSettings:
     # Floor of the current frame's weight: the history is a running mean of at most
     # 1/min_weight frames, so a lighting change fades in within a few frames.
     min_weight: float = 0.1
+    # The history is clamped to the current frame's (2 r + 1)^2 neighbourhood range. A denoised
+    # frame is smooth, so a 3x3 range is narrow and lets the denoiser's frame-to-frame blotches
+    # through; they are several pixels wide.
+    clamp_radius: int = 1
     depth_tolerance: float = 0.1      # relative; camera moves change depth a few % per frame
     normal_cos: float = 0.9           # ~25 degrees; world-space normals do not turn with the camera
     cut_fraction: float = 0.3         # fewer pixels with history than this: treat as a cut
@@ -162,9 +166,13 @@ def _bands(height: int, count: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def box_min_max(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """3x3 minimum and maximum of (C, H, W) planes (edges use the pixels that exist)."""
-    return _box(planes, np.minimum), _box(planes, np.maximum)
+def box_min_max(planes: np.ndarray, radius: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(2 radius + 1)^2 minimum and maximum of (C, H, W) planes (edges use the pixels that
+    exist): the 3x3 filter applied `radius` times, as min/max filters compose."""
+    low, high = planes, planes
+    for _ in range(radius):
+        low, high = _box(low, np.minimum), _box(high, np.maximum)
+    return low, high
 
 
 def _box(planes: np.ndarray, op) -> np.ndarray:
@@ -294,13 +302,14 @@ class TemporalFilter:
 
     def _blend(self, current, rows: slice, sampler: Sampler, keep, out, age_out) -> None:
         """out = current + (1 - a) (clamp(history) - current), a = max(1 / (age + 1), min_weight),
-        for one band of rows; the clamp box is the current frame's 3x3 neighbourhood."""
+        for one band of rows; the clamp box is the current frame's neighbourhood range."""
         age = age_out[rows]
         np.add(sampler.nearest(self.age), 1.0, out=age)
         age *= keep
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0), self.settings.min_weight)
-        halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, current.shape[1]))
-        low, high = box_min_max(current[:, halo])
+        r = self.settings.clamp_radius
+        halo = slice(max(rows.start - r, 0), min(rows.stop + r, current.shape[1]))
+        low, high = box_min_max(current[:, halo], r)
         inner = slice(rows.start - halo.start, rows.start - halo.start + age.shape[0])
         for c in range(3):
             history = sampler.bilinear(self.history[c])

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from neural_core.dataset_format import DatasetReader, linear_to_srgb8  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
-from neural_core.temporal import TemporalFilter  # noqa: E402
+from neural_core.temporal import TemporalFilter, TemporalSettings  # noqa: E402
 from training.metrics import image as image_metrics  # noqa: E402
 from training.metrics.temporal import occlusion_mask, warping_error  # noqa: E402
 
@@ -48,8 +48,9 @@ def shots(numbers: list[int]) -> list[list[int]]:
     return [r for r in runs if len(r) > 1]
 
 
-def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader, enhancer) -> dict:
-    filt = TemporalFilter()
+def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader, enhancer,
+                  settings: TemporalSettings) -> dict:
+    filt = TemporalFilter(settings)
     images = {s: [] for s in STREAMS}
     motions, ms = [], []
     for number in shot:
@@ -107,7 +108,11 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, help="ROOT with fast/ and reference/ (make-scenes --sequence)")
     parser.add_argument("--model", default="rad")
     parser.add_argument("--out", default="docs/temporal_eval.json")
+    defaults = TemporalSettings()
+    parser.add_argument("--clamp-radius", type=int, default=defaults.clamp_radius)
+    parser.add_argument("--min-weight", type=float, default=defaults.min_weight)
     args = parser.parse_args(argv)
+    settings = TemporalSettings(min_weight=args.min_weight, clamp_radius=args.clamp_radius)
     data = Path(args.data)
     fast, reference = DatasetReader(data / "fast"), DatasetReader(data / "reference")
     scenes = json.loads((data / "scenes.json").read_text()).get("scenes", {})
@@ -115,13 +120,14 @@ def main(argv=None) -> int:
     results = {}
     for shot in shots([n for n in fast.frames if n in set(reference.frames)]):
         kind = scenes.get(str((shot[0] - 1) // 100), {}).get("kind", "?")
-        results[f"{kind} {shot[0]}-{shot[-1]}"] = evaluate_shot(shot, fast, reference, enhancer)
+        results[f"{kind} {shot[0]}-{shot[-1]}"] = evaluate_shot(shot, fast, reference, enhancer, settings)
         print(f"{kind} {shot[0]}-{shot[-1]} done", file=sys.stderr, flush=True)
     print(table(results))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"model": args.model, "data": str(data), "shots": results}, indent=1) + "\n")
+    tmp.write_text(json.dumps({"model": args.model, "data": str(data), "settings": vars(settings),
+                               "shots": results}, indent=1) + "\n")
     os.replace(tmp, out)
     return 0
 
