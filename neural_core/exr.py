@@ -14,6 +14,7 @@ import numpy as np
 
 from . import schema
 from .errors import CorruptFileError
+from .files import write_atomic
 
 try:
     import OpenEXR
@@ -92,8 +93,6 @@ def write_channels(path: str | os.PathLike, channels: Mapping[str, np.ndarray],
     float16 arrays are stored as HALF, everything else as FLOAT.
     """
     _require_openexr()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for name, data in channels.items():
         data = np.asarray(data)
@@ -103,13 +102,11 @@ def write_channels(path: str | os.PathLike, channels: Mapping[str, np.ndarray],
     full_header = {"compression": getattr(OpenEXR, f"{compression}_COMPRESSION"),
                    "type": OpenEXR.scanlineimage}
     full_header.update(header or {})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with OpenEXR.File(full_header, arrays) as exr:
             exr.write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, write)
 
 
 def write_rgb(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None,

@@ -25,7 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from neural_core.dataset_format import DatasetReader, linear_to_srgb8  # noqa: E402
+from neural_core.dataset_format import DatasetReader  # noqa: E402
+from neural_core.display import to_display  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
 from neural_core.temporal import TemporalFilter  # noqa: E402
 from training.metrics import image as image_metrics  # noqa: E402
@@ -35,7 +36,7 @@ STREAMS = ("input", "per_frame", "temporal", "reference")
 
 
 def display(linear: np.ndarray) -> np.ndarray:
-    return linear_to_srgb8(linear).astype(np.float32) / 255.0
+    return to_display(linear).astype(np.float32) / 255.0
 
 
 def shots(numbers: list[int]) -> list[list[int]]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -228,10 +227,8 @@ def _differences(name: str, old, new):
 
 
 def _save_record(out: Path, record: dict) -> None:
-    path = out / SCENES_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from neural_core.files import write_text_atomic
+    write_text_atomic(out / SCENES_FILE, json.dumps(record, indent=1) + "\n")
 
 
 def _exporter():

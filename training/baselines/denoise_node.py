@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from neural_core import exr, schema
+from neural_core.files import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = ("image", "albedo", "normal")   # schema pass keys the Denoise node consumes
@@ -239,9 +240,7 @@ def _check_settings(out_dir: Path, settings: dict) -> None:
     import bpy
     record = {"denoiser": "Blender Denoise node (OpenImageDenoise)",
               "blender_version": bpy.app.version_string, "settings": settings}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
 
 
 def denoise_dataset(data_dir: str | os.PathLike, out_dir: str | os.PathLike, hdr: bool = True,
