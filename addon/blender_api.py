@@ -97,13 +97,28 @@ def socket(sockets, identifier: str):
     return next(s for s in sockets if s.identifier == identifier)
 
 
+def configure_denoise_node(node, hdr: bool, prefilter: str, quality: str | None) -> None:
+    """Options of a CompositorNodeDenoise; prefilter and quality as 4.x enum ids ('ACCURATE')."""
+    if BLENDER_5:   # options are input sockets; menus take display names ('Follow Scene')
+        node.inputs["HDR"].default_value = hdr
+        node.inputs["Prefilter"].default_value = prefilter.replace("_", " ").title()
+        if quality is not None:
+            node.inputs["Quality"].default_value = quality.replace("_", " ").title()
+        return
+    node.use_hdr = hdr                    # 4.5: node properties (4.5 also mirrors HDR as a socket)
+    if "HDR" in node.inputs:
+        node.inputs["HDR"].default_value = hdr
+    node.prefilter = prefilter
+    if quality is not None:
+        node.quality = quality
+
+
 # ---------------------------------------------------------------------------------------------
 # Output file formats: 5.x chooses a media type first and the format enum depends on it
 # ---------------------------------------------------------------------------------------------
 
 # What set_multilayer_exr / set_exr may change, for callers that restore the user's settings.
-IMAGE_SETTINGS = ("media_type", "file_format", "color_depth", "exr_codec", "use_exr_interleave",
-                  "color_mode")
+IMAGE_SETTINGS = ("media_type", "file_format", "color_depth", "exr_codec", "use_exr_interleave")
 
 
 def set_multilayer_exr(image_settings, depth: str = "32", codec: str = "ZIP",

@@ -10,7 +10,7 @@ from typing import Callable
 
 import bpy
 
-from . import passes, readback
+from . import blender_api, passes, readback
 from .core import dataset_format, errors, schema
 
 
@@ -66,7 +66,7 @@ def export_frames(scene, directory: str, frame_start: int | None = None,
     writer = dataset_format.DatasetWriter(
         summary.directory, engine=scene.render.engine,
         samples=render_samples(scene) if samples is None else samples,
-        resolution=readback.render_size(scene), blender_version=bpy.app.version_string,
+        resolution=readback.render_size(scene), blender_version=blender_api.VERSION_STRING,
         class_source=class_source, extra=extra)
 
     frames = range(frame_start, frame_end + 1)

@@ -8,7 +8,7 @@ the frame's class map is then read from that AOV.
 """
 from __future__ import annotations
 
-
+from . import blender_api
 from .core import schema
 
 AOV_NODE_PREFIX = "Photoreal AOV "
@@ -22,7 +22,7 @@ def is_cycles(scene) -> bool:
 
 
 def is_eevee(scene) -> bool:
-    return "EEVEE" in scene.render.engine
+    return blender_api.is_eevee(scene.render.engine)
 
 
 def class_pass_for(scene, class_source: str) -> str:
@@ -115,9 +115,7 @@ def _ensure_material_aovs(scene, key: str, class_source: str) -> list[str]:
     aov_name = schema.pass_spec(key).blender_names[0]
     fallbacks = []
     for mat in scene_materials(scene):
-        if mat.node_tree is None:   # 4.x material without nodes (5.x always has a tree)
-            mat.use_nodes = True
-        tree = mat.node_tree
+        tree = blender_api.node_tree(mat)
         if any(n.bl_idname == "ShaderNodeOutputAOV" and n.aov_name == aov_name for n in tree.nodes):
             continue
         node = tree.nodes.new("ShaderNodeOutputAOV")

@@ -4,7 +4,7 @@ import json
 import bpy
 import numpy as np
 
-from conftest import animate_box, build_scene, save_render, submodule
+from conftest import animate_box, blender_api, build_scene, save_render, submodule
 from neural_core import dataset_format, display, exr, schema
 
 
@@ -18,7 +18,7 @@ def test_export_three_frames_reads_back_the_rendered_values(addon, tmp_path):
     assert reader.frames == [1, 2, 3]
     manifest = reader.manifest
     assert manifest["engine"] == "CYCLES" and manifest["samples"] == 2
-    assert manifest["blender_version"] == bpy.app.version_string
+    assert manifest["blender_version"] == blender_api.VERSION_STRING
     assert manifest["schema_version"] == schema.SCHEMA_VERSION
     assert manifest["resolution"] == [64, 48] and reader.class_source == "object_index"
     assert {"depth", "normal", "albedo", "roughness", "metallic", "motion"} <= set(reader.gbuffer_passes)

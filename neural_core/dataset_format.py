@@ -159,10 +159,6 @@ class DatasetWriter:
             return False
         return all(contained_path(self.directory, rel).is_file() for rel in entry["files"].values())
 
-    @property
-    def complete_frames(self) -> list[int]:
-        return sorted(int(n) for n in self.manifest["frames"] if self.is_complete(int(n)))
-
     # -- writing ------------------------------------------------------------------------------
     def write_frame(self, number: int, source: str | os.PathLike | schema.Frame) -> dict[str, str]:
         """Write one frame from a Blender multilayer EXR (path) or a Frame dict.

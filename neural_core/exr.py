@@ -79,13 +79,6 @@ def read_frame(path: str | os.PathLike, view_layer: str | None = None) -> schema
     return schema.frame_from_exr_channels(read_channels(path), view_layer)
 
 
-def read_header(path: str | os.PathLike) -> dict:
-    """Header of the first part (Blender stores render stats and the frame number there)."""
-    _require_openexr()
-    with OpenEXR.File(str(path), header_only=True) as exr:
-        return dict(exr.header())
-
-
 def write_channels(path: str | os.PathLike, channels: Mapping[str, np.ndarray],
                    compression: str = "ZIP", header: Mapping | None = None) -> None:
     """Write {'name': (H, W) array} as one single-part EXR, atomically.

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 import bpy  # noqa: E402
 
+from addon import blender_api  # noqa: E402
 from neural_core import exr, schema  # noqa: E402
 from training.scenes import apply_preset, build_scene, set_output_exr  # noqa: E402
 
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
                        source=str(args.out))
     classes = sorted({schema.CLASSES[c] for c in set(schema.class_map_from_frame(frame).ravel())})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {seconds:.1f} s with "
-          f"Blender {bpy.app.version_string}, {args.kind} seed {args.seed}, {args.samples} spp; "
+          f"Blender {blender_api.VERSION_STRING}, {args.kind} seed {args.seed}, {args.samples} spp; "
           f"{info['objects']} objects; classes in view: {', '.join(classes)}")
     return 0
 
