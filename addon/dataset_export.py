@@ -25,8 +25,8 @@ class ExportSummary:
 def exported_passes(scene) -> tuple[list[str], str]:
     """(passes to render, class source) for this engine: every G-buffer pass it can write."""
     class_source = passes.class_pass_for(scene, "object_index")
-    gbuffers = [key for key in schema.GBUFFER_PASS_ORDER
-                if not (key == "motion" and scene.render.use_motion_blur)
+    gbuffers = [key for key in schema.GBUFFER_PASS_ORDER if schema.pass_spec(key).rendered
+                and not (key == "motion" and scene.render.use_motion_blur)
                 and (schema.pass_spec(key).eevee or not passes.is_eevee(scene))]
     return ["image", *gbuffers, class_source], class_source
 
@@ -91,6 +91,6 @@ def _export_one(scene, writer, number: int) -> None:
     path = readback.temp_directory() / f"export-{number:06d}.exr"
     try:
         readback.save_render_passes(scene, path)
-        writer.write_frame(number, path)
+        writer.write_frame(number, path, light_paths=passes.light_paths(scene))
     finally:
         path.unlink(missing_ok=True)

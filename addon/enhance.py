@@ -53,6 +53,11 @@ def required_passes(settings) -> list[str]:
     return list(get_enhancer(settings, threads_preference()).metadata.required_passes)
 
 
+def with_render_settings(scene, frame: schema.Frame) -> schema.Frame:
+    """The frame with the render's light-path depth (passes.light_paths), the `bounces` input."""
+    return schema.with_light_paths(frame, **passes.light_paths(scene)) if frame else frame
+
+
 def enhance_frame(scene, frame: schema.Frame) -> np.ndarray:
     """Enhance one frame with the scene's settings -> (H, W, 3) linear float32.
 
@@ -61,7 +66,7 @@ def enhance_frame(scene, frame: schema.Frame) -> np.ndarray:
     settings = scene.photoreal
     enhancer = get_enhancer(settings, threads_preference())
     start = time.perf_counter()
-    rgb = enhancer.enhance(frame, engine=scene.render.engine)
+    rgb = enhancer.enhance(with_render_settings(scene, frame), engine=scene.render.engine)
     for warning in enhancer.last_warnings:   # stderr: in background mode reports print nothing
         print(f"Photoreal Enhance: frame {scene.frame_current}: {warning}", file=sys.stderr,
               flush=True)

@@ -93,6 +93,7 @@ def _usable(scene, frame, required) -> bool:
     class_source = next((k for k in required if k in schema.CLASS_SOURCES), None)
     frame = schema.with_class_source(frame, class_source) if class_source else frame
     frame = schema.with_noisy_source(frame, scene.render.engine)
+    frame = enhance.with_render_settings(scene, frame)
     if any(key not in frame for key in required):
         return False
     h, w = schema.frame_size(frame)

@@ -37,6 +37,8 @@ def passes_to_enable(scene, required) -> list[str]:
     (and without the noisy image on EEVEE, where Combined serves: schema.with_noisy_source)."""
     keys = []
     for key in required:
+        if not schema.pass_spec(key).rendered:
+            continue
         if key in schema.CLASS_SOURCES:
             key = class_pass_for(scene, key)
         if key == "noisy" and is_eevee(scene):
@@ -53,6 +55,14 @@ def is_enabled(view_layer, key: str) -> bool:
     if key == "noisy":
         return denoiser_stores_noisy_image(view_layer)
     return bool(getattr(view_layer, spec.setting))
+
+
+def light_paths(scene) -> dict[str, int]:
+    """The render's light-path depth (the models' `bounces` input): Cycles' Max and Diffuse
+    Bounces. EEVEE has no bounce limit to read, so its renders count as fully lit."""
+    if is_cycles(scene):
+        return {"max_bounces": scene.cycles.max_bounces, "diffuse_bounces": scene.cycles.diffuse_bounces}
+    return {"max_bounces": schema.FULL_BOUNCE_DEPTH, "diffuse_bounces": schema.FULL_BOUNCE_DEPTH}
 
 
 def denoiser_stores_noisy_image(view_layer) -> bool:

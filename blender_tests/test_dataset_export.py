@@ -11,6 +11,7 @@ from neural_core import dataset_format, display, exr, schema
 def test_export_three_frames_reads_back_the_rendered_values(addon, tmp_path):
     scene = build_scene()
     animate_box(scene)
+    scene.cycles.max_bounces, scene.cycles.diffuse_bounces = 3, 2
     out = tmp_path / "dataset"
     assert bpy.ops.photoreal.export_dataset(directory=str(out), frame_start=1, frame_end=3) == {"FINISHED"}
 
@@ -22,6 +23,11 @@ def test_export_three_frames_reads_back_the_rendered_values(addon, tmp_path):
     assert manifest["schema_version"] == schema.SCHEMA_VERSION
     assert manifest["resolution"] == [64, 48] and reader.class_source == "object_index"
     assert {"depth", "normal", "albedo", "roughness", "metallic", "motion"} <= set(reader.gbuffer_passes)
+    # No pass holds the light-path depth: each frame records it, and reads back as the plane.
+    assert reader.knows_light_paths and "bounces" not in reader.gbuffer_passes
+    assert {tuple(manifest["frames"][str(n)]["light_paths"].items()) for n in reader.frames} == \
+        {(("max_bounces", 3), ("diffuse_bounces", 2))}
+    assert np.all(reader.read_frame(2)["bounces"] == 0.5)
     assert (out / "list.txt").read_text().splitlines()[0] == \
         "image/000001.png,labels/000001.png,gbuffers/000001.npz,labels/000001.png"
 

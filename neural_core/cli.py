@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
                               "pass to remove flicker (default: on; --no-temporal enhances each frame alone)")
     _add_model_options(enhance)
     enhance.add_argument("--view-layer", default=None, help="view layer to read (default: the first)")
+    enhance.add_argument("--bounces", type=_bounces, default=None,
+                         help="the render's Max Bounces (Render Properties > Light Paths), for models "
+                              "that add the light a short light path misses (default: full light "
+                              "paths are assumed: nothing is added)")
     enhance.set_defaults(run=_enhance)
 
     info = commands.add_parser("info", help="print a model's metadata and the passes it needs")
@@ -95,7 +99,7 @@ def _enhance(args: argparse.Namespace) -> int:
     if sequence.is_pattern(args.frame) or sequence.is_pattern(args.out):
         return _enhance_sequence(args)
     _check_output(args.out, args.frame)
-    frame = _read_frame_quietly(args.frame, args.view_layer)
+    frame = _with_bounces(_read_frame_quietly(args.frame, args.view_layer), args.bounces)
     enhancer = _load(args)
     rgb = _run(enhancer, frame)
     if args.out.suffix.lower() == ".exr":
@@ -122,7 +126,10 @@ def _enhance_sequence(args: argparse.Namespace) -> int:
         else:
             display.save_png(path, display.to_display(rgb, args.exposure))
 
-    counts = sequence.enhance_sequence(source, output, frames, enhancer.enhance, write,
+    def enhance(frame: schema.Frame) -> np.ndarray:
+        return enhancer.enhance(_with_bounces(frame, args.bounces))
+
+    counts = sequence.enhance_sequence(source, output, frames, enhance, write,
                                        temporal_on=args.temporal, view_layer=args.view_layer)
     print(f"wrote {counts['done']} frame(s) to {output}, skipped {counts['skipped']} that existed"
           + (f", history restarted {counts['history_resets']} time(s)" if args.temporal else ""))
@@ -226,6 +233,17 @@ def _load(args: argparse.Namespace) -> Enhancer:
         print(UNTRAINED_WARNING)
     print(f"provider: {enhancer.provider} ({enhancer.provider_reason})")
     return enhancer
+
+
+def _bounces(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} bounces: give the render's Max Bounces, 0-1024")
+    return value
+
+
+def _with_bounces(frame: schema.Frame, bounces: int | None) -> schema.Frame:
+    return frame if bounces is None else schema.with_light_paths(frame, bounces)
 
 
 def _run(enhancer: Enhancer, frame: schema.Frame) -> np.ndarray:

@@ -78,7 +78,7 @@ def relative_paths(number: int) -> dict[str, str]:
 
 
 def present_gbuffer_passes(frame: schema.Frame) -> list[str]:
-    return [key for key in schema.GBUFFER_PASS_ORDER if key in frame]
+    return [key for key in schema.GBUFFER_PASS_ORDER if key in frame and schema.pass_spec(key).rendered]
 
 
 def gbuffer_array(frame: schema.Frame, passes: list[str]) -> np.ndarray:
@@ -160,11 +160,13 @@ class DatasetWriter:
         return all(contained_path(self.directory, rel).is_file() for rel in entry["files"].values())
 
     # -- writing ------------------------------------------------------------------------------
-    def write_frame(self, number: int, source: str | os.PathLike | schema.Frame) -> dict[str, str]:
+    def write_frame(self, number: int, source: str | os.PathLike | schema.Frame,
+                    light_paths: Mapping[str, int] | None = None) -> dict[str, str]:
         """Write one frame from a Blender multilayer EXR (path) or a Frame dict.
 
         The EXR is copied as is into frames/; the other files are derived from it.
-        Returns the frame's relative file paths.
+        `light_paths` ({"max_bounces": .., "diffuse_bounces": ..}) records the render's light-path
+        depth, which no pass holds (the models' `bounces` input). Returns the relative file paths.
         """
         if isinstance(source, Mapping):
             frame = dict(source)
@@ -187,7 +189,13 @@ class DatasetWriter:
         _write_npz(path["gbuffers"], gbuffers=gbuffer_array(frame, passes),
                    channels=np.array(schema.gbuffer_channel_names(passes)), img=img)
 
-        self.manifest["frames"][str(number)] = {"files": rel, "complete": True}
+        entry = {"files": rel, "complete": True}
+        if light_paths is not None:
+            if "max_bounces" not in light_paths or set(light_paths) - {"max_bounces", "diffuse_bounces"}:
+                raise DatasetFormatError(f"frame {number}: light_paths needs max_bounces (and may have "
+                                         f"diffuse_bounces), not {sorted(light_paths)}")
+            entry["light_paths"] = {key: int(value) for key, value in light_paths.items()}
+        self.manifest["frames"][str(number)] = entry
         self._save()
         return rel
 
@@ -304,6 +312,11 @@ class DatasetReader:
     def gbuffer_channels(self) -> list[str]:
         return list(self.manifest.get("gbuffer_channels") or [])
 
+    @property
+    def knows_light_paths(self) -> bool:
+        """Does every frame record its render's light-path depth (the `bounces` input)?"""
+        return bool(self.frames) and all("light_paths" in self.manifest["frames"][str(n)] for n in self.frames)
+
     def path(self, number: int, kind: str) -> Path:
         entry = self.manifest["frames"].get(str(number))
         if not entry or not entry.get("complete"):
@@ -319,8 +332,11 @@ class DatasetReader:
         return contained_path(self.directory, self.manifest["frames"][str(number)]["files"][kind])
 
     def read_frame(self, number: int) -> schema.Frame:
-        """All passes of the frame as a Frame (raw linear values)."""
-        return exr.read_frame(self.path(number, "exr"))
+        """All passes of the frame as a Frame (raw linear values), with the `bounces` plane when
+        the frame records its light paths."""
+        frame = exr.read_frame(self.path(number, "exr"))
+        light_paths = self.manifest["frames"][str(number)].get("light_paths")
+        return frame if light_paths is None else schema.with_light_paths(frame, **light_paths)
 
     def read_image(self, number: int) -> np.ndarray:
         """(H, W, 3) uint8 display sRGB."""

@@ -35,6 +35,17 @@ def fill_default_aovs(frame: schema.Frame, required) -> tuple[schema.Frame, list
                     f"enables them) for the model's full quality"]
 
 
+def fill_full_light_paths(frame: schema.Frame, required) -> tuple[schema.Frame, list[str]]:
+    """A frame that does not say its light-path depth is taken as fully lit: the model then only
+    refines, never adds light that may already be there (the safe side for a full render)."""
+    if "bounces" not in required or "bounces" in frame or not frame:
+        return frame, []
+    return schema.with_light_paths(frame, schema.FULL_BOUNCE_DEPTH), [
+        "the frame does not say how many light bounces it was rendered with, so full light paths "
+        "are assumed and no missing light is added; give --bounces N (the render's Max Bounces) "
+        "for renders with fewer"]
+
+
 def foreign_ids_warning(frame: schema.Frame, source: str) -> list[str]:
     """A warning when the id pass holds values that decode to no tagged class."""
     if source not in frame:

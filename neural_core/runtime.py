@@ -200,6 +200,8 @@ class Enhancer:
         frame = schema.with_class_source(frame, self.metadata.class_source)
         frame = schema.with_noisy_source(frame, engine)
         frame, self.last_warnings = fallbacks.fill_default_aovs(frame, self.required_passes)
+        frame, assumed = fallbacks.fill_full_light_paths(frame, self.required_passes)
+        self.last_warnings += assumed
         schema.check_frame(frame, self.required_passes, engine)
         self.last_warnings += fallbacks.foreign_ids_warning(frame, self.metadata.class_source)
         # Every pass the output is placed over, not only the model's: a half-size id pass

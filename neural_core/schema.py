@@ -53,6 +53,11 @@ class PassSpec:
         return len(self.channels)
 
     @property
+    def rendered(self) -> bool:
+        """False for inputs made from the render's settings rather than read from its passes."""
+        return bool(self.blender_names)
+
+    @property
     def is_aov(self) -> bool:
         return self.aov_type is not None
 
@@ -92,7 +97,14 @@ PASSES: dict[str, PassSpec] = {p.key: p for p in (
     # pass_index into this AOV from every material.
     PassSpec("class_aov", ("photoreal_class",), ("X",), "aovs['photoreal_class']", TRANSFORM_INDEX,
              aov_type="VALUE"),
+    # Not in any EXR: the render's light-path depth as a constant plane (with_light_paths). A
+    # denoised 1-bounce render and a full one can look alike, yet only the first lacks light.
+    PassSpec("bounces", (), ("X",), "scene.cycles.max_bounces", TRANSFORM_NONE),
 )}
+
+# Diffuse bounces past which more add little light: Cycles' default diffuse limit and the
+# training references' setting. The bounces plane holds depth / FULL_BOUNCE_DEPTH, at most 1.
+FULL_BOUNCE_DEPTH = 4
 
 # Radiance passes a RAD model may take as its image input; the first is the one it corrects.
 IMAGE_PASSES = ("image", "noisy")
@@ -103,7 +115,7 @@ _KNOWN_PASS_NAMES = frozenset(n for spec in PASSES.values() for n in spec.blende
 
 # G-buffer passes a model may consume, in the canonical stacking order.
 GBUFFER_PASS_ORDER = ("depth", "normal", "albedo", "glossy", "emission", "position", "motion",
-                      "roughness", "metallic")
+                      "roughness", "metallic", "bounces")
 # The default set: everything both engines produce without scene-specific scale.
 DEFAULT_GBUFFER_PASSES = ("depth", "normal", "albedo", "glossy", "emission", "roughness",
                           "metallic")
@@ -136,6 +148,9 @@ def enable_hint(key: str, engine: str | None = None) -> str:
         return ("turn on Render Properties > Sampling > Render > Denoise and View Layer Properties > "
                 "Passes > Data > Denoising Data (scene.cycles.use_denoising, "
                 "ViewLayer.cycles.denoising_store_passes); EEVEE has no denoiser: use Cycles")
+    if key == "bounces":
+        return ("the add-on reads it from Render Properties > Light Paths; on the command line give "
+                "--bounces N (the render's Max Bounces)")
     if not spec.eevee and engine and "EEVEE" in engine:
         return (f"EEVEE has no {spec.blender_names[-1]} pass: switch the render engine to Cycles "
                 f"(ViewLayer.{spec.setting}), or use a model that does not need it")
@@ -413,6 +428,20 @@ def with_noisy_source(frame: Frame, engine: str | None) -> Frame:
     if "noisy" not in frame and "image" in frame and engine and "EEVEE" in engine:
         frame = {**frame, "noisy": frame["image"]}
     return frame
+
+
+def bounce_depth(max_bounces: int, diffuse_bounces: int | None = None) -> float:
+    """The bounces plane's value: the render's diffuse light-path depth over FULL_BOUNCE_DEPTH,
+    in [0, 1] (1 = full light transport, as the training references)."""
+    depth = max_bounces if diffuse_bounces is None else min(max_bounces, diffuse_bounces)
+    return min(max(int(depth), 0), FULL_BOUNCE_DEPTH) / FULL_BOUNCE_DEPTH
+
+
+def with_light_paths(frame: Frame, max_bounces: int, diffuse_bounces: int | None = None) -> Frame:
+    """The frame with its `bounces` plane: a read-only broadcast view, no memory per pixel."""
+    height, width = frame_size(frame)
+    value = np.float32(bounce_depth(max_bounces, diffuse_bounces))
+    return {**frame, "bounces": np.broadcast_to(value, (height, width, 1))}
 
 
 def class_map_from_frame(frame: Frame, source: str = "object_index") -> np.ndarray:

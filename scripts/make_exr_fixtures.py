@@ -79,7 +79,7 @@ def configure(scene, path):
     scene.render.use_motion_blur = False
     layer = scene.view_layers[0]
     for spec in schema.PASSES.values():
-        if spec.is_aov:
+        if spec.is_aov or not spec.rendered:
             continue
         setattr(layer, spec.setting, True)
     aov = layer.aovs.add()

@@ -122,3 +122,43 @@ def latest(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict |
             f"training does not start (it would overwrite them); newest first: "
             f"{'; '.join(failures)}. Fix or move them away, or train into a new --run folder")
     return None
+
+
+def weights_to_start_from(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """The checkpoint `path` names (a file, or a run directory's newest) for --init-from."""
+    if Path(path).is_dir():
+        found = latest(path, device)
+        if found is None:
+            raise CheckpointError(f"--init-from {path}: that run directory has no checkpoint")
+        return found
+    return load_named(path, device)
+
+
+def load_widened(model: torch.nn.Module, state: dict, source: str) -> list[str]:
+    """Load `state` into `model`, where a tensor may have grown along its input channels (dim 1:
+    a G-buffer pass added at the end of the stack). The old channels are copied and the new ones
+    start at zero, so the network starts out computing exactly what the old one did. Returns the
+    widened tensors' names; any other mismatch is an error naming the tensor."""
+    own = model.state_dict()
+    unknown = sorted(set(state) - set(own))
+    missing = sorted(k for k in set(own) - set(state) if own[k].is_floating_point())
+    if unknown or missing:
+        raise CheckpointError(f"{source} is another network: {len(unknown)} tensor(s) this one lacks "
+                              f"({unknown[:3]}), {len(missing)} it lacks ({missing[:3]})")
+    widened = []
+    with torch.no_grad():
+        for key, old in state.items():
+            new = own[key]
+            if new.shape == old.shape:
+                new.copy_(old)
+            elif (new.dim() == old.dim() >= 2 and new.shape[0] == old.shape[0]
+                  and new.shape[2:] == old.shape[2:] and new.shape[1] > old.shape[1]):
+                new.zero_()
+                new[:, :old.shape[1]].copy_(old)
+                widened.append(key)
+            else:
+                raise CheckpointError(f"{source}: {key} is {tuple(old.shape)} there but "
+                                      f"{tuple(new.shape)} here; only added input channels can be "
+                                      f"started from an older network")
+    model.load_state_dict(own)
+    return widened

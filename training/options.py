@@ -55,6 +55,9 @@ class TrainOptions:
                       "published model) or tiny (tests and smoke runs)")
     net_config: str = option("", "JSON dict of network config fields overriding the preset, e.g. "
                              "'{\"num_branches\": 4}'")
+    init_from: str = option("", "a new run starts from this checkpoint's weights (a .pt file, or a run "
+                            "directory's newest): input channels only this network has (an added "
+                            "G-buffer pass) start at zero, so it begins as the old model")
     recompute_stats: bool = option(False, "recompute the data's G-buffer mean/std instead of using "
                                    "the saved gbuffer_stats.json")
     split: str = option("train", "Cityscapes split to read (cityscapes data only)")

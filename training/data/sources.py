@@ -109,7 +109,9 @@ class ExportedScenes(Source):
         super().__init__()
         self.root = Path(root)
         self.reader = DatasetReader(self.root)
-        self.gbuffer_passes = choose_passes(self.reader.gbuffer_passes, gbuffer_passes)
+        # The render's light-path depth is an input too, when every frame records it.
+        available = self.reader.gbuffer_passes + (["bounces"] if self.reader.knows_light_paths else [])
+        self.gbuffer_passes = choose_passes(available, gbuffer_passes)
         self.gbuffer_channels = schema.gbuffer_channel_names(self.gbuffer_passes)
         self.class_source = self.reader.class_source
         self.frames = []

@@ -86,7 +86,7 @@ def parse_fast_preset(text: str) -> RenderPreset:
 # Passes the generated materials can fill (class_aov is written by the add-on, not by us).
 # The denoiser's noisy image is not among them: `apply_preset` stores it with the denoiser.
 SCENE_PASSES = tuple(key for key, spec in schema.PASSES.items()
-                     if (not spec.is_aov or key in MATERIAL_AOVS) and key != "noisy")
+                     if (not spec.is_aov or key in MATERIAL_AOVS) and key != "noisy" and spec.rendered)
 
 
 def enable_passes(scene, keys=SCENE_PASSES) -> None:

@@ -81,7 +81,8 @@ class Trainer:
         self.source = self.open_data(opts.data)
         self.gbuffer_stats = self.load_stats(self.source)
         self.build()
-        self.resume()
+        if not self.resume():
+            self.start_from(opts.init_from)
         if self.dist.is_main:
             options_mod.save(opts, self.run_dir / "options.json")
 
@@ -201,10 +202,22 @@ class Trainer:
             log.info("checkpoint %s", path)
         distributed.barrier(self.dist)
 
-    def resume(self) -> None:
+    def start_from(self, path: str) -> None:
+        """--init-from: a new run's weights from another run (optimiser state starts fresh)."""
+        if not path:
+            return
+        found = checkpoint.weights_to_start_from(path, self.device)
+        for name, model in self.models.items():
+            if name in found["models"]:
+                widened = checkpoint.load_widened(self.unwrap(model), found["models"][name], found.get("path", path))
+                log.info("%s starts from %s%s", name, found.get("path", path),
+                         f" (new input channels at zero in {widened})" if widened else "")
+
+    def resume(self) -> bool:
+        """The run's newest checkpoint, if any; True when one was loaded."""
         found = checkpoint.latest(self.run_dir, self.device)
         if found is None:
-            return
+            return False
         for name, model in self.models.items():
             self.unwrap(model).load_state_dict(found["models"][name])
         for name, opt in self.optimizers.items():
@@ -214,6 +227,7 @@ class Trainer:
         self.step = int(found["step"])
         self.on_resume(found)
         log.info("resumed from %s at step %d", found["path"], self.step)
+        return True
 
     def on_resume(self, payload: dict) -> None:
         pass
