@@ -168,8 +168,8 @@ class Enhancer:
         """Frame (pass key -> (H, W, C) arrays) -> enhanced (H, W, 3) float32 linear HDR (a
         channel-first array seen as (H, W, 3); np.ascontiguousarray makes it interleaved).
 
-        engine: the render engine that made the frame ('CYCLES', 'BLENDER_EEVEE_NEXT', ...),
-        only used to word the error for a missing pass.
+        engine: the render engine that made the frame (scene.render.engine): EEVEE frames
+        serve their Combined as the noisy image; otherwise only used to word errors.
         progress: called with (tiles done, tiles in all) after each tile.
         """
         with self._lock:

@@ -66,7 +66,7 @@ class PassSpec:
         return [f"{self.key}.{c.lower()}" for c in self.channels]
 
 
-# 4.2-4.5 names come first, 5.x names second (see shared/notes/blender-api-probe.md, table 1a).
+# 4.2-4.5 names come first, 5.x names second (docs/blender_api.md); readers accept either.
 PASSES: dict[str, PassSpec] = {p.key: p for p in (
     PassSpec("image", ("Combined",), ("R", "G", "B"), "use_pass_combined", TRANSFORM_HDR),
     PassSpec("alpha", ("Combined",), ("A",), "use_pass_combined", TRANSFORM_NONE),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from neural_core.dataset_format import DatasetReader  # noqa: E402
 from neural_core.display import to_display  # noqa: E402
+from neural_core.files import write_text_atomic  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
 from neural_core.temporal import TemporalFilter  # noqa: E402
 from training.metrics import image as image_metrics  # noqa: E402
@@ -119,11 +119,8 @@ def main(argv=None) -> int:
         results[f"{kind} {shot[0]}-{shot[-1]}"] = evaluate_shot(shot, fast, reference, enhancer)
         print(f"{kind} {shot[0]}-{shot[-1]} done", file=sys.stderr, flush=True)
     print(table(results))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"model": args.model, "data": str(data), "shots": results}, indent=1) + "\n")
-    os.replace(tmp, out)
+    write_text_atomic(args.out, json.dumps({"model": args.model, "data": str(data), "shots": results},
+                                           indent=1) + "\n")
     return 0
 
 

@@ -22,6 +22,7 @@ import bpy  # noqa: E402
 
 from addon import blender_api  # noqa: E402
 from neural_core import exr, schema  # noqa: E402
+from neural_core.files import write_atomic  # noqa: E402
 from training.scenes import apply_preset, build_scene, set_output_exr  # noqa: E402
 
 DEMO_KIND = "interior"
@@ -43,13 +44,14 @@ def main(argv=None) -> int:
     scene = bpy.context.scene
     apply_preset(scene, "fast", noise_seed=args.seed)
     scene.cycles.samples = args.samples
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp.exr")
-    set_output_exr(scene, str(tmp), half=True, codec=args.codec)
+
+    def render(tmp: Path) -> None:
+        set_output_exr(scene, str(tmp), half=True, codec=args.codec)
+        bpy.ops.render.render(write_still=True)
+
     start = time.perf_counter()
-    bpy.ops.render.render(write_still=True)
+    write_atomic(args.out, render)
     seconds = time.perf_counter() - start
-    tmp.replace(args.out)
 
     frame = exr.read_frame(args.out)
     schema.check_frame(frame, ["image", "noisy", *schema.DEFAULT_GBUFFER_PASSES, "object_index"],

@@ -70,6 +70,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     import bpy
     from tqdm import tqdm
 
+    from addon import blender_api
     from training import scenes
 
     kinds = _check_kinds(kinds, scenes.KINDS)
@@ -84,7 +85,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     record = _open_record(out, {
         "base_seed": int(seed), "kinds": list(kinds), "resolution": [int(v) for v in resolution],
         "presets": {name: _preset_dict(p) for name, p in renders.items()},
-        "blender": bpy.app.version_string, "scenes": {}, **({"sequence": sequence} if sequence else {})})
+        "blender": blender_api.VERSION_STRING, "scenes": {}, **({"sequence": sequence} if sequence else {})})
     export_frames = _exporter()
     done = {name: _complete_ids(out / name) for name in renders}
 
