@@ -14,13 +14,8 @@ VERSION = tuple(bpy.app.version)
 VERSION_STRING = bpy.app.version_string
 BLENDER_5 = VERSION >= (5, 0, 0)
 
-# The EEVEE engine id (4.2-4.5 called the rewritten EEVEE "Next").
+# The EEVEE engine id (4.2-4.5 called the rewritten EEVEE "Next"); schema.is_eevee knows both.
 EEVEE = "BLENDER_EEVEE" if BLENDER_5 else "BLENDER_EEVEE_NEXT"
-
-
-def is_eevee(engine: str) -> bool:
-    """Any EEVEE id, so that a file from another version is recognised too."""
-    return "EEVEE" in engine
 
 
 # ---------------------------------------------------------------------------------------------

@@ -91,8 +91,7 @@ def _view_layer(context):
 def _usable(scene, frame, required) -> bool:
     """Does a previous render have every needed pass at the current resolution?"""
     class_source = next((k for k in required if k in schema.CLASS_SOURCES), None)
-    frame = schema.with_class_source(frame, class_source) if class_source else frame
-    frame = schema.with_noisy_source(frame, scene.render.engine)
+    frame = schema.with_model_sources(frame, class_source, scene.render.engine)
     frame = enhance.with_render_settings(scene, frame)
     if any(key not in frame for key in required):
         return False

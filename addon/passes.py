@@ -22,30 +22,12 @@ def is_cycles(scene) -> bool:
 
 
 def is_eevee(scene) -> bool:
-    return blender_api.is_eevee(scene.render.engine)
-
-
-def class_pass_for(scene, class_source: str) -> str:
-    """The pass that carries class ids on this engine (EEVEE: the class AOV)."""
-    if is_eevee(scene) and not schema.pass_spec(class_source).eevee:
-        return "class_aov"
-    return class_source
+    return schema.is_eevee(scene.render.engine)
 
 
 def passes_to_enable(scene, required) -> list[str]:
-    """The model's required passes, with the class source swapped for what this engine has
-    (and without the noisy image on EEVEE, where Combined serves: schema.with_noisy_source)."""
-    keys = []
-    for key in required:
-        if not schema.pass_spec(key).rendered:
-            continue
-        if key in schema.CLASS_SOURCES:
-            key = class_pass_for(scene, key)
-        if key == "noisy" and is_eevee(scene):
-            continue
-        if key not in keys:
-            keys.append(key)
-    return keys
+    """The model's required passes as this engine carries them (schema.render_source)."""
+    return schema.passes_to_render(required, scene.render.engine)
 
 
 def is_enabled(view_layer, key: str) -> bool:

@@ -108,9 +108,9 @@ def _enhance(scene, layer, pixels, steps: dict) -> tuple[np.ndarray, np.ndarray 
     """The layer's passes -> the enhanced (H, W, 3) image and the render's alpha. Adds the time
     of each step, in ms, to `steps` (the panel and the benchmarks read it from LAST_RUN)."""
     clock = time.perf_counter()
-    channels = {f"{layer.name}.{p.name}.{c}": pixels[p.name][..., i]
-                for p in layer.passes if p.name not in OURS for i, c in enumerate(p.channel_id)}
-    frame = schema.frame_from_exr_channels(channels, layer.name)
+    frame = schema.frame_from_passes(
+        {p.name: {c: pixels[p.name][..., i] for i, c in enumerate(p.channel_id)}
+         for p in layer.passes if p.name not in OURS})
     steps["readback"] += _elapsed_ms(clock)
     rgb = enhance.enhance_frame(scene, frame)
     steps.update(enhance.LAST_RUN.get("timings", {}))

@@ -9,6 +9,7 @@ import sys
 import bpy
 
 from conftest import ROOT, blender_api, build_scene, comp_tree, submodule
+from neural_core import schema
 
 ADDON_DIR = ROOT / "addon"
 MODULES = sorted(p.stem for p in ADDON_DIR.glob("*.py") if p.stem != "__init__")
@@ -111,7 +112,7 @@ def test_the_seam_matches_this_blender():
         assert (settings.file_format, settings.color_depth, settings.exr_codec) == \
             ("OPEN_EXR_MULTILAYER", "16", "NONE")
         scene.render.engine = blender_api.EEVEE      # raises if the id is wrong
-        assert blender_api.is_eevee(scene.render.engine)
+        assert schema.is_eevee(scene.render.engine)
     finally:
         blender_api.remove_compositor_tree(scene)
 
