@@ -29,7 +29,7 @@ from neural_core.errors import PhotorealError
 from neural_core.files import write_atomic
 
 from .data.loader import CropDataset
-from .data.sources import Source
+from .data.source import Source
 from .losses.vgg import VGG
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from neural_core.errors import CorruptFileError
 from neural_core.files import write_text_atomic
 from neural_core.schema import GBufferStats
 
-from .sources import Source
+from .source import Source
 
 log = logging.getLogger(__name__)
 STATS_FILE = "gbuffer_stats.json"

@@ -1,13 +1,11 @@
 """Blender set-up helpers of the scene generator; this module needs only bpy.
 
 The differences between Blender versions are not here but in the add-on's one seam,
-addon/blender_api.py (re-exported below for the generator's modules).
+addon/blender_api.py, which the generator's modules import.
 """
 from __future__ import annotations
 
 import bpy
-
-from addon.blender_api import node_tree, socket  # noqa: F401  (the version switches)
 
 
 def reset_blender() -> bpy.types.Scene:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-import bpy
-
 from addon import blender_api
 from neural_core import schema
 

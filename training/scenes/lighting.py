@@ -10,7 +10,8 @@ from pathlib import Path
 
 import bpy
 
-from .blender_compat import node_tree
+from addon.blender_api import node_tree
+
 from .geometry import Builder, dome_mesh
 from .materials import hdri_sky_material, sky_material
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import bpy
 
+from addon.blender_api import node_tree, socket
 from neural_core import schema
 
 from . import textures
-from .blender_compat import node_tree, socket
 
 # The schema's AOV passes that every generated material writes.
 MATERIAL_AOVS = ("roughness", "metallic")
