@@ -178,10 +178,10 @@ def image_rgb(image) -> np.ndarray:
     return submodule("compositor").image_pixels(image)[..., :3]
 
 
-def run_cli_enhance(exr_path: Path, out_path: Path, model: str) -> np.ndarray:
+def run_cli_enhance(exr_path: Path, out_path: Path, model: str, *options: str) -> np.ndarray:
     """`python -m neural_core enhance` with this interpreter; returns the output's RGB."""
     subprocess.run([sys.executable, "-m", "neural_core", "enhance", str(exr_path), "--model", model,
-                    "--device", "cpu", "--out", str(out_path)], cwd=ROOT, check=True,
+                    "--device", "cpu", "--out", str(out_path), *options], cwd=ROOT, check=True,
                    capture_output=True)
     from neural_core import exr
     channels = exr.read_channels(out_path)

@@ -66,6 +66,22 @@ def test_operator_turns_on_the_denoiser_the_model_works_on(addon, tmp_path):
     np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), cli, atol=1e-5, rtol=1e-5)
 
 
+def test_the_render_light_paths_reach_the_model(addon, tmp_path):
+    """The bundled RAD adds the light a short light path misses: the button tells it the scene's
+    Max/Diffuse Bounces, exactly what `--bounces` tells it on the command line, and a 1-bounce
+    render is enhanced differently from the same pixels said to be fully lit."""
+    scene = build_scene(strength=1.0)
+    scene.cycles.max_bounces, scene.cycles.diffuse_bounces = 1, 4
+    assert "bounces" in submodule("enhance").required_passes(scene.photoreal)
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    frame_exr = save_render(scene, tmp_path / "frame.exr")
+    addon_image = image_rgb(bpy.data.images["Photoreal Enhance"])
+    one = run_cli_enhance(frame_exr, tmp_path / "one.exr", cli_model_argument(), "--bounces", "1")
+    np.testing.assert_allclose(addon_image, one, atol=1e-5, rtol=1e-5)
+    full = run_cli_enhance(frame_exr, tmp_path / "full.exr", cli_model_argument())
+    assert np.abs(full - one).max() > 1e-3
+
+
 def _tree_snapshot(tree):
     nodes = sorted((n.name, n.bl_idname) for n in tree.nodes)
     links = sorted((l.from_node.name, l.from_socket.identifier, l.to_node.name, l.to_socket.identifier)

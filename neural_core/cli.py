@@ -165,7 +165,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"grid multiple:  {meta.grid_multiple} (the graph pads to it)    images per run: {meta.num_images}")
     print("required passes (and how to enable them in Blender):")
     for key in meta.required_passes:
-        names = " / ".join(schema.pass_spec(key).blender_names)
+        names = " / ".join(schema.pass_spec(key).blender_names) or "(render settings)"
         print(f"  {key:<15} {names:<28} {schema.enable_hint(key)}")
     if meta.gbuffer_channels:
         print(f"G-buffer channels ({len(meta.gbuffer_channels)}): {', '.join(meta.gbuffer_channels)}")

@@ -122,6 +122,8 @@ def write_frame(path: str | os.PathLike, frame: schema.Frame, view_layer: str = 
     new_names = blender_version >= (5, 0)
     for key, arr in frame.items():
         spec = schema.pass_spec(key)
+        if not spec.rendered:        # made from the render's settings; no pass to write
+            continue
         blender_name = spec.blender_names[-1] if new_names else spec.blender_names[0]
         for i, chan in enumerate(spec.channels):
             channels[f"{view_layer}.{blender_name}.{chan}"] = arr[..., i]
