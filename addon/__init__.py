@@ -1,20 +1,26 @@
 """Photoreal Enhance: a neural render pass for Blender (see README).
 
-Everything lives in submodules; this file only registers them.
+Everything lives in submodules; this file only registers them. They are imported in
+register(), not here, so that a single module (blender_api, for the scene generator and the
+tests) can be imported without loading the add-on.
 """
-from . import batch, compositor, operators, properties, render_pass, temporal, ui
+import importlib
 
-_MODULES = (properties, operators, ui, render_pass, batch, compositor, temporal)
+# Registration order; unregister runs it backwards.
+_MODULES = ("properties", "operators", "ui", "render_pass", "batch", "compositor", "temporal")
+
+
+def _module(name):
+    return importlib.import_module(f"{__package__}.{name}")
 
 
 def register():
-    for module in _MODULES:
-        module.register()
+    for name in _MODULES:
+        _module(name).register()
 
 
 def unregister():
-    from . import enhance, readback
-    for module in reversed(_MODULES):
-        module.unregister()
-    enhance.clear_cache()
-    readback.remove_temp_directory()
+    for name in reversed(_MODULES):
+        _module(name).unregister()
+    _module("enhance").clear_cache()
+    _module("readback").remove_temp_directory()

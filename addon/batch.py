@@ -6,7 +6,7 @@ enhance_on_render is on:
 - render_post (after compositing, before the file is written): the frame's passes and
   composite are saved to a multilayer EXR on /dev/shm, enhanced, and mixed in numpy;
 - render_write (the frame file exists): the file is rewritten with the mixed image;
-- render_complete / render_cancel: the Mix factor is restored.
+- render_complete / render_cancel: the Mix factor is set back from scene.photoreal.strength.
 Each frame is thus enhanced from its own passes (an Image node filled in render_post would
 only show up in the next frame). Handlers are removed on unregister (Blender 4.5 hangs at
 exit when handlers stay registered).
@@ -21,11 +21,11 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import compositor, enhance, passes, readback, temporal
+from . import blender_api, compositor, enhance, passes, readback, temporal
 from .core import errors, exr, schema
 
 OUTPUT_IMAGE = "Photoreal Output"
-_STATE: dict = {"saved_factor": None, "pending": None}
+_STATE: dict = {"pending": None}
 
 
 def active(scene) -> bool:
@@ -39,12 +39,10 @@ def _log(message: str) -> None:
 
 @persistent
 def on_render_init(scene, *_):
-    if not active(scene) or not compositor.has_nodes(scene):
-        return
-    tree = compositor.get_tree(scene, create=False)
-    factor = compositor.strength_socket(tree)
-    _STATE["saved_factor"] = factor.default_value
-    factor.default_value = 0.0
+    """The node factor is derived from scene.photoreal.strength here (a hand-edited factor
+    does not last); EEVEE's composite is written unmixed and mixed in numpy instead."""
+    if compositor.has_nodes(scene):
+        compositor.set_strength(scene, 0.0 if active(scene) else scene.photoreal.strength)
 
 
 @persistent
@@ -117,8 +115,7 @@ def write_over(scene, path: str, rgba: np.ndarray, enhanced: np.ndarray | None =
                 channels[f"{layer}.{compositor.PASS_NAME}.{c}"] = enhanced[..., i]
         exr.write_channels(path, channels)
         return
-    if getattr(settings, "media_type", "IMAGE") == "VIDEO" or settings.file_format in (
-            "FFMPEG", "AVI_JPEG", "AVI_RAW"):
+    if blender_api.is_video(settings):
         _log("video output cannot be enhanced after writing; render an image sequence "
              "(EXR/PNG) instead, or use Cycles")
         return
@@ -135,10 +132,9 @@ def write_over(scene, path: str, rgba: np.ndarray, enhanced: np.ndarray | None =
 
 @persistent
 def on_render_done(scene, *_):
-    saved, _STATE["saved_factor"] = _STATE["saved_factor"], None
     _STATE["pending"] = None
-    if saved is not None:
-        compositor.set_strength(scene, saved)
+    if active(scene) and compositor.has_nodes(scene):
+        compositor.set_strength(scene, scene.photoreal.strength)
 
 
 HANDLERS = (("render_init", on_render_init), ("render_post", on_render_post),

@@ -5,9 +5,10 @@ compositor output, and an Image node showing bpy.data.images["Photoreal Enhance"
 node's second input comes from that Image node, or, when Cycles computes the "Photoreal"
 render pass itself (enhance_on_render), from the Render Layers socket of that pass. User nodes
 are never removed or relinked, except that the link into the output now goes through our Mix.
+The tree and node types differ between Blender 4.x and 5.x: blender_api has them.
 
-Blender 4.x: scene.node_tree, CompositorNodeComposite, CompositorNodeMixRGB.
-Blender 5.x: scene.compositing_node_group, NodeGroupOutput, ShaderNodeMix.
+The strength is stored once, in scene.photoreal.strength; the node factor is derived from it
+(set_strength) whenever our nodes are made or a render starts.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import contextlib
 import bpy
 import numpy as np
 
+from . import blender_api
 from .core import buffers
 
 MIX_NODE = "Photoreal Mix"
@@ -32,45 +34,17 @@ WEIGHT_NAME = "Photoreal Weight"
 STRENGTH_NODE = "Photoreal Strength"
 
 
-def is_group_tree_api(scene) -> bool:
-    """Blender 5.x: the compositor is a node group assigned to the scene."""
-    return hasattr(scene, "compositing_node_group")
-
-
 # ---------------------------------------------------------------------------------------------
 # Tree, output and render layers
 # ---------------------------------------------------------------------------------------------
 
 def get_tree(scene, create: bool = True):
-    if is_group_tree_api(scene):
-        tree = scene.compositing_node_group
-        if tree is None and create:
-            tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
-            scene.compositing_node_group = tree
-        return tree
-    if not scene.use_nodes and create:
-        scene.use_nodes = True      # 4.x creates the tree with Render Layers + Composite
-    return scene.node_tree
+    return blender_api.compositor_tree(scene, create)
 
 
 def output_socket(tree, scene):
     """The socket whose input is the final image; created (and fed the render) if missing."""
-    if is_group_tree_api(scene):
-        if not any(item.item_type == "SOCKET" and item.in_out == "OUTPUT"
-                   and item.socket_type == "NodeSocketColor" for item in tree.interface.items_tree):
-            tree.interface.new_socket(name="Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-        outputs = [n for n in tree.nodes if n.bl_idname == "NodeGroupOutput"]
-        node = next((n for n in outputs if n.is_active_output), outputs[0] if outputs else None)
-        if node is None:
-            node = tree.nodes.new("NodeGroupOutput")
-            node.location = (400, 0)
-        socket = next(s for s in node.inputs if s.type == "RGBA")
-    else:
-        node = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite"), None)
-        if node is None:
-            node = tree.nodes.new("CompositorNodeComposite")
-            node.location = (400, 0)
-        socket = node.inputs["Image"]
+    socket = blender_api.output_socket(tree)
     if not socket.is_linked:
         tree.links.new(render_layers(tree, scene).outputs["Image"], socket)
     return socket
@@ -92,25 +66,13 @@ def render_layers(tree, scene):
 # Our nodes
 # ---------------------------------------------------------------------------------------------
 
-def _new_mix(tree, scene):
-    if is_group_tree_api(scene):
-        mix = tree.nodes.new("ShaderNodeMix")
-        mix.data_type = "RGBA"
-        mix.blend_type = "MIX"
-    else:
-        mix = tree.nodes.new("CompositorNodeMixRGB")
-        mix.blend_type = "MIX"
+def _new_mix(tree):
+    mix = blender_api.new_mix_node(tree)
     mix.name = mix.label = MIX_NODE
     return mix
 
 
-def mix_sockets(mix):
-    """(factor, a, b, result) of our Mix node in either API."""
-    if mix.bl_idname == "ShaderNodeMix":     # several sockets share names: use identifiers
-        ins = {s.identifier: s for s in mix.inputs}
-        outs = {s.identifier: s for s in mix.outputs}
-        return ins["Factor_Float"], ins["A_Color"], ins["B_Color"], outs["Result_Color"]
-    return mix.inputs[0], mix.inputs[1], mix.inputs[2], mix.outputs[0]
+mix_sockets = blender_api.mix_sockets
 
 
 def has_nodes(scene) -> bool:
@@ -118,14 +80,14 @@ def has_nodes(scene) -> bool:
     return tree is not None and MIX_NODE in tree.nodes
 
 
-def ensure_nodes(scene, strength: float | None = None):
+def ensure_nodes(scene):
     """Create or repair our nodes. Idempotent: a second call changes nothing."""
     settings = scene.photoreal
     tree = get_tree(scene)
     out = output_socket(tree, scene)
     rl = render_layers(tree, scene)
 
-    mix = tree.nodes.get(MIX_NODE) or _new_mix(tree, scene)
+    mix = tree.nodes.get(MIX_NODE) or _new_mix(tree)
     factor, a, b, result = mix_sockets(mix)
     if not any(link.from_node == mix for link in out.links):
         upstream = out.links[0].from_socket if out.is_linked else rl.outputs["Image"]
@@ -154,7 +116,7 @@ def ensure_nodes(scene, strength: float | None = None):
         source = image_node.outputs["Image"] if image_node.image else a.links[0].from_socket
     if not (b.is_linked and b.links[0].from_socket == source):
         tree.links.new(source, b)
-    set_strength(scene, settings.strength if strength is None else strength)
+    set_strength(scene, settings.strength)
     return mix
 
 
@@ -182,7 +144,7 @@ def _link_weight(tree, scene, rl, factor, weighted: bool) -> None:
             tree.nodes.remove(node)
         return
     if node is None:
-        node = tree.nodes.new("ShaderNodeMath" if is_group_tree_api(scene) else "CompositorNodeMath")
+        node = blender_api.new_math_node(tree)
         node.name = node.label = STRENGTH_NODE
         node.operation = "MULTIPLY"
         node.location = (factor.node.location.x - 200, factor.node.location.y + 120)
@@ -221,23 +183,6 @@ def set_strength(scene, strength: float) -> None:
     if mix is not None:
         mix_sockets(mix)[0].default_value = strength
         strength_socket(tree).default_value = strength
-
-
-@contextlib.contextmanager
-def mix_factor(scene, value: float):
-    """Temporarily set our Mix factor (EEVEE batch renders composite in numpy instead)."""
-    tree = get_tree(scene, create=False)
-    mix = tree.nodes.get(MIX_NODE) if tree else None
-    if mix is None:
-        yield
-        return
-    socket = strength_socket(tree)
-    saved = socket.default_value
-    socket.default_value = value
-    try:
-        yield
-    finally:
-        socket.default_value = saved
 
 
 # ---------------------------------------------------------------------------------------------

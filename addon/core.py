@@ -8,12 +8,12 @@ import importlib
 
 try:
     from . import neural_core
-    from .neural_core import buffers, dataset_format, errors, exr, limits, schema
+    from .neural_core import buffers, dataset_format, errors, exr, files, limits, metadata, schema
 except ImportError:  # source checkout: neural_core is importable on its own
     import neural_core
-    from neural_core import buffers, dataset_format, errors, exr, limits, schema
+    from neural_core import buffers, dataset_format, errors, exr, files, limits, metadata, schema
 
-__all__ = ["neural_core", "buffers", "dataset_format", "errors", "exr", "limits", "schema", "runtime"]
+__all__ = ["neural_core", "buffers", "dataset_format", "errors", "exr", "files", "limits", "metadata", "schema", "runtime"]
 
 
 def runtime():

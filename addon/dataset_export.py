@@ -10,7 +10,7 @@ from typing import Callable
 
 import bpy
 
-from . import passes, readback
+from . import blender_api, passes, readback
 from .core import dataset_format, errors, schema
 
 
@@ -24,7 +24,7 @@ class ExportSummary:
 
 def exported_passes(scene) -> tuple[list[str], str]:
     """(passes to render, class source) for this engine: every G-buffer pass it can write."""
-    class_source = passes.class_pass_for(scene, "object_index")
+    class_source = schema.render_source("object_index", scene.render.engine)
     gbuffers = [key for key in schema.GBUFFER_PASS_ORDER if schema.pass_spec(key).rendered
                 and not (key == "motion" and scene.render.use_motion_blur)
                 and (schema.pass_spec(key).eevee or not passes.is_eevee(scene))]
@@ -66,7 +66,7 @@ def export_frames(scene, directory: str, frame_start: int | None = None,
     writer = dataset_format.DatasetWriter(
         summary.directory, engine=scene.render.engine,
         samples=render_samples(scene) if samples is None else samples,
-        resolution=readback.render_size(scene), blender_version=bpy.app.version_string,
+        resolution=readback.render_size(scene), blender_version=blender_api.VERSION_STRING,
         class_source=class_source, extra=extra)
 
     frames = range(frame_start, frame_end + 1)

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from . import passes
+from .preferences import preferences
 from .core import limits, runtime, schema
 
 # Loaded models, keyed by everything that changes the session. Cleared on unregister.
@@ -20,12 +21,12 @@ def settings_key(settings, threads: int = 0) -> tuple:
     model = settings.model_spec()
     # A re-exported custom model (same path, new file) must be loaded again.
     stamp = os.path.getmtime(model) if os.path.isfile(model) else None
-    return (model, settings.device.lower(), settings.tile_size or None, threads or None, stamp)
+    return (model, settings.device.lower(), settings.tile_size, threads or None, stamp)
 
 
 def get_enhancer(settings, threads: int = 0):
     """The runtime's Enhancer for these settings (loaded once, then reused)."""
-    limits.check_tile(settings.tile_size or None)
+    limits.check_tile(settings.tile_size)
     threads = limits.check_threads(threads or None)[0] or 0   # capped at the CPU count
     key = settings_key(settings, threads)
     enhancer = _ENHANCERS.get(key)
@@ -43,7 +44,6 @@ def clear_cache() -> None:
 
 
 def threads_preference() -> int:
-    from .properties import preferences
     prefs = preferences()
     return prefs.threads if prefs else 0
 

@@ -7,11 +7,8 @@ import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from . import compositor, dataset_export, enhance, readback
-from .core import errors, schema
+from .core import errors, metadata, schema
 
-UNTRAINED_WARNING = ("the selected model is untrained (freshly initialised weights), so its output "
-                     "is not photoreal: train one with `python -m training` and choose it as a "
-                     "Custom model")
 
 
 class _Reporting:
@@ -81,7 +78,7 @@ class PHOTOREAL_OT_enhance(_Reporting, bpy.types.Operator):
 
         self.report({"INFO"}, f"Photoreal Enhance: {enhance.describe_last_run()}")
         if not enhance.LAST_RUN.get("trained", True):
-            self.report({"WARNING"}, UNTRAINED_WARNING)
+            self.report({"WARNING"}, metadata.UNTRAINED_WARNING)
         return {"FINISHED"}
 
 
@@ -94,8 +91,7 @@ def _view_layer(context):
 def _usable(scene, frame, required) -> bool:
     """Does a previous render have every needed pass at the current resolution?"""
     class_source = next((k for k in required if k in schema.CLASS_SOURCES), None)
-    frame = schema.with_class_source(frame, class_source) if class_source else frame
-    frame = schema.with_noisy_source(frame, scene.render.engine)
+    frame = schema.with_model_sources(frame, class_source, scene.render.engine)
     frame = enhance.with_render_settings(scene, frame)
     if any(key not in frame for key in required):
         return False

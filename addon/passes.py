@@ -8,7 +8,7 @@ the frame's class map is then read from that AOV.
 """
 from __future__ import annotations
 
-
+from . import blender_api
 from .core import schema
 
 AOV_NODE_PREFIX = "Photoreal AOV "
@@ -22,30 +22,12 @@ def is_cycles(scene) -> bool:
 
 
 def is_eevee(scene) -> bool:
-    return "EEVEE" in scene.render.engine
-
-
-def class_pass_for(scene, class_source: str) -> str:
-    """The pass that carries class ids on this engine (EEVEE: the class AOV)."""
-    if is_eevee(scene) and not schema.pass_spec(class_source).eevee:
-        return "class_aov"
-    return class_source
+    return schema.is_eevee(scene.render.engine)
 
 
 def passes_to_enable(scene, required) -> list[str]:
-    """The model's required passes, with the class source swapped for what this engine has
-    (and without the noisy image on EEVEE, where Combined serves: schema.with_noisy_source)."""
-    keys = []
-    for key in required:
-        if not schema.pass_spec(key).rendered:
-            continue
-        if key in schema.CLASS_SOURCES:
-            key = class_pass_for(scene, key)
-        if key == "noisy" and is_eevee(scene):
-            continue
-        if key not in keys:
-            keys.append(key)
-    return keys
+    """The model's required passes as this engine carries them (schema.render_source)."""
+    return schema.passes_to_render(required, scene.render.engine)
 
 
 def is_enabled(view_layer, key: str) -> bool:
@@ -125,9 +107,7 @@ def _ensure_material_aovs(scene, key: str, class_source: str) -> list[str]:
     aov_name = schema.pass_spec(key).blender_names[0]
     fallbacks = []
     for mat in scene_materials(scene):
-        if mat.node_tree is None:   # 4.x material without nodes (5.x always has a tree)
-            mat.use_nodes = True
-        tree = mat.node_tree
+        tree = blender_api.node_tree(mat)
         if any(n.bl_idname == "ShaderNodeOutputAOV" and n.aov_name == aov_name for n in tree.nodes):
             continue
         node = tree.nodes.new("ShaderNodeOutputAOV")

@@ -1,4 +1,8 @@
-"""Scene settings (`scene.photoreal`) and add-on preferences."""
+"""Scene settings (`scene.photoreal`) and add-on preferences: declarations only.
+
+The update callbacks hand over to the logic modules, imported when a setting changes, so that
+no logic module is loaded by this one and none of them imports it.
+"""
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
@@ -21,17 +25,8 @@ def _strength_changed(self, context):
 
 
 def _enhance_on_render_changed(self, context):
-    """Turning it on prepares the scene (passes, class tags) and wires the compositor."""
-    from . import compositor, enhance, render_pass
-    scene = context.scene
-    if self.enhance_on_render:
-        try:
-            enhance.prepare_scene(scene, context.view_layer or scene.view_layers[0])
-        except Exception as exc:  # a property update cannot report: the console must do
-            print(f"Photoreal Enhance: cannot prepare the scene: {exc}")
-    render_pass.refresh_render_layers(scene)
-    if self.enhance_on_render or compositor.has_nodes(scene):
-        compositor.ensure_nodes(scene)
+    from . import render_pass
+    render_pass.enhance_on_render_changed(context.scene, context.view_layer)
 
 
 def _temporal_changed(self, context):
@@ -49,11 +44,13 @@ class PhotorealSettings(bpy.types.PropertyGroup):
                             update=_strength_changed,
                             description="Mix between the render (0) and the enhanced image (1)")
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO")
-    tile_size: IntProperty(name="Tile Size", min=0, soft_max=2048, default=0,
+    # The default is neural_core.runtime.DEFAULT_TILE_SIZE (held equal by a test: importing
+    # the runtime here would load onnxruntime with the add-on's settings).
+    tile_size: IntProperty(name="Tile Size", min=0, soft_max=2048, default=1024,
                            description="Tile side in pixels for large frames, to bound memory: "
                                        "frames above 2 tiles' worth of pixels run as tiles "
-                                       "(0 = the runtime's default, 1024: 1080p runs whole; "
-                                       "else at least 256)")
+                                       "(1024: 1080p runs whole; 0 = never tile, as the "
+                                       "command line's --tile 0; else at least 256)")
     enhance_on_render: BoolProperty(
         name="Enhance on Render", default=False, update=_enhance_on_render_changed,
         description="Enhance every rendered frame (F12, animations, blender -b). Cycles gets a "
@@ -84,13 +81,6 @@ class PhotorealPreferences(bpy.types.AddonPreferences):
     def draw(self, context):
         self.layout.prop(self, "threads")
         self.layout.prop(self, "temp_directory")
-
-
-def preferences(context=None):
-    """The add-on preferences, or None when the add-on is not enabled through Blender's list."""
-    context = context or bpy.context
-    addon = context.preferences.addons.get(__package__)
-    return addon.preferences if addon else None
 
 
 CLASSES = (PhotorealSettings, PhotorealPreferences)

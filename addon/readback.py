@@ -2,7 +2,7 @@
 
 In background mode the Render Result's pixels and the Viewer node are not available, so the
 render is saved as an uncompressed multilayer EXR on /dev/shm (memory) and read back with
-OpenEXR (see shared/notes/blender-api-probe.md, section 1c).
+OpenEXR (docs/blender_api.md, "Reading a render's passes").
 """
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ from pathlib import Path
 
 import bpy
 
-from .core import errors, exr, schema
+from . import blender_api
+from .core import errors, exr, files, schema
+from .preferences import preferences
 
 RENDER_RESULT = "Render Result"
 
 
 def temp_directory() -> Path:
     """A private folder for pass files: the preference, else /dev/shm, else the system temp."""
-    from .properties import preferences
     prefs = preferences()
     chosen = bpy.path.abspath(prefs.temp_directory) if prefs and prefs.temp_directory else ""
-    base = Path(chosen) if chosen else Path("/dev/shm")
+    base = Path(chosen) if chosen else files.fast_temp_base()
     if not (base.is_dir() and os.access(base, os.W_OK)):
         base = Path(tempfile.gettempdir())
     folder = base / f"photoreal-{os.getpid()}"
@@ -48,16 +49,10 @@ def render_size(scene) -> tuple[int, int]:
 def multilayer_exr_settings(scene):
     """Temporarily switch the scene's output format to a 32-bit uncompressed multilayer EXR."""
     settings = scene.render.image_settings
-    names = ["media_type", "file_format", "color_depth", "exr_codec", "use_exr_interleave"]
-    saved = [(n, getattr(settings, n)) for n in names if hasattr(settings, n)]
+    saved = [(n, getattr(settings, n)) for n in blender_api.IMAGE_SETTINGS if hasattr(settings, n)]
     try:
-        if hasattr(settings, "media_type"):      # 5.x: the format enum depends on the media type
-            settings.media_type = "MULTI_LAYER_IMAGE"
-        settings.file_format = "OPEN_EXR_MULTILAYER"
-        settings.color_depth = "32"
-        settings.exr_codec = "NONE"              # fastest on tmpfs
-        if hasattr(settings, "use_exr_interleave"):
-            settings.use_exr_interleave = True   # 5.x: one part instead of one part per pass
+        # Uncompressed: fastest on tmpfs. Interleaved (5.x): one part instead of one per pass.
+        blender_api.set_multilayer_exr(settings, depth="32", codec="NONE", interleave=True)
         yield settings
     finally:
         for name, value in saved:

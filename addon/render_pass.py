@@ -1,8 +1,8 @@
 """The "Photoreal" render pass of Cycles, computed in memory from the same frame's passes.
 
 Cycles is a Python RenderEngine (cycles.CyclesRender), so its `render` and
-`update_render_passes` are wrapped (the technique of Dream Textures' render pass, see
-shared/notes/blender-addon-research.md sections 0, 7.1 and 9):
+`update_render_passes` are wrapped (the technique of Dream Textures' render pass; what Blender
+allows here is in docs/blender_api.md):
 - update_render_passes registers a 4-channel "Photoreal" pass: a socket on the Render Layers
   node, and a layer in multilayer EXRs;
 - after Cycles has rendered, the wrapper reads the passes from the engine's result, runs the
@@ -20,7 +20,7 @@ import traceback
 
 import numpy as np
 
-from . import enhance, temporal
+from . import compositor, enhance, temporal
 from .compositor import PASS_NAME, WEIGHT_NAME, blender_rgba
 from .core import buffers, errors, schema
 
@@ -108,9 +108,9 @@ def _enhance(scene, layer, pixels, steps: dict) -> tuple[np.ndarray, np.ndarray 
     """The layer's passes -> the enhanced (H, W, 3) image and the render's alpha. Adds the time
     of each step, in ms, to `steps` (the panel and the benchmarks read it from LAST_RUN)."""
     clock = time.perf_counter()
-    channels = {f"{layer.name}.{p.name}.{c}": pixels[p.name][..., i]
-                for p in layer.passes if p.name not in OURS for i, c in enumerate(p.channel_id)}
-    frame = schema.frame_from_exr_channels(channels, layer.name)
+    frame = schema.frame_from_passes(
+        {p.name: {c: pixels[p.name][..., i] for i, c in enumerate(p.channel_id)}
+         for p in layer.passes if p.name not in OURS})
     steps["readback"] += _elapsed_ms(clock)
     rgb = enhance.enhance_frame(scene, frame)
     steps.update(enhance.LAST_RUN.get("timings", {}))
@@ -149,6 +149,19 @@ def _read_pass(render_pass, w: int, h: int) -> np.ndarray:
     buf = _PASS_BUFFERS.get(render_pass.name, (w * h * render_pass.channels,))
     render_pass.rect.foreach_get(buf)
     return buf.reshape(h, w, render_pass.channels)[::-1]
+
+
+def enhance_on_render_changed(scene, view_layer=None) -> None:
+    """Turning Enhance on Render on prepares the scene (passes, class tags) and wires the
+    compositor; turning it off drops the pass from the Render Layers node."""
+    if scene.photoreal.enhance_on_render:
+        try:
+            enhance.prepare_scene(scene, view_layer or scene.view_layers[0])
+        except Exception as exc:  # a property update cannot report: the console must do
+            print(f"Photoreal Enhance: cannot prepare the scene: {exc}")
+    refresh_render_layers(scene)
+    if scene.photoreal.enhance_on_render or compositor.has_nodes(scene):
+        compositor.ensure_nodes(scene)
 
 
 def refresh_render_layers(scene) -> None:

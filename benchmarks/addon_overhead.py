@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _scene(width: int, height: int):
     import bpy
 
+    from addon import blender_api
+
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -50,7 +52,7 @@ def _scene(width: int, height: int):
     bpy.ops.mesh.primitive_cube_add(location=(0, 0, 1))
     for obj, cls in zip(scene.objects, ("road", "car")):
         material = bpy.data.materials.new(cls)
-        material.use_nodes = True
+        blender_api.node_tree(material)
         obj.data.materials.append(material)
         obj["photoreal_class"] = cls
     bpy.ops.object.light_add(type="SUN", location=(0, 0, 10))
@@ -60,7 +62,6 @@ def _scene(width: int, height: int):
 
 
 WARMUP_FRAMES = 2
-STEPS = ("readback", "preprocess", "inference", "postprocess", "compositing")
 
 
 def measure(width: int, height: int, model: str, repeats: int) -> dict:
@@ -69,6 +70,7 @@ def measure(width: int, height: int, model: str, repeats: int) -> dict:
 
     sys.path.insert(0, str(ROOT))
     import addon
+    from addon import blender_api
 
     addon.register()
     try:   # unregistered on the way out, as Blender does at exit (addon_utils.disable_all)
@@ -76,7 +78,7 @@ def measure(width: int, height: int, model: str, repeats: int) -> dict:
         scene.photoreal.model = model.upper()
         scene.photoreal.device = "CPU"
         result = {"width": width, "height": height, "model": model, "repeats": repeats,
-                  "blender": bpy.app.version_string}
+                  "blender": blender_api.VERSION_STRING}
         for path, measure_path in (("render_pass", _render_pass_path), ("button", _button_path)):
             try:   # one path failing still leaves the other's figures
                 result[path] = measure_path(scene, repeats)

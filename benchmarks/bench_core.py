@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neural_core.files import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 HD = (1080, 1920)
@@ -44,10 +46,7 @@ class Report:
         self.lines.append(line)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("\n".join(self.lines) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, "\n".join(self.lines) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def _cpu_seconds() -> float:
 
 def measure(width: int, height: int, repeats: int = 3, prefilter: str = "ACCURATE") -> dict:
     """Time the Denoise node in this process (imports bpy)."""
-    import bpy
+    from addon import blender_api
 
     from training.baselines.denoise_node import DenoiseNode
 
@@ -74,7 +74,7 @@ def measure(width: int, height: int, repeats: int = 3, prefilter: str = "ACCURAT
             "write_ms": _median_ms(write), "composite_ms": _median_ms(composite),
             "muted_composite_ms": _median_ms(muted), "read_ms": _median_ms(read),
             "peak_rss_mb": round(vm_hwm_mib(), 1), "base_rss_mb": round(base_rss, 1),
-            "blender": bpy.app.version_string, "load_avg": [round(v, 2) for v in os.getloadavg()]}
+            "blender": blender_api.VERSION_STRING, "load_avg": [round(v, 2) for v in os.getloadavg()]}
 
 
 def time_denoise_node(width: int, height: int, repeats: int = 3, prefilter: str = "ACCURATE",

@@ -30,11 +30,13 @@ import bpy  # noqa: E402
 if str(ROOT) not in sys.path:           # the repository's neural_core, as training uses it
     sys.path.insert(0, str(ROOT))
 
+from addon import blender_api  # noqa: E402  (the source tree's seam: importing it loads nothing else)
+
 ADDON = "bl_ext.user_default.photoreal_enhance"
 W, H = 64, 48
 CLASS_TAGS = {"Ground": "road", "Box": "car", "Ball": "person"}
 TEST_MODEL = os.environ.get("PHOTOREAL_TEST_MODEL", "")
-EEVEE = "BLENDER_EEVEE" if bpy.app.version >= (5, 0, 0) else "BLENDER_EEVEE_NEXT"
+EEVEE = blender_api.EEVEE
 
 
 def built_zip() -> Path:
@@ -74,9 +76,7 @@ def submodule(name: str):
 
 def _material(name, color, roughness=0.5, metallic=0.0):
     mat = bpy.data.materials.new(name)
-    if mat.node_tree is None:
-        mat.use_nodes = True
-    bsdf = next(n for n in mat.node_tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+    bsdf = next(n for n in blender_api.node_tree(mat).nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
     bsdf.inputs["Base Color"].default_value = (*color, 1.0)
     bsdf.inputs["Roughness"].default_value = roughness
     bsdf.inputs["Metallic"].default_value = metallic
@@ -157,16 +157,11 @@ def animate_box(scene):
 
 
 def comp_tree(scene):
-    return scene.compositing_node_group if hasattr(scene, "compositing_node_group") else scene.node_tree
+    return blender_api.compositor_tree(scene, create=False)
 
 
 def set_multilayer_output(scene, path: str):
-    settings = scene.render.image_settings
-    if hasattr(settings, "media_type"):
-        settings.media_type = "MULTI_LAYER_IMAGE"
-    settings.file_format = "OPEN_EXR_MULTILAYER"
-    settings.color_depth = "32"
-    settings.exr_codec = "ZIP"
+    blender_api.set_multilayer_exr(scene.render.image_settings, depth="32", codec="ZIP")
     scene.render.filepath = path
 
 

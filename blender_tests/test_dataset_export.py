@@ -4,8 +4,8 @@ import json
 import bpy
 import numpy as np
 
-from conftest import animate_box, build_scene, save_render, submodule
-from neural_core import dataset_format, exr, schema
+from conftest import animate_box, blender_api, build_scene, save_render, submodule
+from neural_core import dataset_format, display, exr, schema
 
 
 def test_export_three_frames_reads_back_the_rendered_values(addon, tmp_path):
@@ -19,7 +19,7 @@ def test_export_three_frames_reads_back_the_rendered_values(addon, tmp_path):
     assert reader.frames == [1, 2, 3]
     manifest = reader.manifest
     assert manifest["engine"] == "CYCLES" and manifest["samples"] == 2
-    assert manifest["blender_version"] == bpy.app.version_string
+    assert manifest["blender_version"] == blender_api.VERSION_STRING
     assert manifest["schema_version"] == schema.SCHEMA_VERSION
     assert manifest["resolution"] == [64, 48] and reader.class_source == "object_index"
     assert {"depth", "normal", "albedo", "roughness", "metallic", "motion"} <= set(reader.gbuffer_passes)
@@ -47,7 +47,7 @@ def test_export_three_frames_reads_back_the_rendered_values(addon, tmp_path):
         assert list(npz["channels"]) == reader.gbuffer_channels
         expected = np.concatenate([rendered[k] for k in reader.gbuffer_passes], axis=-1)
         np.testing.assert_array_equal(npz["gbuffers"], expected)
-        np.testing.assert_array_equal(npz["img"], dataset_format.linear_to_srgb8(rendered["image"]))
+        np.testing.assert_array_equal(npz["img"], display.to_display(rendered["image"]))
         np.testing.assert_array_equal(reader.read_image(number), npz["img"])
         images.append(stored["image"])
     assert np.abs(images[0] - images[2]).max() > 1e-2       # the box moved: three distinct frames

@@ -16,7 +16,7 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import (ADDON, EEVEE, ROOT, build_scene, comp_tree, layer_rgb, save_render,
+from conftest import (ADDON, EEVEE, ROOT, blender_api, build_scene, comp_tree, layer_rgb, save_render,
                       set_multilayer_output, submodule)
 from neural_core import exr
 from neural_core.runtime import Enhancer
@@ -149,15 +149,12 @@ OPEN_AND_RENDER_WITHOUT_ADDON = """
     import sys, bpy
     sys.path.insert(0, {root!r})
     from neural_core import exr
+    from addon import blender_api
     bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
     scene = bpy.context.scene
     assert not hasattr(scene, "photoreal"), "the add-on must not be loaded here"
     bpy.ops.render.render()
-    settings = scene.render.image_settings
-    if hasattr(settings, "media_type"):
-        settings.media_type = "MULTI_LAYER_IMAGE"
-    settings.file_format = "OPEN_EXR_MULTILAYER"
-    settings.color_depth = "32"
+    blender_api.set_multilayer_exr(scene.render.image_settings)
     bpy.data.images["Render Result"].save_render(sys.argv[2], scene=scene)
 """
 
@@ -192,11 +189,7 @@ def test_disabling_the_addon_leaves_the_scene_compositing_the_plain_render(addon
     try:
         scene = bpy.data.scenes[name]
         bpy.ops.render.render()
-        settings = scene.render.image_settings
-        if hasattr(settings, "media_type"):
-            settings.media_type = "MULTI_LAYER_IMAGE"
-        settings.file_format = "OPEN_EXR_MULTILAYER"
-        settings.color_depth = "32"
+        blender_api.set_multilayer_exr(scene.render.image_settings)
         bpy.data.images["Render Result"].save_render(str(tmp_path / "off.exr"), scene=scene)
     finally:
         addon_utils.enable(ADDON, default_set=True)

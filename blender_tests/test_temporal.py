@@ -7,20 +7,14 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import ADDON, RENDER_ANIMATION, ROOT, build_scene, layer_rgb, set_multilayer_output
+from conftest import ADDON, RENDER_ANIMATION, ROOT, blender_api, build_scene, layer_rgb, set_multilayer_output
 from neural_core import exr, temporal
 from training.metrics.temporal import warping_error
 
 
 
 def _linear(obj) -> None:
-    animation = obj.animation_data
-    if hasattr(animation, "action_slot"):
-        from bpy_extras import anim_utils
-        curves = anim_utils.action_get_channelbag_for_slot(animation.action, animation.action_slot).fcurves
-    else:
-        curves = animation.action.fcurves
-    for curve in curves:
+    for curve in blender_api.fcurves(obj):
         curve.extrapolation = "LINEAR"
         for key in curve.keyframe_points:
             key.interpolation = "LINEAR"
@@ -38,8 +32,8 @@ def _textured_floor_scene(tmp_path):
     scene.view_layers[0].use_pass_vector = True
     bpy.ops.mesh.primitive_plane_add(size=100)
     material = bpy.data.materials.new("Noise")
-    material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
+    tree = blender_api.node_tree(material)
+    nodes, links = tree.nodes, tree.links
     noise, emission = nodes.new("ShaderNodeTexNoise"), nodes.new("ShaderNodeEmission")
     noise.inputs["Scale"].default_value = 20.0
     links.new(noise.outputs["Color"], emission.inputs["Color"])
@@ -175,7 +169,6 @@ def test_eevee_animation_is_filtered_too(addon, tmp_path, reference_enhancer):
     for number in (1, 2):
         path = tmp_path / f"eevee_{number:04d}.exr"
         frame = exr.read_frame(path, "ViewLayer")
-        frame["object_index"] = frame["class_aov"]
         per_frame.append(reference_enhancer.enhance(frame, engine=EEVEE))
         enhanced.append(layer_rgb(exr.read_channels(path), "ViewLayer", "Photoreal"))
     np.testing.assert_allclose(enhanced[0], per_frame[0], atol=1e-5)

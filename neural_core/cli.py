@@ -23,12 +23,11 @@ import numpy as np
 
 from . import display, exr, limits, schema, sequence
 from .errors import PhotorealError
+from .metadata import UNTRAINED_WARNING
 from .runtime import DEVICES, Enhancer, resolve_model_path
 
 DEMO_FRAME = Path(__file__).resolve().parent / "assets" / "demo_frame.exr"
 OUTPUT_SUFFIXES = (".exr", ".png")
-UNTRAINED_WARNING = ("WARNING: this model is freshly initialised, not trained; its output is not "
-                     "an enhancement")
 # Below this many tiles a progress bar is more noise than help.
 PROGRESS_MIN_TILES = 4
 
@@ -161,7 +160,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"kind:           {meta.model_kind} (schema version {meta.schema_version})")
     print(f"trained on:     {meta.trained_on}")
     if not meta.is_trained:
-        print(UNTRAINED_WARNING)
+        print(f"WARNING: {UNTRAINED_WARNING}")
     print(f"class source:   {meta.class_source}")
     print(f"grid multiple:  {meta.grid_multiple} (the graph pads to it)    images per run: {meta.num_images}")
     print("required passes (and how to enable them in Blender):")
@@ -230,7 +229,7 @@ def _load(args: argparse.Namespace) -> Enhancer:
     print(f"model: {enhancer.kind} {enhancer.model_path}")
     print(f"trained on: {enhancer.metadata.trained_on}")
     if not enhancer.is_trained:
-        print(UNTRAINED_WARNING)
+        print(f"WARNING: {UNTRAINED_WARNING}")
     print(f"provider: {enhancer.provider} ({enhancer.provider_reason})")
     return enhancer
 

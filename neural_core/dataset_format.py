@@ -43,12 +43,13 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
-from . import exr, schema
+from . import display, exr, schema
 from .errors import CorruptFileError, PhotorealError
+from .files import write_atomic, write_text_atomic
 
 FORMAT = "photoreal-dataset"
 FORMAT_VERSION = 1
@@ -76,13 +77,6 @@ def relative_paths(number: int) -> dict[str, str]:
     return {kind: f"{sub}/{stem}{ext}" for kind, (sub, ext) in SUBDIRS.items()}
 
 
-def linear_to_srgb8(rgb: np.ndarray) -> np.ndarray:
-    """Scene-linear RGB -> 8-bit display sRGB (clipped, standard sRGB curve)."""
-    x = np.clip(np.nan_to_num(np.asarray(rgb, np.float32), nan=0.0), 0.0, 1.0)
-    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-    return np.round(srgb * 255.0).astype(np.uint8)
-
-
 def present_gbuffer_passes(frame: schema.Frame) -> list[str]:
     return [key for key in schema.GBUFFER_PASS_ORDER if key in frame and schema.pass_spec(key).rendered]
 
@@ -99,20 +93,9 @@ def gbuffer_array(frame: schema.Frame, passes: list[str]) -> np.ndarray:
 # Atomic file helpers
 # ---------------------------------------------------------------------------------------------
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through `write(tmp_path)` and rename into place; no partial file survives."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_png(path: Path, pixels: np.ndarray) -> None:
     from PIL import Image
-    _atomic(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
+    write_atomic(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -128,11 +111,11 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object keeps numpy from appending '.npz' to the name
             np.savez(f, **arrays)
-    _atomic(path, write)
+    write_atomic(path, write)
 
 
 def _write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_text_atomic(path, text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,10 +159,6 @@ class DatasetWriter:
             return False
         return all(contained_path(self.directory, rel).is_file() for rel in entry["files"].values())
 
-    @property
-    def complete_frames(self) -> list[int]:
-        return sorted(int(n) for n in self.manifest["frames"] if self.is_complete(int(n)))
-
     # -- writing ------------------------------------------------------------------------------
     def write_frame(self, number: int, source: str | os.PathLike | schema.Frame,
                     light_paths: Mapping[str, int] | None = None) -> dict[str, str]:
@@ -203,8 +182,8 @@ class DatasetWriter:
         if isinstance(source, Mapping):
             exr.write_frame(path["exr"], frame)
         else:
-            _atomic(path["exr"], lambda tmp: shutil.copyfile(source, tmp))
-        img = linear_to_srgb8(frame["image"])
+            write_atomic(path["exr"], lambda tmp: shutil.copyfile(source, tmp))
+        img = display.to_display(frame["image"])
         _write_png(path["image"], img)
         _write_png(path["labels"], class_map)
         _write_npz(path["gbuffers"], gbuffers=gbuffer_array(frame, passes),

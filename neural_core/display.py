@@ -16,10 +16,11 @@ NaN is shown as black. numpy + Pillow only (runs inside Blender).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .files import write_atomic
 
 # Pillow draws the labels; imported lazily so `to_display` works without it.
 
@@ -38,17 +39,9 @@ def to_display(rgb: np.ndarray, exposure: float = 0.0) -> np.ndarray:
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 (H, W, 3) image as PNG, atomically (tmp file + os.replace)."""
+    """Write a uint8 (H, W, 3) image as PNG, atomically."""
     from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
 
 
 def side_by_side(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 8) -> np.ndarray:

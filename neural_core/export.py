@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import schema
+from .files import write_atomic
 from .metadata import OUTPUT_NAME, RAD_GRID_ALIGNMENT, ModelMetadata
 from .networks import config_for
 from .networks.common import without_parametrizations
@@ -202,15 +202,12 @@ def export_onnx(model: nn.Module, metadata: ModelMetadata, path: str | os.PathLi
     if metadata.model_kind != model.kind:
         raise ValueError(f"metadata says {metadata.model_kind!r} but the model is {model.kind!r}")
     metadata.validate("export metadata")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = exportable(model, metadata, fp16)
     example = example_passes(metadata, 2, _TRACE_HEIGHT, _TRACE_WIDTH)
     input_names = list(metadata.input_names)
     dynamic_axes = {name: {0: "batch", 2: "height", 3: "width"} for name in [*input_names, OUTPUT_NAME]}
-    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             # The tracer warns about Python ints taken from shapes; they are recorded as Shape ops.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -223,12 +220,7 @@ def export_onnx(model: nn.Module, metadata: ModelMetadata, path: str | os.PathLi
         proto.producer_name = "photoreal-enhance"
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a model is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, write)
 
 
 def _set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:

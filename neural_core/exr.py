@@ -14,6 +14,7 @@ import numpy as np
 
 from . import schema
 from .errors import CorruptFileError
+from .files import write_atomic
 
 try:
     import OpenEXR
@@ -78,13 +79,6 @@ def read_frame(path: str | os.PathLike, view_layer: str | None = None) -> schema
     return schema.frame_from_exr_channels(read_channels(path), view_layer)
 
 
-def read_header(path: str | os.PathLike) -> dict:
-    """Header of the first part (Blender stores render stats and the frame number there)."""
-    _require_openexr()
-    with OpenEXR.File(str(path), header_only=True) as exr:
-        return dict(exr.header())
-
-
 def write_channels(path: str | os.PathLike, channels: Mapping[str, np.ndarray],
                    compression: str = "ZIP", header: Mapping | None = None) -> None:
     """Write {'name': (H, W) array} as one single-part EXR, atomically.
@@ -92,8 +86,6 @@ def write_channels(path: str | os.PathLike, channels: Mapping[str, np.ndarray],
     float16 arrays are stored as HALF, everything else as FLOAT.
     """
     _require_openexr()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for name, data in channels.items():
         data = np.asarray(data)
@@ -103,13 +95,11 @@ def write_channels(path: str | os.PathLike, channels: Mapping[str, np.ndarray],
     full_header = {"compression": getattr(OpenEXR, f"{compression}_COMPRESSION"),
                    "type": OpenEXR.scanlineimage}
     full_header.update(header or {})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with OpenEXR.File(full_header, arrays) as exr:
             exr.write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, write)
 
 
 def write_rgb(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None,

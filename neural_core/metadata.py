@@ -32,6 +32,12 @@ OUTPUT_NAME = "enhanced"
 RAD_GRID_ALIGNMENT = 32
 
 
+# What the CLI and the add-on say about a model whose metadata says `untrained`.
+UNTRAINED_WARNING = ("this model is freshly initialised, not trained, so its output is not an "
+                     "enhancement: train one with `python -m training` and use that model "
+                     "(in the add-on: as a Custom model)")
+
+
 @dataclass
 class ModelMetadata:
     model_kind: str

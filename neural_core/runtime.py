@@ -168,8 +168,8 @@ class Enhancer:
         """Frame (pass key -> (H, W, C) arrays) -> enhanced (H, W, 3) float32 linear HDR (a
         channel-first array seen as (H, W, 3); np.ascontiguousarray makes it interleaved).
 
-        engine: the render engine that made the frame ('CYCLES', 'BLENDER_EEVEE_NEXT', ...),
-        only used to word the error for a missing pass.
+        engine: the render engine that made the frame (scene.render.engine): EEVEE frames
+        serve their Combined as the noisy image; otherwise only used to word errors.
         progress: called with (tiles done, tiles in all) after each tile.
         """
         with self._lock:
@@ -197,8 +197,7 @@ class Enhancer:
     def _checked_frame(self, frame: schema.Frame, engine: str | None):
         """(frame with fallbacks filled, height, width); refuses what cannot run, collects the
         warnings of what runs with a fallback into last_warnings."""
-        frame = schema.with_class_source(frame, self.metadata.class_source)
-        frame = schema.with_noisy_source(frame, engine)
+        frame = schema.with_model_sources(frame, self.metadata.class_source, engine)
         frame, self.last_warnings = fallbacks.fill_default_aovs(frame, self.required_passes)
         frame, assumed = fallbacks.fill_full_light_paths(frame, self.required_passes)
         self.last_warnings += assumed

@@ -66,7 +66,7 @@ class PassSpec:
         return [f"{self.key}.{c.lower()}" for c in self.channels]
 
 
-# 4.2-4.5 names come first, 5.x names second (see shared/notes/blender-api-probe.md, table 1a).
+# 4.2-4.5 names come first, 5.x names second (docs/blender_api.md); readers accept either.
 PASSES: dict[str, PassSpec] = {p.key: p for p in (
     PassSpec("image", ("Combined",), ("R", "G", "B"), "use_pass_combined", TRANSFORM_HDR),
     PassSpec("alpha", ("Combined",), ("A",), "use_pass_combined", TRANSFORM_NONE),
@@ -151,7 +151,7 @@ def enable_hint(key: str, engine: str | None = None) -> str:
     if key == "bounces":
         return ("the add-on reads it from Render Properties > Light Paths; on the command line give "
                 "--bounces N (the render's Max Bounces)")
-    if not spec.eevee and engine and "EEVEE" in engine:
+    if not spec.eevee and is_eevee(engine):
         return (f"EEVEE has no {spec.blender_names[-1]} pass: switch the render engine to Cycles "
                 f"(ViewLayer.{spec.setting}), or use a model that does not need it")
     return f"enable View Layer Properties > Passes > {spec.blender_names[-1]} (ViewLayer.{spec.setting})"
@@ -228,11 +228,17 @@ def frame_from_exr_channels(channels: Mapping[str, np.ndarray], view_layer: str 
         view_layer = candidates[0] if candidates else ""
     if view_layer not in layers:
         raise MissingPassError(f"the EXR has no view layer {view_layer!r}; layers: {sorted(layers)}")
-    passes_in_layer = layers[view_layer]
+    return frame_from_passes(layers[view_layer])
+
+
+def frame_from_passes(passes: Mapping[str, Mapping[str, np.ndarray]]) -> Frame:
+    """One view layer's passes by Blender name, {'Diffuse Color': {'R': (H, W), ...}}, from any
+    Blender version -> Frame. What a render engine's result gives directly; passes we do not
+    know are ignored, missing ones are absent (`check_frame` reports them)."""
     frame: Frame = {}
     for spec in PASSES.values():
         for blender_name in spec.blender_names:
-            chans = passes_in_layer.get(blender_name)
+            chans = passes.get(blender_name)
             if chans is not None and all(c in chans for c in spec.channels):
                 frame[spec.key] = _hwc_from_planes([chans[c] for c in spec.channels])
                 break
@@ -414,18 +420,49 @@ def image_tensor(frame: Frame, out: np.ndarray | None = None) -> np.ndarray:
     return encode_radiance(channels_first, out=out)
 
 
-def with_class_source(frame: Frame, class_source: str) -> Frame:
-    """Serve the class AOV as the model's class source when the frame lacks that pass: EEVEE has
-    no index passes, so the add-on writes the same ids (class id + 1) into the AOV instead."""
-    if class_source not in frame and "class_aov" in frame:
+# ---------------------------------------------------------------------------------------------
+# Inputs that an engine carries in another pass. The one rule, both ways: what to render for a
+# model (render_source, passes_to_render) and how the rendered frame then serves the model's
+# inputs (with_model_sources).
+# ---------------------------------------------------------------------------------------------
+
+def is_eevee(engine: str | None) -> bool:
+    """Any EEVEE engine id (they differ between Blender versions)."""
+    return bool(engine) and "EEVEE" in engine
+
+
+def render_source(key: str, engine: str | None) -> str | None:
+    """The pass that carries model input `key` in a render by `engine` (None: no pass to turn
+    on). EEVEE has no index passes: the add-on writes the class ids (class id + 1) into the
+    class AOV. EEVEE has no denoiser: its Combined is also the noisy image. Inputs that are no
+    render pass (the bounces plane) have none."""
+    if not pass_spec(key).rendered:
+        return None
+    if is_eevee(engine):
+        if key in CLASS_SOURCES and not pass_spec(key).eevee:
+            return "class_aov"
+        if key == "noisy":
+            return None
+    return key
+
+
+def passes_to_render(required: Sequence[str], engine: str | None) -> list[str]:
+    """The passes to turn on in a render by `engine` for a model that reads `required`."""
+    keys: list[str] = []
+    for key in required:
+        source = render_source(key, engine)
+        if source is not None and source not in keys:
+            keys.append(source)
+    return keys
+
+
+def with_model_sources(frame: Frame, class_source: str | None, engine: str | None) -> Frame:
+    """The frame with the inputs it carries in other passes served under the model's keys: the
+    class AOV as the class source when the frame lacks that pass (whatever the engine: an EXR
+    from EEVEE read by the CLI has no engine), Combined as the noisy image of EEVEE frames."""
+    if class_source is not None and class_source not in frame and "class_aov" in frame:
         frame = {**frame, class_source: frame["class_aov"]}
-    return frame
-
-
-def with_noisy_source(frame: Frame, engine: str | None) -> Frame:
-    """Serve Combined as the noisy image for EEVEE frames: EEVEE has no denoiser, so its
-    Combined is both the final and the un-denoised image. Other frames must have the pass."""
-    if "noisy" not in frame and "image" in frame and engine and "EEVEE" in engine:
+    if "noisy" not in frame and "image" in frame and is_eevee(engine):
         frame = {**frame, "noisy": frame["image"]}
     return frame
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import exr, temporal
 from .errors import PhotorealError
+from .files import write_atomic
 
 STATE_DIR = ".photoreal_history"
 STATES_KEPT = 2
@@ -116,15 +117,11 @@ class HistoryStore:
     def save(self, number: int, state: dict) -> None:
         if not state:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.path(number)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:   # a handle: numpy would append '.npz' to a name
                 np.savez(handle, **state)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(self.path(number), write)
         self._prune(number)
 
     def load(self, number: int) -> dict | None:

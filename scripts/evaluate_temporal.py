@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -25,7 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from neural_core.dataset_format import DatasetReader, linear_to_srgb8  # noqa: E402
+from neural_core.dataset_format import DatasetReader  # noqa: E402
+from neural_core.display import to_display  # noqa: E402
+from neural_core.files import write_text_atomic  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
 from neural_core.temporal import TemporalFilter, TemporalSettings  # noqa: E402
 from training.metrics import image as image_metrics  # noqa: E402
@@ -35,7 +36,7 @@ STREAMS = ("input", "per_frame", "temporal", "reference")
 
 
 def display(linear: np.ndarray) -> np.ndarray:
-    return linear_to_srgb8(linear).astype(np.float32) / 255.0
+    return to_display(linear).astype(np.float32) / 255.0
 
 
 def shots(numbers: list[int]) -> list[list[int]]:
@@ -123,12 +124,9 @@ def main(argv=None) -> int:
         results[f"{kind} {shot[0]}-{shot[-1]}"] = evaluate_shot(shot, fast, reference, enhancer, settings)
         print(f"{kind} {shot[0]}-{shot[-1]} done", file=sys.stderr, flush=True)
     print(table(results))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"model": args.model, "data": str(data), "settings": vars(settings),
-                               "shots": results}, indent=1) + "\n")
-    os.replace(tmp, out)
+    write_text_atomic(args.out, json.dumps({"model": args.model, "data": str(data),
+                                            "settings": vars(settings), "shots": results},
+                                           indent=1) + "\n")
     return 0
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,6 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neural_core.export import export_onnx, metadata_for  # noqa: E402
+from neural_core.files import write_text_atomic  # noqa: E402
 from neural_core.metadata import OUTPUT_NAME  # noqa: E402
 from neural_core.networks import build_network, count_flops, count_params  # noqa: E402
 
@@ -79,14 +78,6 @@ Rebuild with `.venv/bin/python scripts/make_default_models.py`.
 {config}
 ```
 """
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> None:

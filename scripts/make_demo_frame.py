@@ -20,7 +20,9 @@ sys.path.insert(0, str(REPO))
 
 import bpy  # noqa: E402
 
+from addon import blender_api  # noqa: E402
 from neural_core import exr, schema  # noqa: E402
+from neural_core.files import write_atomic  # noqa: E402
 from training.scenes import apply_preset, build_scene, set_output_exr  # noqa: E402
 
 DEMO_KIND = "interior"
@@ -42,20 +44,21 @@ def main(argv=None) -> int:
     scene = bpy.context.scene
     apply_preset(scene, "fast", noise_seed=args.seed)
     scene.cycles.samples = args.samples
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp.exr")
-    set_output_exr(scene, str(tmp), half=True, codec=args.codec)
+
+    def render(tmp: Path) -> None:
+        set_output_exr(scene, str(tmp), half=True, codec=args.codec)
+        bpy.ops.render.render(write_still=True)
+
     start = time.perf_counter()
-    bpy.ops.render.render(write_still=True)
+    write_atomic(args.out, render)
     seconds = time.perf_counter() - start
-    tmp.replace(args.out)
 
     frame = exr.read_frame(args.out)
     schema.check_frame(frame, ["image", "noisy", *schema.DEFAULT_GBUFFER_PASSES, "object_index"],
                        source=str(args.out))
     classes = sorted({schema.CLASSES[c] for c in set(schema.class_map_from_frame(frame).ravel())})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {seconds:.1f} s with "
-          f"Blender {bpy.app.version_string}, {args.kind} seed {args.seed}, {args.samples} spp; "
+          f"Blender {blender_api.VERSION_STRING}, {args.kind} seed {args.seed}, {args.samples} spp; "
           f"{info['objects']} objects; classes in view: {', '.join(classes)}")
     return 0
 

@@ -14,6 +14,7 @@ import bpy
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from addon import blender_api  # noqa: E402
 from neural_core import schema  # noqa: E402
 
 FLOOR_COLOUR = (0.5, 0.5, 0.5)
@@ -27,8 +28,8 @@ def material(name, colour, roughness=0.5, emission=None):
     """A plain Diffuse BSDF (its Diffuse Color pass is exactly `colour`, unlike Principled,
     whose specular layer scales it) or, with `emission`, an Emission shader."""
     mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
-    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    tree = blender_api.node_tree(mat)
+    nodes, links = tree.nodes, tree.links
     nodes.remove(nodes["Principled BSDF"])
     if emission:
         shader = nodes.new("ShaderNodeEmission")
@@ -83,18 +84,12 @@ def configure(scene, path):
         setattr(layer, spec.setting, True)
     aov = layer.aovs.add()
     aov.name, aov.type = "roughness", "VALUE"
-    settings = scene.render.image_settings
-    if hasattr(settings, "media_type"):
-        settings.media_type = "MULTI_LAYER_IMAGE"
-    else:
-        settings.file_format = "OPEN_EXR_MULTILAYER"
-    settings.color_depth = "32"
-    settings.exr_codec = "ZIP"
+    blender_api.set_multilayer_exr(scene.render.image_settings, depth="32", codec="ZIP")
     scene.render.filepath = str(path)
 
 
 def main():
-    version = f"{bpy.app.version[0]}.{bpy.app.version[1]}"
+    version = "{}.{}".format(*blender_api.VERSION)
     out = REPO / "tests" / "fixtures" / f"blender{version}_passes.exr"
     scene = build()
     configure(scene, out)

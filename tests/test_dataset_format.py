@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from neural_core import dataset_format as df
-from neural_core import exr, schema
+from neural_core import display, exr, schema
 from neural_core.errors import MissingPassError
 
 W, H = 8, 6
@@ -57,7 +57,7 @@ def test_round_trip_of_every_file(tmp_path):
         expected = np.concatenate([frame[k] for k in reader.gbuffer_passes], axis=-1)
         np.testing.assert_array_equal(npz["gbuffers"], expected)
         assert list(npz["channels"]) == reader.gbuffer_channels
-        np.testing.assert_array_equal(npz["img"], df.linear_to_srgb8(frame["image"]))
+        np.testing.assert_array_equal(npz["img"], display.to_display(frame["image"]))
         np.testing.assert_array_equal(reader.read_image(n), npz["img"])
         np.testing.assert_array_equal(reader.read_labels(n), schema.class_map_from_frame(frame))
 
@@ -77,7 +77,7 @@ def test_list_file_and_manifest(tmp_path):
 
 
 def test_srgb_encoding_known_values():
-    got = df.linear_to_srgb8(np.array([[[0.0, 0.0031308, 0.18]], [[0.5, 1.0, 7.0]]], np.float32))
+    got = display.to_display(np.array([[[0.0, 0.0031308, 0.18]], [[0.5, 1.0, 7.0]]], np.float32))
     np.testing.assert_array_equal(got, [[[0, 10, 118]], [[188, 255, 255]]])
 
 

@@ -14,7 +14,8 @@ from neural_core.errors import SizeMismatchError
 from neural_core.networks import (CRN, CRNConfig, RADConfig, RADNet, build_network, count_flops,
                                   count_params)
 from neural_core.networks.common import without_parametrizations
-from neural_core.networks.rad import KernelHead, MultiScaleKernelHead, _Convs
+from neural_core.networks.rad_kernel import KernelHead, MultiScaleKernelHead
+from neural_core.networks.rad_norm import _Convs
 
 
 def tiny_rad_config(**overrides) -> RADConfig:

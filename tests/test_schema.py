@@ -39,6 +39,34 @@ def test_both_blender_namings_resolve_to_the_same_frame():
         np.testing.assert_array_equal(a[key], b[key])
 
 
+def test_a_render_result_layer_gives_the_frame_its_exr_gives():
+    """frame_from_passes takes a render engine's passes by name (render_pass.py), without
+    going through EXR channel names."""
+    rng = np.random.default_rng(2)
+    passes = {"Combined": {c: rng.random((3, 4)).astype(np.float32) for c in "RGBA"},
+              "Diffuse Color": {c: rng.random((3, 4)).astype(np.float32) for c in "RGB"},
+              "Photoreal Weight": {"X": np.ones((3, 4), np.float32)}}
+    channels = {f"View.Layer.{p}.{c}": a for p, chans in passes.items() for c, a in chans.items()}
+    a, b = schema.frame_from_passes(passes), schema.frame_from_exr_channels(channels, "View.Layer")
+    assert set(a) == set(b) == {"image", "alpha", "albedo"}
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_the_class_source_rule_both_ways():
+    """What to render on EEVEE (the class AOV, no noisy image) and how that frame serves the
+    model (the AOV as its class source, Combined as its noisy image): one rule."""
+    required = ["image", "noisy", "albedo", "object_index", "bounces"]
+    assert schema.passes_to_render(required, "CYCLES") == ["image", "noisy", "albedo", "object_index"]
+    eevee = "BLENDER_EEVEE"
+    rendered = schema.passes_to_render(required, eevee)
+    assert rendered == ["image", "albedo", "class_aov"]
+    frame = {key: np.full((2, 2, schema.pass_spec(key).num_channels), 1.0, np.float32) for key in rendered}
+    served = schema.with_model_sources(frame, "object_index", eevee)
+    assert served["object_index"] is frame["class_aov"] and served["noisy"] is frame["image"]
+    assert "noisy" not in schema.with_model_sources(frame, "object_index", "CYCLES")
+
+
 def test_composite_layer_is_not_mistaken_for_the_view_layer():
     chans = {f"Composite.Combined.{c}": np.zeros((2, 2), np.float32) for c in "RGBA"}
     chans.update({f"ViewLayer.Combined.{c}": np.ones((2, 2), np.float32) for c in "RGBA"})

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from . import options as opts_mod
 
-COMMANDS = ("make-scenes", "train-rad", "train-crn", "match", "evaluate", "export", "stats")
 RESUME_NOTE = ("Defaults shown are those of a new run: an existing --run-dir resumes with its saved "
                "options.json, and only the flags given override them.")
 VGG_HELP = ("torchvision-format VGG-16 state dict (.pth) (default: the torch hub cache, else a "

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from neural_core.errors import PhotorealError
+from neural_core.files import write_atomic
 
 log = logging.getLogger(__name__)
 PATTERN = re.compile(r"step_(\d+)\.pt$")
@@ -26,15 +27,8 @@ def checkpoint_dir(run: str | os.PathLike) -> Path:
 
 
 def save(run: str | os.PathLike, step: int, payload: dict, keep: int = 3) -> Path:
-    folder = checkpoint_dir(run)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:07d}.pt"
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    path = write_atomic(checkpoint_dir(run) / f"step_{step:07d}.pt",
+                        lambda tmp: torch.save(payload, tmp))
     for old in all_checkpoints(run)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path

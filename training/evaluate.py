@@ -21,7 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from neural_core import schema
-from neural_core.dataset_format import DatasetReader, linear_to_srgb8
+from neural_core.dataset_format import DatasetReader
+from neural_core.display import to_display
 
 from .data.sources import open_source
 from .metrics import distribution, image as image_metrics, skvd as skvd_mod, temporal
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def display(linear: np.ndarray) -> np.ndarray:
-    return linear_to_srgb8(linear).astype(np.float32) / 255.0
+    return to_display(linear).astype(np.float32) / 255.0
 
 
 def open_frames(data: Path) -> tuple[DatasetReader, DatasetReader | None]:

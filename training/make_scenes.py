@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -71,6 +70,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     import bpy
     from tqdm import tqdm
 
+    from addon import blender_api
     from training import scenes
 
     kinds = _check_kinds(kinds, scenes.KINDS)
@@ -85,7 +85,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     record = _open_record(out, {
         "base_seed": int(seed), "kinds": list(kinds), "resolution": [int(v) for v in resolution],
         "presets": {name: _preset_dict(p) for name, p in renders.items()},
-        "blender": bpy.app.version_string, "scenes": {}, **({"sequence": sequence} if sequence else {})})
+        "blender": blender_api.VERSION_STRING, "scenes": {}, **({"sequence": sequence} if sequence else {})})
     export_frames = _exporter()
     done = {name: _complete_ids(out / name) for name in renders}
 
@@ -228,10 +228,8 @@ def _differences(name: str, old, new):
 
 
 def _save_record(out: Path, record: dict) -> None:
-    path = out / SCENES_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from neural_core.files import write_text_atomic
+    write_text_atomic(out / SCENES_FILE, json.dumps(record, indent=1) + "\n")
 
 
 def _exporter():

@@ -26,9 +26,10 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from neural_core.errors import PhotorealError
+from neural_core.files import write_atomic
 
 from .data.loader import CropDataset
-from .data.sources import Source
+from .data.source import Source
 from .losses.vgg import VGG
 
 log = logging.getLogger(__name__)
@@ -100,18 +101,21 @@ def match(synthetic: Source, real: Source, vgg: VGG, out: str | os.PathLike, cro
     width = int(pairs_src[:, 2].max()) + crop
     weights = crop_weights(pairs_src, crop, height, width)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(FIELDS)
-        for (si, st, sl), (di, dt, dl), sim in zip(pairs_src, pairs_dst, kept_sims):
-            writer.writerow([si, synthetic.name(si), st, sl, di, real.name(di), dt, dl, crop, f"{sim:.5f}"])
-    os.replace(tmp, out)
-    weights_path = weights_file(out)
-    with open(weights_path.with_name(weights_path.name + ".tmp"), "wb") as f:
-        np.savez(f, w=weights)
-    os.replace(weights_path.with_name(weights_path.name + ".tmp"), weights_path)
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(FIELDS)
+            for (si, st, sl), (di, dt, dl), sim in zip(pairs_src, pairs_dst, kept_sims):
+                writer.writerow([si, synthetic.name(si), st, sl, di, real.name(di), dt, dl, crop,
+                                 f"{sim:.5f}"])
+
+    def write_weights(tmp: Path) -> None:
+        with open(tmp, "wb") as f:   # a handle: numpy would append '.npz' to a name
+            np.savez(f, w=weights)
+
+    write_atomic(out, write_csv)
+    weights_path = write_atomic(weights_file(out), write_weights)
     summary = {"synthetic_crops": len(src_pos), "real_crops": len(dst_pos), "pairs": int(len(kept_sims)),
                "mean_similarity": float(kept_sims.mean()), "csv": str(out), "weights": str(weights_path)}
     log.info("matching: %s", summary)

@@ -5,6 +5,7 @@ import copy
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
@@ -75,3 +76,8 @@ def without_parametrizations(model: nn.Module) -> nn.Module:
     model.train(was_training)
     plain.load_state_dict(state)
     return plain.train(was_training)
+
+
+def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of `x` to the height and width of `like`."""
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)

@@ -20,20 +20,28 @@ Differences from EPE's code, each on purpose:
   branch has no blocks (so it receives no fusion: the decoder merges the coarse branches into
   it), the class streams run at 1/2 resolution, and 1x1 decoder convs run their coarse half
   before upsampling.
+
+The pieces: rad_norm.py (the RAD modulation and its norms), rad_gbuffer.py (the G-buffer
+encoder), rad_kernel.py (the kernel-predicting output); this file holds the config, the HRNet
+blocks and the network that joins them.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from .. import schema
 from ..errors import SizeMismatchError
-from .common import JSONConfig, conv
+from .common import JSONConfig, upsample_to
+from .rad_gbuffer import GBufferEncoder
+from .rad_kernel import KernelHead, MultiScaleKernelHead
+from .rad_norm import RAD, ResidualConv, RunningNorm, _Convs
+
+__all__ = ["RADConfig", "RADNet", "RAD", "RunningNorm", "ResidualConv", "GBufferEncoder",
+           "KernelHead", "MultiScaleKernelHead", "BasicBlock", "Branch", "Fusion"]
 
 NORMS = ("batch", "none")
 
@@ -204,78 +212,8 @@ class RADConfig(JSONConfig):
 
 
 # ---------------------------------------------------------------------------------------------
-# Building blocks
+# HRNet blocks (the RAD modulation: rad_norm; G-buffer encoder: rad_gbuffer; kernel output: rad_kernel)
 # ---------------------------------------------------------------------------------------------
-
-class _Convs:
-    """Conv factory bound to a config: padding mode and optional spectral norm."""
-
-    def __init__(self, cfg: RADConfig):
-        self.cfg = cfg
-
-    def plain(self, c_in, c_out, kernel=3, stride=1, bias=True) -> nn.Conv2d:
-        return conv(c_in, c_out, kernel, stride, bias, self.cfg.padding_mode)
-
-    def gbuffer(self, c_in, c_out, kernel=3, stride=1) -> nn.Module:
-        """Convs of the G-buffer path, spectrally normalised in the paper config."""
-        layer = conv(c_in, c_out, kernel, stride, True, self.cfg.padding_mode)
-        return spectral_norm(layer) if self.cfg.spectral_norm else layer
-
-
-class ResidualConv(nn.Module):
-    """relu(x + relu(conv3x3(x))): the residual layers of EPE's G-buffer path."""
-
-    def __init__(self, dim: int, convs: _Convs):
-        super().__init__()
-        self.conv = convs.gbuffer(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + F.relu(self.conv(x)))
-
-
-class RunningNorm(nn.BatchNorm2d):
-    """BatchNorm without affine terms whose inference is written out as x * scale + shift.
-
-    The same numbers (and state-dict keys) as BatchNorm2d; the explicit form exports for inputs
-    whose channel count the ONNX tracer cannot see (the output RAD after the 1x1 decoder's split
-    convolution). Elsewhere the RADs keep BatchNorm2d, which onnxruntime folds into the
-    preceding convolution and benchmarks/same_weights maps back to PyTorch.
-    """
-
-    def __init__(self, channels: int):
-        super().__init__(channels, affine=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            return super().forward(x)
-        scale = torch.rsqrt(self.running_var + self.eps)
-        return x * scale[:, None, None] - (self.running_mean * scale)[:, None, None]
-
-
-class RAD(nn.Module):
-    """Rendering-aware denormalisation: norm(x) * gamma(g') + beta(g'), g' = layers(g)."""
-
-    def __init__(self, channels: int, cfg: RADConfig, convs: _Convs, explicit_norm: bool = False):
-        super().__init__()
-        # Running statistics only: no per-image statistics at inference, so tiles agree.
-        norm = RunningNorm(channels) if explicit_norm else nn.BatchNorm2d(channels, affine=False)
-        self.norm = norm if cfg.norm == "batch" else nn.Identity()
-        self.layers = nn.Sequential(*(ResidualConv(cfg.gbuffer_dim, convs) for _ in range(cfg.rad_layers)))
-        # Two 1x1 convs rather than one split in two: a Split breaks onnxruntime's blocked
-        # (NCHWc) layout and costs two reorders per RAD.
-        self.gamma = convs.plain(cfg.gbuffer_dim, channels, kernel=1)
-        self.beta = convs.plain(cfg.gbuffer_dim, channels, kernel=1)
-        with torch.no_grad():
-            self.gamma.bias.fill_(1.0)   # gamma starts near 1: a fresh RAD is nearly the norm alone
-            self.gamma.weight.mul_(0.1)
-            self.beta.bias.zero_()
-            self.beta.weight.mul_(0.1)
-
-    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        g = self.layers(g)
-        gamma, beta = self.gamma(g), self.beta(g)
-        return self.norm(x) * gamma + beta
-
 
 class BasicBlock(nn.Module):
     """x -> conv -> RAD -> relu -> conv -> RAD -> + x -> relu (EPE 'hr')."""
@@ -304,10 +242,6 @@ class Branch(nn.Module):
         return x
 
 
-def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
-
-
 def _decode(conv_layer: nn.Conv2d, coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     """conv(cat(upsample(coarse), skip)).
 
@@ -316,10 +250,10 @@ def _decode(conv_layer: nn.Conv2d, coarse: torch.Tensor, skip: torch.Tensor) -> 
     upsampled or concatenated at the fine resolution.
     """
     if conv_layer.kernel_size != (1, 1):
-        return conv_layer(torch.cat([_upsample_to(coarse, skip), skip], dim=1))
+        return conv_layer(torch.cat([upsample_to(coarse, skip), skip], dim=1))
     c = coarse.shape[1]
     weight = conv_layer.weight
-    return (_upsample_to(F.conv2d(coarse, weight[:, :c]), skip)
+    return (upsample_to(F.conv2d(coarse, weight[:, :c]), skip)
             + F.conv2d(skip, weight[:, c:], conv_layer.bias))
 
 
@@ -371,145 +305,11 @@ class Fusion(nn.Module):
             coarse = None
             for j in reversed(range(i + 1, len(xs))):
                 y = row[j](xs[j])
-                coarse = y if coarse is None else _upsample_to(coarse, y) + y
+                coarse = y if coarse is None else upsample_to(coarse, y) + y
             if coarse is not None:
-                total = total + _upsample_to(coarse, xs[i])
+                total = total + upsample_to(coarse, xs[i])
             fused.append(F.relu(total))
         return fused
-
-
-class GBufferEncoder(nn.Module):
-    """Class-specific streams merged by the class masks, then one embedding per branch level.
-
-    Stream g is relu(W1_g * gbuffers) (S hidden channels) followed by W2_g (S -> E); the merge
-    is sum_g mask_g * stream_g. All first layers run as one convolution Cg -> G*S; the hidden
-    units of each pixel are multiplied by its class-group mask (expanded to G*S channels by a
-    fixed 0/1 1x1 conv), and one dense convolution G*S -> E then applies every W2_g and sums
-    over the groups. Two GEMMs for all streams, any batch size. The G*S hidden channels are the
-    encoder's cost (memory traffic), hence the small config's few groups and narrow streams.
-
-    The streams run at level `stream_level` (G-buffers and class masks area-averaged to
-    1/2^level, i.e. soft masks); level 0 is full resolution as in EPE. The joint encoder then
-    makes one embedding per branch from that level down, stride 2 per level.
-    """
-
-    def __init__(self, cfg: RADConfig, convs: _Convs):
-        super().__init__()
-        groups, dim, k = cfg.groups, cfg.gbuffer_dim, cfg.stream_kernel
-        hidden = len(groups) * cfg.stream_dim
-        membership = torch.zeros(len(groups), schema.NUM_CLASSES)
-        for g, names in enumerate(groups):
-            for name in names:
-                membership[g, schema.class_id(name)] = 1.0
-        self.register_buffer("membership", membership[:, :, None, None], persistent=False)
-        self.num_groups = len(groups)
-        self.stream_level = cfg.stream_level
-        # Without G-buffers (the ablation baseline) the streams see a constant plane, so the
-        # modulation depends on the class masks alone (SPADE-like semantic conditioning).
-        self.uses_gbuffers = cfg.num_gbuffer_channels > 0
-        self.stream_in = convs.gbuffer(max(cfg.num_gbuffer_channels, 1), hidden, kernel=k)
-        self.stream_out = convs.gbuffer(hidden, dim, kernel=k)
-        self.levels = nn.ModuleList()
-        for level in range(cfg.stream_level, cfg.num_branches):
-            layers: list[nn.Module] = []
-            if level > cfg.stream_level:
-                layers += [convs.gbuffer(dim, dim, stride=2), nn.ReLU()]
-            layers += [ResidualConv(dim, convs) for _ in range(cfg.joint_layers)]
-            self.levels.append(nn.Sequential(*layers))
-
-    def forward(self, gbuffers: torch.Tensor, classes: torch.Tensor) -> list[torch.Tensor | None]:
-        """-> embeddings per branch level; None for levels finer than `stream_level`."""
-        if not self.uses_gbuffers:
-            gbuffers = torch.ones_like(classes[:, :1])
-        for _ in range(self.stream_level):
-            # ceil_mode keeps the size of a stride-2 conv's output: ceil(size / 2).
-            gbuffers = F.avg_pool2d(gbuffers, 2, ceil_mode=True)
-            classes = F.avg_pool2d(classes, 2, ceil_mode=True)
-        masks = F.conv2d(classes, self.membership)                 # (B, G, H, W)
-        # Each group's S hidden channels times that group's mask, broadcast in 5-D: the G*S
-        # channel mask is never materialised (at full resolution it was the encoder's main cost).
-        hidden = F.relu(self.stream_in(gbuffers))
-        hidden = (hidden.unflatten(1, (self.num_groups, -1)) * masks.unsqueeze(2)).flatten(1, 2)
-        g = F.relu(self.stream_out(hidden))
-        embeddings: list[torch.Tensor | None] = [None] * self.stream_level
-        for level in self.levels:
-            g = level(g)
-            embeddings.append(g)
-        return embeddings
-
-
-class KernelHead(nn.Module):
-    """Filters the image with a k x k kernel per pixel: softmax(conv1x1(features)) over the taps.
-
-    The taps are k*k shifted views of the edge-padded image with constant slice bounds, so the
-    exported graph has no shape arithmetic, and a tile needs only k // 2 pixels of overlap.
-    """
-
-    def __init__(self, channels: int, size: int, convs: _Convs, guide_channels: int = 0):
-        super().__init__()
-        self.size = size
-        self.logits = convs.plain(channels, size * size, kernel=1)
-        self.guide = convs.plain(guide_channels, size * size, kernel=1, bias=False) if guide_channels else None
-        with torch.no_grad():
-            # Start close to the identity (centre weight ~0.7): a fresh head barely blurs.
-            self.logits.weight.mul_(0.1)
-            self.logits.bias.zero_()
-            self.logits.bias[size * size // 2] = math.log(2.5 * (size * size - 1))
-            if self.guide is not None:
-                self.guide.weight.mul_(0.1)
-
-    def forward(self, features: torch.Tensor, image: torch.Tensor,
-                guide: torch.Tensor | None = None) -> torch.Tensor:
-        # Softmax written out, normalised once on the 3-channel result: onnxruntime's Softmax
-        # over the channel axis of an NCHW tensor transposes it and was most of the runtime.
-        logits = self.logits(features)
-        if self.guide is not None:
-            logits = logits + self.guide(guide)
-        weights = torch.exp(logits - logits.amax(dim=1, keepdim=True))
-        r = self.size // 2
-        padded = F.pad(image, (r, r, r, r), mode="replicate")
-        out = None
-        for tap in range(self.size * self.size):
-            dy, dx = divmod(tap, self.size)
-            view = padded[:, :, dy:(dy - 2 * r) or None, dx:(dx - 2 * r) or None]
-            term = weights[:, tap:tap + 1] * view
-            out = term if out is None else out + term
-        return out / weights.sum(dim=1, keepdim=True)
-
-
-class MultiScaleKernelHead(nn.Module):
-    """Kernel filtering at scales 0 .. S-1 (scale s: the image area-downsampled 2^s times,
-    kernels from decoder level s), composed coarse to fine: at each finer scale the coarse
-    result replaces the fine result's own low frequencies, by a per-pixel weight alpha:
-        out_s = f_s + alpha_s * (up(out_{s+1}) - up(down(f_s)))
-    """
-
-    def __init__(self, channels: list[int], size: int, scales: int, convs: _Convs, guide_channels: int = 0):
-        super().__init__()
-        self.heads = nn.ModuleList(KernelHead(channels[s], size, convs, guide_channels)
-                                   for s in range(scales))
-        self.alphas = nn.ModuleList(convs.plain(channels[s], 1, kernel=1) for s in range(scales - 1))
-        with torch.no_grad():
-            for alpha in self.alphas:      # start mostly on the fine scale (alpha ~0.12)
-                alpha.weight.mul_(0.1)
-                alpha.bias.fill_(-2.0)
-
-    def forward(self, decoded: list[torch.Tensor], image: torch.Tensor,
-                gbuffers: torch.Tensor | None = None) -> torch.Tensor:
-        guided = self.heads[0].guide is not None
-        images, guides = [image], [gbuffers if guided else None]
-        for _ in range(1, len(self.heads)):
-            images.append(F.avg_pool2d(images[-1], 2, ceil_mode=True))
-            guides.append(F.avg_pool2d(guides[-1], 2, ceil_mode=True) if guided else None)
-        out = None
-        for s in reversed(range(len(self.heads))):
-            filtered = self.heads[s](decoded[s], images[s], guides[s])
-            if out is not None:
-                alpha = torch.sigmoid(self.alphas[s](decoded[s]))
-                own_low = _upsample_to(F.avg_pool2d(filtered, 2, ceil_mode=True), filtered)
-                filtered = filtered + alpha * (_upsample_to(out, filtered) - own_low)
-            out = filtered
-        return out
 
 
 # ---------------------------------------------------------------------------------------------

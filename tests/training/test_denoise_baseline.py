@@ -30,8 +30,8 @@ DENOISE_SCRIPT = r"""
 import sys
 import numpy as np
 from neural_core.errors import MissingPassError
+from addon import blender_api
 from training.baselines.denoise_node import DenoiseNode
-import bpy
 
 data = np.load(sys.argv[1])
 frame = {k: data[k] for k in ("image", "albedo", "normal")}
@@ -46,7 +46,7 @@ with DenoiseNode() as node:
         error = ""
     except MissingPassError as exc:
         error = str(exc)
-np.savez(sys.argv[2], denoised=first, again=again, passthrough=passthrough, error=error, blender=bpy.app.version_string)
+np.savez(sys.argv[2], denoised=first, again=again, passthrough=passthrough, error=error, blender=blender_api.VERSION_STRING)
 """
 
 

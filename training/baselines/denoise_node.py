@@ -6,12 +6,12 @@ How it runs: the frame's Combined, albedo (Diffuse Color) and normal passes are 
 float EXRs to a private temp folder and loaded into Image nodes of a compositing tree in a
 scene of our own: Image nodes -> Denoise -> output. The tree has no Render Layers node, so
 `bpy.ops.render.render` skips the render engine and only composites
-(shared/notes/blender-addon-research.md §3.3). `write_still` saves the composite as a 32-bit
+(docs/blender_api.md). `write_still` saves the composite as a 32-bit
 float EXR, which Blender writes scene-linear (the view transform only applies to display
 formats), and it is read back with OpenEXR.
 
-Works with Blender 4.5 (Denoise options are node properties; output = Composite node) and 5.x
-(options are input sockets, menus take display names; output = the group's output node).
+Works with Blender 4.5 and 5.x: what differs (the tree, its output, the Denoise node's options)
+is in addon/blender_api.py.
 
 Needs the `bpy` module; no torch.
 """
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from addon import blender_api
 from neural_core import exr, schema
+from neural_core.files import fast_temp_base, write_text_atomic
 
-REPO = Path(__file__).resolve().parents[2]
 INPUTS = ("image", "albedo", "normal")   # schema pass keys the Denoise node consumes
 PREFILTERS = ("NONE", "FAST", "ACCURATE")
 QUALITIES = ("FOLLOW_SCENE", "HIGH", "BALANCED", "FAST")
@@ -38,25 +39,6 @@ SCENE_NAME = "Photoreal Denoise"
 SETTINGS_FILE = "denoise.json"
 OUTPUT_SUBDIR = "frames"
 SOURCES = ("image", "noisy")   # the pass that is denoised: Combined, or Cycles' Noisy Image
-
-
-def _compositor():
-    """The add-on's version-agnostic compositor helpers (a plain module next to training/)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from addon import compositor
-    return compositor
-
-
-def _temp_base() -> str | None:
-    """/dev/shm (memory) when usable, else the system temp folder."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-
-
-def _menu_name(identifier: str) -> str:
-    """5.x menu sockets take display names: 'FOLLOW_SCENE' -> 'Follow Scene'."""
-    return identifier.replace("_", " ").title()
 
 
 class DenoiseNode:
@@ -76,13 +58,13 @@ class DenoiseNode:
         self.bpy = bpy
         self.settings = {"hdr": bool(hdr), "prefilter": prefilter, "quality": quality}
         self.blender_log = blender_log
-        self.directory = Path(tempfile.mkdtemp(prefix="photoreal-denoise-", dir=_temp_base()))
+        self.directory = Path(tempfile.mkdtemp(prefix="photoreal-denoise-", dir=fast_temp_base()))
         # /dev/shm is memory: free it even when the caller forgets close() or an error escapes.
         self._remove_directory = weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
         self.output_path = self.directory / "denoised.exr"
         self.scene = self._make_scene()
         self.tree, self.image_nodes, self.denoise = self._build_tree()
-        self._configure_denoise(hdr, prefilter, quality)
+        blender_api.configure_denoise_node(self.denoise, hdr, prefilter, quality)
 
     # -- set-up -------------------------------------------------------------------------------
     def _make_scene(self):
@@ -95,27 +77,16 @@ class DenoiseNode:
         render.compositor_precision = "FULL"
         render.filepath = str(self.output_path)
         render.use_file_extension = False
-        settings = render.image_settings
-        if hasattr(settings, "media_type"):  # 5.x: the format enum depends on the media type
-            settings.media_type = "IMAGE"
-        settings.file_format = "OPEN_EXR"
-        settings.color_mode = "RGB"
-        settings.color_depth = "32"
-        settings.exr_codec = "NONE"          # fastest on tmpfs
+        blender_api.set_exr(render.image_settings, depth="32", codec="NONE")   # fastest on tmpfs
+        render.image_settings.color_mode = "RGB"
         scene.view_settings.view_transform = "Standard"
         return scene
 
     def _build_tree(self):
-        compositor = _compositor()
-        scene = self.scene
-        tree = compositor.get_tree(scene)
+        tree = blender_api.compositor_tree(self.scene)
         tree.nodes.clear()                   # 4.x creates Render Layers + Composite
         denoise = tree.nodes.new("CompositorNodeDenoise")
-        if compositor.is_group_tree_api(scene):
-            tree.interface.new_socket(name="Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-            output = tree.nodes.new("NodeGroupOutput").inputs[0]
-        else:
-            output = tree.nodes.new("CompositorNodeComposite").inputs["Image"]
+        output = blender_api.output_socket(tree)
         tree.links.new(denoise.outputs["Image"], output)
         image_nodes = {}
         for key, socket in zip(INPUTS, ("Image", "Albedo", "Normal")):  # by name: 5.x reordered them
@@ -124,21 +95,6 @@ class DenoiseNode:
             tree.links.new(node.outputs["Image"], denoise.inputs[socket])
             image_nodes[key] = node
         return tree, image_nodes, denoise
-
-    def _configure_denoise(self, hdr: bool, prefilter: str, quality: str | None) -> None:
-        node = self.denoise
-        if "Prefilter" in node.inputs:        # 5.x: options are input sockets
-            node.inputs["HDR"].default_value = hdr
-            node.inputs["Prefilter"].default_value = _menu_name(prefilter)
-            if quality is not None:
-                node.inputs["Quality"].default_value = _menu_name(quality)
-            return
-        node.use_hdr = hdr                    # 4.5: node properties (4.5 also mirrors HDR as a socket)
-        if "HDR" in node.inputs:
-            node.inputs["HDR"].default_value = hdr
-        node.prefilter = prefilter
-        if quality is not None:
-            node.quality = quality
 
     # -- per frame ----------------------------------------------------------------------------
     def __call__(self, frame: schema.Frame) -> np.ndarray:
@@ -191,10 +147,7 @@ class DenoiseNode:
             for node in self.image_nodes.values():
                 if node.image is not None:
                     data.images.remove(node.image)
-            tree = getattr(self.scene, "compositing_node_group", None)   # 5.x: a data-block
-            data.scenes.remove(self.scene)
-            if tree is not None:
-                data.node_groups.remove(tree)
+            blender_api.remove_compositor_tree(self.scene)
             self.scene, self.image_nodes = None, {}
         self._remove_directory()
 
@@ -236,12 +189,9 @@ def _check_settings(out_dir: Path, settings: dict) -> None:
                              f"{settings}; use another --out or the same settings")
         return
     out_dir.mkdir(parents=True, exist_ok=True)
-    import bpy
     record = {"denoiser": "Blender Denoise node (OpenImageDenoise)",
-              "blender_version": bpy.app.version_string, "settings": settings}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+              "blender_version": blender_api.VERSION_STRING, "settings": settings}
+    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
 
 
 def denoise_dataset(data_dir: str | os.PathLike, out_dir: str | os.PathLike, hdr: bool = True,

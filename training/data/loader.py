@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from neural_core import schema
 from neural_core.errors import PhotorealError
 
-from .sources import Source
+from .source import Source
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 20

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from neural_core.errors import CorruptFileError
+from neural_core.files import write_text_atomic
 from neural_core.schema import GBufferStats
 
-from .sources import Source
+from .source import Source
 
 log = logging.getLogger(__name__)
 STATS_FILE = "gbuffer_stats.json"
@@ -57,10 +57,7 @@ def compute_stats(source: Source, max_items: int | None = None, progress: bool =
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def load_or_compute(source: Source, run_dir: Path | None = None, recompute: bool = False) -> dict:

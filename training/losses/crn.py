@@ -19,9 +19,8 @@ from torch import nn
 
 from .vgg import VGG
 
-# CRN's layers (post-ReLU conv1_2 ... conv5_2) plus the pixels themselves.
+# CRN's layers (post-ReLU conv1_2 ... conv5_2); the loss also compares the pixels themselves.
 CRN_TAPS = ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"]
-LAYERS = ["pixels", *CRN_TAPS]
 
 
 class CRNLoss(nn.Module):

@@ -1,36 +1,17 @@
-"""The few places where Blender 4.5 and 5.x differ for the scene generator.
+"""Blender set-up helpers of the scene generator; this module needs only bpy.
 
-Verified facts are in shared/notes/blender-api-probe.md; this module needs only bpy.
+The differences between Blender versions are not here but in the add-on's one seam,
+addon/blender_api.py, which the generator's modules import.
 """
 from __future__ import annotations
 
 import bpy
-
-BLENDER_5 = bpy.app.version >= (5, 0, 0)
 
 
 def reset_blender() -> bpy.types.Scene:
     """Start from an empty file so every scene is built from the same state (determinism)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return bpy.context.scene
-
-
-def set_multilayer_exr(image_settings, half: bool = False, codec: str = "ZIP") -> None:
-    """Make `image_settings` write one multilayer EXR holding every pass."""
-    if BLENDER_5:
-        # media_type must come first: file_format='OPEN_EXR_MULTILAYER' raises while it is 'IMAGE'.
-        image_settings.media_type = "MULTI_LAYER_IMAGE"
-        # One interleaved part: faster to write and readable by single-part EXR readers.
-        image_settings.use_exr_interleave = True
-    else:
-        image_settings.file_format = "OPEN_EXR_MULTILAYER"
-    image_settings.color_depth = "16" if half else "32"
-    image_settings.exr_codec = codec
-
-
-def socket(sockets, identifier: str):
-    """Node sockets by identifier: ShaderNodeMix repeats the names 'A'/'B' for each data type."""
-    return next(s for s in sockets if s.identifier == identifier)
 
 
 def shade_smooth(mesh) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-import bpy
-
+from addon import blender_api
 from neural_core import schema
 
 from . import interior, street, tabletop
@@ -69,5 +68,5 @@ def describe(scene, kind: str, seed: int) -> dict:
         "lens": round(scene.camera.data.lens, 1),
         "camera_height": round(scene.camera.location.z, 2),
         "classes": dict(sorted(classes.items())),
-        "blender": bpy.app.version_string,
+        "blender": blender_api.VERSION_STRING,
     }

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import bpy
 
+from addon.blender_api import node_tree
+
 from .geometry import Builder, dome_mesh
 from .materials import hdri_sky_material, sky_material
 
@@ -56,8 +58,7 @@ def sky_colors(rng: random.Random, night: bool = False):
 
 def setup_world(scene, color, strength: float) -> None:
     world = bpy.data.worlds.new("World")
-    world.use_nodes = True
-    background = world.node_tree.nodes["Background"]
+    background = node_tree(world).nodes["Background"]
     background.inputs["Color"].default_value = color
     background.inputs["Strength"].default_value = strength
     scene.world = world
@@ -79,8 +80,7 @@ def setup_hdri_world(scene, rng: random.Random, strength: float) -> dict:
     hdri = dict(name=path.stem, image=bpy.data.images.load(str(path), check_existing=True),
                 rotation=rng.uniform(0.0, 2 * math.pi), strength=strength)
     world = bpy.data.worlds.new("World")
-    world.use_nodes = True
-    tree = world.node_tree
+    tree = node_tree(world)
     coords = tree.nodes.new("ShaderNodeTexCoord")
     mapping = tree.nodes.new("ShaderNodeMapping")
     mapping.inputs["Rotation"].default_value = (0.0, 0.0, hdri["rotation"])

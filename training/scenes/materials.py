@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import bpy
 
+from addon.blender_api import node_tree, socket
 from neural_core import schema
 
 from . import textures
-from .blender_compat import socket
 
 # The schema's AOV passes that every generated material writes.
 MATERIAL_AOVS = ("roughness", "metallic")
@@ -76,8 +76,7 @@ class _NodeMaker:
     """Adds nodes and links to one material's node tree."""
 
     def __init__(self, material):
-        material.use_nodes = True
-        self.tree = material.node_tree
+        self.tree = node_tree(material)
         self.tree.nodes.clear()
         self.output = self.new("ShaderNodeOutputMaterial")
         self.bsdf = self.new("ShaderNodeBsdfPrincipled")

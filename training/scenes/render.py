@@ -13,9 +13,10 @@ import re
 import sys
 from dataclasses import dataclass, replace
 
+from addon.blender_api import set_multilayer_exr
 from neural_core import schema
 
-from .blender_compat import enable_gpu_devices, set_multilayer_exr
+from .blender_compat import enable_gpu_devices
 from .materials import MATERIAL_AOVS
 
 
@@ -139,7 +140,9 @@ def apply_preset(scene, preset: RenderPreset | str, noise_seed: int = 0,
 
 def set_output_exr(scene, path: str, half: bool = False, codec: str = "ZIP") -> None:
     """Make `render(write_still=True)` write every pass into one multilayer EXR at `path`."""
-    set_multilayer_exr(scene.render.image_settings, half=half, codec=codec)
+    # One interleaved part: faster to write and readable by single-part EXR readers.
+    set_multilayer_exr(scene.render.image_settings, depth="16" if half else "32", codec=codec,
+                       interleave=True)
     scene.render.filepath = path
     scene.render.use_file_extension = False
 

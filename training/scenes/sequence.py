@@ -12,6 +12,7 @@ import random
 
 import bpy
 
+from addon.blender_api import fcurves
 from neural_core import schema
 
 from .lighting import animate
@@ -53,18 +54,8 @@ def _push_one_object(scene, rng: random.Random, first: int) -> list:
     return [obj]
 
 
-def _fcurves(obj):
-    animation = obj.animation_data
-    action = animation.action
-    if hasattr(animation, "action_slot"):    # 4.4+: slotted actions (5.x has no action.fcurves)
-        from bpy_extras import anim_utils
-        bag = anim_utils.action_get_channelbag_for_slot(action, animation.action_slot)
-        return list(bag.fcurves) if bag else []
-    return list(action.fcurves)
-
-
 def _linear_forever(obj) -> None:
-    for curve in _fcurves(obj):
+    for curve in fcurves(obj):
         curve.extrapolation = "LINEAR"
         for key in curve.keyframe_points:
             key.interpolation = "LINEAR"
