@@ -16,8 +16,8 @@ The first frame of an animation has XY = 0, the last ZW = 0.
 
 History is dropped where (any one is enough):
 - the point came from outside the frame;
-- its object/class id differs (nearest sample), its depth differs by more than `depth_tolerance`
-  (relative) or its normal turned by more than acos(`normal_cos`);
+- its object/class id differs at any tap, its depth is outside the taps' depth range widened by
+  `depth_tolerance` (relative), or its normal is more than acos(`normal_cos`) from every tap's;
 - the forward-backward check of Lai et al. 2018 fails: |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5,
   b the flow to t-1 at p, f~ the previous frame's flow to t at p + b.
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
@@ -129,6 +129,21 @@ class Sampler:
         same &= (self._tap(flat, down) == values) | ~used_down
         same &= (self._tap(flat, down + right) == values) | ~(used_right & used_down)
         return same.reshape(self.shape)
+
+    def taps(self, planes: np.ndarray) -> list[np.ndarray]:
+        """The values of (..., H, W) `planes` at the taps the bilinear read uses (a tap with
+        weight 0 repeats the top-left one): the values the point may have had."""
+        right, down = self.step
+        used_right = (self.fc > 0).astype(np.intp) * right
+        used_down = (self.fr > 0).astype(np.intp) * down
+        flat = planes.reshape(*planes.shape[:-2], -1)
+        return [np.take(flat, self.top_left + offset, axis=-1).reshape(*planes.shape[:-2], *self.shape)
+                for offset in (0, used_right, used_down, used_right + used_down)]
+
+    def tap_range(self, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(min, max) of `plane` over the taps the bilinear read uses."""
+        taps = self.taps(plane)
+        return np.minimum.reduce(taps), np.maximum.reduce(taps)
 
     def nearest(self, plane: np.ndarray) -> np.ndarray:
         return np.take(plane.ravel(), self.nearest_index).reshape(self.shape)
@@ -292,11 +307,17 @@ class TemporalFilter:
         keep &= ~motion_edge(frame["motion"], rows)
         if "depth" in frame and prev.get("depth") is not None:
             depth = np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR)
-            keep &= np.abs(sampler.nearest(prev["depth"]) - depth) <= s.depth_tolerance * depth
+            # Against the range of the taps, not the nearest one: on ground seen at a grazing
+            # angle neighbouring pixels differ in depth by more than the tolerance.
+            low, high = sampler.tap_range(prev["depth"])
+            keep &= (depth >= low * (1 - s.depth_tolerance)) & (depth <= high * (1 + s.depth_tolerance))
         if "normal" in frame and prev.get("normal") is not None:
             normal = frame["normal"][rows]
-            cos = sum(sampler.nearest(prev["normal"][i]) * normal[..., i] for i in range(3))
-            # Scaled by |n|^2: the background has no normal (0, 0, 0) and must pass.
+            # The best of the taps: on a curved surface at a low resolution neighbouring pixels
+            # differ in normal by more than the tolerance. Scaled by |n|^2: the background has no
+            # normal (0, 0, 0) and must pass.
+            cos = np.maximum.reduce([sum(tap[i] * normal[..., i] for i in range(3))
+                                     for tap in sampler.taps(prev["normal"])])
             keep &= cos >= s.normal_cos * sum(normal[..., i] ** 2 for i in range(3))
         return sampler, keep
 

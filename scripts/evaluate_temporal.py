@@ -53,12 +53,13 @@ def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader
                   settings: TemporalSettings) -> dict:
     filt = TemporalFilter(settings)
     images = {s: [] for s in STREAMS}
-    motions, ms = [], []
+    motions, ms, kept = [], [], []
     for number in shot:
         frame = fast.read_frame(number)
         per_frame = enhancer.enhance(frame)
         filtered = filt.apply(frame, per_frame, number)
         ms.append(filt.last_ms)
+        kept.append(filt.last_history_fraction)
         for name, linear in (("input", frame["image"]), ("per_frame", per_frame),
                              ("temporal", filtered), ("reference", reference.read_frame(number)["image"])):
             images[name].append(display(linear))
@@ -73,6 +74,7 @@ def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader
                                                 zip(images[name], images["reference"])]))
     result.update(disocclusion_errors(images, motions))
     result["temporal_ms_mean"] = float(np.mean(ms[1:]))
+    result["history_fraction_mean"] = float(np.mean(kept[1:]))
     return result
 
 
