@@ -1,4 +1,6 @@
 """The "Photoreal Enhance" button: passes, render, model, compositor (pixel values)."""
+from pathlib import Path
+
 import bpy
 import numpy as np
 import pytest
@@ -8,6 +10,8 @@ from conftest import (build_scene, cli_model_argument, comp_tree, image_rgb, lay
 from neural_core import exr, schema
 
 STRENGTH = 0.5
+# scripts/make_test_models.py: an untrained tiny RAD that reads the `bounces` input.
+BOUNCES_MODEL = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "rad_bounces_tiny.onnx"
 
 
 @pytest.fixture
@@ -67,18 +71,20 @@ def test_operator_turns_on_the_denoiser_the_model_works_on(addon, tmp_path):
 
 
 def test_the_render_light_paths_reach_the_model(addon, tmp_path):
-    """The bundled RAD adds the light a short light path misses: the button tells it the scene's
-    Max/Diffuse Bounces, exactly what `--bounces` tells it on the command line, and a 1-bounce
-    render is enhanced differently from the same pixels said to be fully lit."""
+    """A model that reads the render's light-path depth (`bounces`) gets the scene's Max/Diffuse
+    Bounces from the button, exactly what `--bounces` gives it on the command line, and a
+    1-bounce render is enhanced differently from the same pixels said to be fully lit."""
+    model = str(BOUNCES_MODEL)
     scene = build_scene(strength=1.0)
+    scene.photoreal.model, scene.photoreal.custom_model = "CUSTOM", model
     scene.cycles.max_bounces, scene.cycles.diffuse_bounces = 1, 4
     assert "bounces" in submodule("enhance").required_passes(scene.photoreal)
     assert bpy.ops.photoreal.enhance() == {"FINISHED"}
     frame_exr = save_render(scene, tmp_path / "frame.exr")
     addon_image = image_rgb(bpy.data.images["Photoreal Enhance"])
-    one = run_cli_enhance(frame_exr, tmp_path / "one.exr", cli_model_argument(), "--bounces", "1")
+    one = run_cli_enhance(frame_exr, tmp_path / "one.exr", model, "--bounces", "1")
     np.testing.assert_allclose(addon_image, one, atol=1e-5, rtol=1e-5)
-    full = run_cli_enhance(frame_exr, tmp_path / "full.exr", cli_model_argument())
+    full = run_cli_enhance(frame_exr, tmp_path / "full.exr", model)
     assert np.abs(full - one).max() > 1e-3
 
 

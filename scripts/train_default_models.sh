@@ -11,21 +11,25 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # a small network: one thread per
 
 # 2. Train RAD on top of Cycles' denoiser: fast (denoised + noisy + G-buffers) -> reference, L1.
 "$PY" -m training train-rad --data data/corpus2/train --run-dir runs/rad_denoised --net denoised \
-    --steps "${RAD_STEPS:-10000}" --lr 5e-4 --lr-schedule cosine --batch-size 4 --crop 128 \
+    --steps "${RAD_STEPS:-8000}" --lr 5e-4 --lr-schedule cosine --batch-size 4 --crop 128 \
     --vgg-weight 0 --log-every 50 --checkpoint-every 250 --no-progress --workers 1
 
-# 2b. Go on with the render's light-path depth as an input (the `bounces` plane): the network
-#     from step 2 with that input channel at zero, trained on every scene with its own bounces.
+# 2b. (Not the bundled model: rad.md, "Tried: the light-path input".) WITH_BOUNCES=1 goes on with
+#     the render's light-path depth as an input (the `bounces` plane): step 2's network with that
+#     input channel at zero, on every scene with its own bounces, exported to runs/rad_bounces/.
 #     (A corpus rendered before frames recorded their bounces: scripts/backfill_light_paths.py.)
-"$PY" -m training train-rad --data data/corpus2/train --run-dir runs/rad_bounces --net denoised \
-    --gbuffer-passes depth normal albedo glossy emission roughness metallic bounces \
-    --init-from runs/rad_denoised --steps "${BOUNCE_STEPS:-12000}" --lr 3e-4 --lr-schedule cosine \
-    --batch-size 4 --crop 128 --vgg-weight 0 --log-every 50 --checkpoint-every 500 \
-    --keep-checkpoints 0 --no-progress --workers 1
+if [ "${WITH_BOUNCES:-0}" = 1 ]; then
+    "$PY" -m training train-rad --data data/corpus2/train --run-dir runs/rad_bounces --net denoised \
+        --gbuffer-passes depth normal albedo glossy emission roughness metallic bounces \
+        --init-from runs/rad_denoised --steps "${BOUNCE_STEPS:-12000}" --lr 3e-4 --lr-schedule cosine \
+        --batch-size 4 --crop 128 --vgg-weight 0 --log-every 50 --checkpoint-every 500 \
+        --keep-checkpoints 0 --no-progress --workers 1
+    "$PY" -m training export runs/rad_bounces --out runs/rad_bounces/rad.onnx
+fi
 
 # 3. Export (CHECKPOINT=step_NNNNNNN.pt picks one).
 ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$1/checkpoints/$CHECKPOINT"; true; }
-"$PY" -m training export runs/rad_bounces --out neural_core/models/rad.onnx $(ckpt rad_bounces)
+"$PY" -m training export runs/rad_denoised --out neural_core/models/rad.onnx $(ckpt rad_denoised)
 
 # 4. Evaluate on the held-out scenes against Blender's own denoising, scene by scene.
 for setting in 4spp-1b 16spp-1b 16spp-12b; do
