@@ -16,8 +16,9 @@ The first frame of an animation has XY = 0, the last ZW = 0.
 
 History is dropped where (any one is enough):
 - the point came from outside the frame;
-- its object/class id differs at any tap, its depth is outside the taps' depth range widened by
-  `depth_tolerance` (relative), or its normal is more than acos(`normal_cos`) from every tap's;
+- its object/class id differs at any tap; its depth differs from the nearest tap's by more than
+  `depth_tolerance` (relative) and lies outside the taps' range widened by it; or its normal is
+  more than acos(`normal_cos`) from every tap's;
 - the forward-backward check of Lai et al. 2018 fails: |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5,
   b the flow to t-1 at p, f~ the previous frame's flow to t at p + b.
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
@@ -132,20 +133,17 @@ class Sampler:
         same &= (self._tap(flat, down + right) == values) | ~(used_right & used_down)
         return same.reshape(self.shape)
 
-    def taps(self, planes: np.ndarray) -> list[np.ndarray]:
-        """The values of (..., H, W) `planes` at the taps the bilinear read uses (a tap with
-        weight 0 repeats the top-left one): the values the point may have had."""
+    def taps(self, planes: np.ndarray, pixels: np.ndarray) -> list[np.ndarray]:
+        """The values of (..., H, W) `planes` at the taps the bilinear read uses, for the flat
+        indices `pixels` of the band (a tap of weight 0 repeats the top-left one): the values
+        the point may have had. -> 4 arrays of shape (..., len(pixels))."""
         right, down = self.step
-        used_right = (self.fc > 0).astype(np.intp) * right
-        used_down = (self.fr > 0).astype(np.intp) * down
+        top_left = self.top_left[pixels]
+        used_right = (self.fc[pixels] > 0).astype(np.intp) * right
+        used_down = (self.fr[pixels] > 0).astype(np.intp) * down
         flat = planes.reshape(*planes.shape[:-2], -1)
-        return [np.take(flat, self.top_left + offset, axis=-1).reshape(*planes.shape[:-2], *self.shape)
+        return [np.take(flat, top_left + offset, axis=-1)
                 for offset in (0, used_right, used_down, used_right + used_down)]
-
-    def tap_range(self, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(min, max) of `plane` over the taps the bilinear read uses."""
-        taps = self.taps(plane)
-        return np.minimum.reduce(taps), np.maximum.reduce(taps)
 
     def nearest(self, plane: np.ndarray) -> np.ndarray:
         return np.take(plane.ravel(), self.nearest_index).reshape(self.shape)
@@ -171,6 +169,22 @@ def motion_edge(motion: np.ndarray, rows: slice) -> np.ndarray:
     spread = high[:, inner] - low[:, inner]
     magnitude = b_col[inner] ** 2 + b_row[inner] ** 2
     return (spread[0] ** 2 + spread[1] ** 2) > 0.04 * magnitude + 0.008
+
+
+def _or_at_some_tap(ok: np.ndarray, keep: np.ndarray, test_taps) -> np.ndarray:
+    """`ok` (the nearest tap's test), also True where `test_taps(pixels)` passes for the kept
+    pixels that failed it. At a low resolution, on curved surfaces and ground seen at a grazing
+    angle, neighbouring pixels differ in depth and normal by more than the tolerance, so the
+    nearest tap alone threw away good history; the other taps are read only for those pixels."""
+    pixels = np.flatnonzero(keep & ~ok)
+    if pixels.size:
+        ok.reshape(-1)[pixels] = test_taps(pixels)
+    return ok
+
+
+def _depth_in_tap_range(taps: list[np.ndarray], depth: np.ndarray, tolerance: float) -> np.ndarray:
+    return ((depth >= np.minimum.reduce(taps) * (1 - tolerance))
+            & (depth <= np.maximum.reduce(taps) * (1 + tolerance)))
 
 
 def id_plane(frame: schema.Frame, rows: slice = slice(None)) -> np.ndarray | None:
@@ -309,18 +323,18 @@ class TemporalFilter:
         keep &= ~motion_edge(frame["motion"], rows)
         if "depth" in frame and prev.get("depth") is not None:
             depth = np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR)
-            # Against the range of the taps, not the nearest one: on ground seen at a grazing
-            # angle neighbouring pixels differ in depth by more than the tolerance.
-            low, high = sampler.tap_range(prev["depth"])
-            keep &= (depth >= low * (1 - s.depth_tolerance)) & (depth <= high * (1 + s.depth_tolerance))
+            ok = np.abs(sampler.nearest(prev["depth"]) - depth) <= s.depth_tolerance * depth
+            keep &= _or_at_some_tap(ok, keep, lambda pixels: _depth_in_tap_range(
+                sampler.taps(prev["depth"], pixels), depth.reshape(-1)[pixels], s.depth_tolerance))
         if "normal" in frame and prev.get("normal") is not None:
             normal = frame["normal"][rows]
-            # The best of the taps: on a curved surface at a low resolution neighbouring pixels
-            # differ in normal by more than the tolerance. Scaled by |n|^2: the background has no
-            # normal (0, 0, 0) and must pass.
-            cos = np.maximum.reduce([sum(tap[i] * normal[..., i] for i in range(3))
-                                     for tap in sampler.taps(prev["normal"])])
-            keep &= cos >= s.normal_cos * sum(normal[..., i] ** 2 for i in range(3))
+            # Scaled by |n|^2: the background has no normal (0, 0, 0) and must pass.
+            limit = s.normal_cos * sum(normal[..., i] ** 2 for i in range(3))
+            ok = sum(sampler.nearest(prev["normal"][i]) * normal[..., i] for i in range(3)) >= limit
+            flat_normal = normal.reshape(-1, 3)
+            keep &= _or_at_some_tap(ok, keep, lambda pixels: np.maximum.reduce(
+                [(tap * flat_normal[pixels].T).sum(0) for tap in sampler.taps(prev["normal"], pixels)])
+                >= limit.reshape(-1)[pixels])
         return sampler, keep
 
     def _blend(self, current, rows: slice, sampler: Sampler, keep, out, age_out) -> None:
