@@ -18,3 +18,8 @@ PY=${PY:-.venv/bin/python}
 "$PY" -m training make-scenes --count "${EVAL_COUNT:-18}" --seed 20000 --resolution 256x128 \
     --kinds street,interior,tabletop --fast 4spp-1b,16spp-1b,16spp-12b \
     --reference-samples "${EVAL_REFERENCE_SAMPLES:-512}" --reference-raw --out data/corpus2/eval
+# val:   9 more scenes (seeds 30000+) at 4 spp / 1 bounce and 16 spp / 12 bounces, 256-spp raw
+#        references: for choosing checkpoints, so that the held-out set stays unseen.
+"$PY" -m training make-scenes --count "${VAL_COUNT:-9}" --seed 30000 --resolution 256x128 \
+    --kinds street,interior,tabletop --fast 4spp-1b,16spp-12b --reference-samples 256 \
+    --reference-raw --out data/corpus2/val

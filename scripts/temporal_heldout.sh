@@ -5,6 +5,8 @@
 # enhancement, the temporally filtered enhancement and the reference.
 # Resumable: run it again after an interruption; finished frames are not rendered again.
 #   scripts/temporal_heldout.sh [OUT=data/temporal_heldout] [COUNT=4] [FRAMES=8] [RES=128x64]
+# Validation shots for choosing filter settings (seeds 20200+), evaluated to a file of their own:
+#   SEED=20200 EVAL_OUT=/tmp/temporal_val.json scripts/temporal_heldout.sh data/temporal_val
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-data/temporal_heldout}
@@ -12,6 +14,6 @@ COUNT=${2:-4}
 FRAMES=${3:-8}
 RES=${4:-128x64}
 PY=${PY:-.venv/bin/python}
-$PY -m training make-scenes --count "$COUNT" --out "$OUT" --seed 20100 --resolution "$RES" \
+$PY -m training make-scenes --count "$COUNT" --out "$OUT" --seed "${SEED:-20100}" --resolution "$RES" \
     --reference-samples 512 --sequence "$FRAMES" --no-progress
 $PY scripts/evaluate_temporal.py --data "$OUT" --out "${EVAL_OUT:-docs/temporal_eval.json}"
