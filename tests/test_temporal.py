@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from neural_core import temporal
-from neural_core.temporal import Sampler, TemporalFilter
+from neural_core.temporal import Sampler, TemporalFilter, box_min_max
 
 H, W, BOX, SPEED = 24, 40, 8, 3
 
@@ -177,3 +177,13 @@ def test_background_without_normals_keeps_its_history():
         frame["depth"][:4] = 1e10
         filt.apply(frame, noisy(t), t + 1)
     assert filt.age[:4].min() == 1.0
+
+
+@pytest.mark.parametrize("radius", [1, 2, 4])
+def test_box_min_max_is_the_range_of_the_pixels_that_exist_around_each(radius):
+    planes = np.random.default_rng(radius).random((2, 11, 13)).astype(np.float32)
+    low, high = box_min_max(planes, radius)
+    for row, col in [(0, 0), (5, 6), (10, 12), (3, 11)]:
+        window = planes[:, max(row - radius, 0):row + radius + 1, max(col - radius, 0):col + radius + 1]
+        np.testing.assert_array_equal(low[:, row, col], window.min(axis=(1, 2)))
+        np.testing.assert_array_equal(high[:, row, col], window.max(axis=(1, 2)))
