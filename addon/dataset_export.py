@@ -25,8 +25,8 @@ class ExportSummary:
 def exported_passes(scene) -> tuple[list[str], str]:
     """(passes to render, class source) for this engine: every G-buffer pass it can write."""
     class_source = schema.render_source("object_index", scene.render.engine)
-    gbuffers = [key for key in schema.GBUFFER_PASS_ORDER if schema.pass_spec(key).rendered
-                and not (key == "motion" and scene.render.use_motion_blur)
+    gbuffers = [key for key in schema.RENDERED_GBUFFER_PASSES
+                if not (key == "motion" and scene.render.use_motion_blur)
                 and (schema.pass_spec(key).eevee or not passes.is_eevee(scene))]
     return ["image", *gbuffers, class_source], class_source
 

@@ -96,10 +96,10 @@ def machine(device: torch.device, report: Report) -> None:
 
 def variants(module, metadata, device, compile_too: bool) -> dict:
     """name -> callable(inputs) for each precision of the same module."""
-    from neural_core.export import FromPasses, _HalfPrecision
+    from neural_core.export import exportable
 
     fp32 = module.to(device).eval()
-    fp16 = FromPasses(_HalfPrecision(copy.deepcopy(module.network)), metadata).to(device).eval()
+    fp16 = exportable(copy.deepcopy(module.network), metadata, fp16=True).to(device).eval()
 
     def bf16(*x):
         with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -311,20 +311,20 @@ def main(argv=None) -> int:
     train_size = (64, 96) if args.quick else (128, 256)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         work = Path(tmp)
-        sections = [
-            ("Machine", machine, device, report),
-            ("Bundled models, inference", bench_bundled, sizes, compile_at, device, timer, report),
-            ("Paper-size RAD, inference", bench_paper_rad, (64, 96) if args.quick else (540, 960),
-             device, timer, report),
-            ("CLI training on the device", bench_cli, work, device, train_size,
-             4 if args.quick else 8, 4 if args.quick else 20, report),
-            ("Training step, in-process", bench_train_steps, work / "data" / "paired", device,
-             2 if args.quick else 20, 32 if args.quick else 128, report),
-        ]
-        wanted = None if args.sections == "all" else {f"{name}" for name in args.sections.split(",")}
-        names = ["machine", "inference", "paper", "cli", "steps"]
-        for name, (title, fn, *fn_args) in zip(names, sections):
-            if wanted is not None and name != "machine" and name not in wanted:
+        sections = {   # --sections name: (title, function, arguments)
+            "machine": ("Machine", machine, device, report),
+            "inference": ("Bundled models, inference", bench_bundled, sizes, compile_at, device,
+                          timer, report),
+            "paper": ("Paper-size RAD, inference", bench_paper_rad,
+                      (64, 96) if args.quick else (540, 960), device, timer, report),
+            "cli": ("CLI training on the device", bench_cli, work, device, train_size,
+                    4 if args.quick else 8, 4 if args.quick else 20, report),
+            "steps": ("Training step, in-process", bench_train_steps, work / "data" / "paired",
+                      device, 2 if args.quick else 20, 32 if args.quick else 128, report),
+        }
+        wanted = set(sections) if args.sections == "all" else {"machine", *args.sections.split(",")}
+        for name, (title, fn, *fn_args) in sections.items():
+            if name not in wanted:
                 continue
             section(report, title, fn, *fn_args)
             report.save(out)   # after each section: a run cut short keeps what it measured

@@ -78,7 +78,7 @@ def relative_paths(number: int) -> dict[str, str]:
 
 
 def present_gbuffer_passes(frame: schema.Frame) -> list[str]:
-    return [key for key in schema.GBUFFER_PASS_ORDER if key in frame and schema.pass_spec(key).rendered]
+    return [key for key in schema.RENDERED_GBUFFER_PASSES if key in frame]
 
 
 def gbuffer_array(frame: schema.Frame, passes: list[str]) -> np.ndarray:

@@ -116,6 +116,8 @@ _KNOWN_PASS_NAMES = frozenset(n for spec in PASSES.values() for n in spec.blende
 # G-buffer passes a model may consume, in the canonical stacking order.
 GBUFFER_PASS_ORDER = ("depth", "normal", "albedo", "glossy", "emission", "position", "motion",
                       "roughness", "metallic", "bounces")
+# Those a render writes (the rest are made from its settings): what datasets store and exports enable.
+RENDERED_GBUFFER_PASSES = tuple(key for key in GBUFFER_PASS_ORDER if PASSES[key].rendered)
 # The default set: everything both engines produce without scene-specific scale.
 DEFAULT_GBUFFER_PASSES = ("depth", "normal", "albedo", "glossy", "emission", "roughness",
                           "metallic")

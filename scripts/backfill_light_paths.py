@@ -17,16 +17,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from neural_core.dataset_format import MANIFEST, _write_text  # noqa: E402
-from training.make_scenes import RANDOM, SCENES_FILE, _preset_dict  # noqa: E402
+from neural_core.dataset_format import MANIFEST  # noqa: E402
+from neural_core.files import write_text_atomic  # noqa: E402
+from training.make_scenes import SCENES_FILE  # noqa: E402
 from training.scenes.render import draw_fast_preset  # noqa: E402
-
-RANDOM_DESCRIPTION = _preset_dict(RANDOM)
 
 
 def folder_settings(record: dict, folder: str, scene: dict) -> dict:
     preset = record["presets"][folder]
-    if preset == RANDOM_DESCRIPTION:   # drawn per scene: recorded, or drawn again from its seed
+    if isinstance(preset, str):   # "drawn per scene": recorded, or drawn again from its seed
         preset = scene.get("fast_preset") or asdict(draw_fast_preset(scene["seed"]))
     return {"max_bounces": int(preset["max_bounces"]), "diffuse_bounces": int(preset["diffuse_bounces"])}
 
@@ -45,7 +44,7 @@ def backfill(root: Path) -> int:
             if "light_paths" not in entry and number in record["scenes"]:
                 entry["light_paths"] = folder_settings(record, folder, record["scenes"][number])
                 changed += 1
-        _write_text(manifest_path, json.dumps(manifest, indent=1) + "\n")
+        write_text_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
     return changed
 
 
