@@ -2,9 +2,9 @@
 
 The network enhances each frame on its own; its residual noise and per-frame decisions then
 flicker. `TemporalFilter` keeps the previous *enhanced* frame, moves it to the current frame
-along Blender's Vector pass, throws it away where it cannot be trusted (disocclusion), clamps
-what is left to the current frame's 3x3 neighbourhood (so stale colour cannot survive: no
-ghosting) and blends it in with a per-pixel running mean that is floored at `min_weight`.
+along Blender's Vector pass, reads it only from the taps that show the same surface
+(disocclusion), clamps it to the current frame's neighbourhood range (so stale colour cannot
+survive: no ghosting) and blends it in with a per-pixel running mean floored at `min_weight`.
 
 Vector pass convention (docs/temporal.md; measured on a known camera move in Blender 4.5 and
 5.2, tested in blender_tests/test_temporal.py). Arrays here have row 0 at the top; Blender's
@@ -14,13 +14,15 @@ pixel y axis points up. At frame t:
 - Vector.ZW is minus the displacement to t+1: it sits at (column - Z, row + W) of frame t+1.
 The first frame of an animation has XY = 0, the last ZW = 0.
 
-History is dropped where (any one is enough):
-- the point came from outside the frame;
-- its object/class id differs at any tap; its depth differs from the nearest tap's by more than
-  `depth_tolerance` (relative) and lies outside the taps' range widened by it; or its normal is
-  more than acos(`normal_cos`) from every tap's;
-- the forward-backward check of Lai et al. 2018 fails: |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5,
-  b the flow to t-1 at p, f~ the previous frame's flow to t at p + b.
+The history is read bilinearly, but only from the taps that pass every test (renormalised, as
+in SVGF's reprojection); a pixel with no such tap gets the per-frame result. A tap fails where:
+- its object/class id differs;
+- its depth differs by more than `depth_tolerance` (relative), unless no tap is that close and
+  the depth lies within the taps' range widened by it (a surface seen at a grazing angle);
+- its normal is more than acos(`normal_cos`) from the pixel's;
+- the forward-backward check of Lai et al. 2018 fails with the tap's forward flow f~:
+  |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5, b the flow to t-1 at p. Two objects of one class
+  moving differently fail here, so the edge between them keeps no mixed history.
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.
@@ -41,9 +43,13 @@ from . import schema
 # Passes the filter reads when the frame has them (only the Vector pass is needed).
 ID_PASSES = ("object_index", "class_aov", "material_index")
 USED_PASSES = ("motion", "depth", "normal") + ID_PASSES
-# Rows per band of work: a band's temporaries (~40 planes of 1920 x 16 float32) stay in the CPU
-# cache; whole-frame numpy steps are memory-bound (1080p: ~3x slower).
-BAND_ROWS = 32
+# The previous frame, one 32-byte record per pixel, so that one gather per tap reads all of it
+# (numpy's take has a fast path for 32-byte items).
+RGB, AGE, FLOW, DEPTH, ID = slice(0, 3), 3, slice(4, 6), 6, 7
+RECORD = 8
+# Rows per band of work: a band's temporaries (~(rows x width x 4 taps x 8) float32) stay in
+# the CPU cache; whole-frame numpy steps are memory-bound.
+BAND_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class TemporalSettings:
     clamp_radius: int = 4
     depth_tolerance: float = 0.1      # relative; camera moves change depth a few % per frame
     normal_cos: float = 0.9           # ~25 degrees; world-space normals do not turn with the camera
+    # History weight at most this next to a motion edge (chosen on the validation shots:
+    # 0.3 / 0.5 / 0.7 gave street 1.60 / 1.54 / 1.48x, PSNR +0.08 / -0.07 / -0.31 dB).
+    edge_history_weight: float = 0.5
     cut_fraction: float = 0.3         # fewer pixels with history than this: treat as a cut
     fb_relative: float = 0.01         # Lai et al.'s forward-backward thresholds
     fb_absolute: float = 0.5
@@ -75,12 +84,9 @@ def forward_flow(motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Sampler:
-    """Bilinear (and nearest) reads of a (H, W) grid at (row + d_row, col + d_col), for the
-    band of rows `row0 .. row0 + len(d_row)` of that grid.
-
-    Built once per frame. Only the top-left tap's index is stored: the other taps are read
-    through offset views of the grid (no index arithmetic per read), with np.take and intp
-    indices (numpy converts any other index type on every read)."""
+    """The 4 bilinear taps of (row + d_row, col + d_col) on a (H, W) grid, for the band of rows
+    `row0 .. row0 + len(d_row)` of that grid: `index` (N, 4) flat indices into the grid and
+    `weight` (N, 4) bilinear weights, N the band's pixels."""
 
     def __init__(self, d_col: np.ndarray, d_row: np.ndarray, grid: tuple[int, int], row0: int = 0):
         h, w = grid
@@ -95,58 +101,15 @@ class Sampler:
         # (the last row/column is then read with weight 1 from the far taps).
         c0 = np.minimum(np.floor(cols), max(w - 2, 0))
         r0 = np.minimum(np.floor(rows), max(h - 2, 0))
-        self.fc, self.fr = (cols - c0).ravel(), (rows - r0).ravel()
-        self.step = right, down = (min(w - 1, 1), w if h > 1 else 0)
-        self.top_left = (r0.astype(np.int32) * w + c0.astype(np.int32)).astype(np.intp).ravel()
-        self.nearest_index = self.top_left.copy()
-        np.add(self.nearest_index, right, out=self.nearest_index, where=self.fc >= 0.5)
-        np.add(self.nearest_index, down, out=self.nearest_index, where=self.fr >= 0.5)
-
-    def _tap(self, flat: np.ndarray, offset: int) -> np.ndarray:
-        return np.take(flat[offset:] if offset else flat, self.top_left)
+        fc, fr = (cols - c0).reshape(-1, 1), (rows - r0).reshape(-1, 1)
+        right, down = min(w - 1, 1), (w if h > 1 else 0)
+        top_left = (r0.astype(np.intp) * w + c0.astype(np.intp)).reshape(-1, 1)
+        self.index = top_left + np.array([0, right, down, down + right], np.intp)
+        self.weight = np.concatenate([(1 - fc) * (1 - fr), fc * (1 - fr), (1 - fc) * fr, fc * fr], axis=1)
 
     def bilinear(self, plane: np.ndarray) -> np.ndarray:
-        flat = plane.ravel()
-        right, down = self.step
-        a, b = self._tap(flat, 0), self._tap(flat, right)
-        c, d = self._tap(flat, down), self._tap(flat, down + right)
-        b -= a
-        b *= self.fc
-        a += b            # top row, interpolated along the columns
-        d -= c
-        d *= self.fc
-        c += d            # bottom row
-        c -= a
-        c *= self.fr
-        a += c
-        return a.reshape(self.shape)
-
-    def all_taps_equal(self, plane: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """True where every tap the bilinear read uses holds `values` (e.g. the same object id:
-        history read across an object's edge would mix in the other object)."""
-        flat, right, down = plane.ravel(), *self.step
-        values = values.ravel()
-        used_right, used_down = self.fc > 0, self.fr > 0
-        same = self._tap(flat, 0) == values
-        same &= (self._tap(flat, right) == values) | ~used_right
-        same &= (self._tap(flat, down) == values) | ~used_down
-        same &= (self._tap(flat, down + right) == values) | ~(used_right & used_down)
-        return same.reshape(self.shape)
-
-    def taps(self, planes: np.ndarray, pixels: np.ndarray) -> list[np.ndarray]:
-        """The values of (..., H, W) `planes` at the taps the bilinear read uses, for the flat
-        indices `pixels` of the band (a tap of weight 0 repeats the top-left one): the values
-        the point may have had. -> 4 arrays of shape (..., len(pixels))."""
-        right, down = self.step
-        top_left = self.top_left[pixels]
-        used_right = (self.fc[pixels] > 0).astype(np.intp) * right
-        used_down = (self.fr[pixels] > 0).astype(np.intp) * down
-        flat = planes.reshape(*planes.shape[:-2], -1)
-        return [np.take(flat, top_left + offset, axis=-1)
-                for offset in (0, used_right, used_down, used_right + used_down)]
-
-    def nearest(self, plane: np.ndarray) -> np.ndarray:
-        return np.take(plane.ravel(), self.nearest_index).reshape(self.shape)
+        values = np.take(plane.ravel(), self.index)
+        return np.einsum("nk,nk->n", values, self.weight).reshape(self.shape)
 
 
 def fb_inconsistent(b_col, b_row, f_col, f_row, relative=0.01, absolute=0.5) -> np.ndarray:
@@ -164,27 +127,12 @@ def motion_edge(motion: np.ndarray, rows: slice) -> np.ndarray:
     mix both."""
     halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, motion.shape[0]))
     b_col, b_row = backward_flow(motion[halo])
-    low, high = box_min_max(np.stack([b_col, b_row]))
+    low, high = box_min_max(np.stack([b_col, b_row]), 1)
     inner = slice(rows.start - halo.start, rows.start - halo.start + (rows.stop - rows.start))
     spread = high[:, inner] - low[:, inner]
     magnitude = b_col[inner] ** 2 + b_row[inner] ** 2
     return (spread[0] ** 2 + spread[1] ** 2) > 0.04 * magnitude + 0.008
 
-
-def _or_at_some_tap(ok: np.ndarray, keep: np.ndarray, test_taps) -> np.ndarray:
-    """`ok` (the nearest tap's test), also True where `test_taps(pixels)` passes for the kept
-    pixels that failed it. At a low resolution, on curved surfaces and ground seen at a grazing
-    angle, neighbouring pixels differ in depth and normal by more than the tolerance, so the
-    nearest tap alone threw away good history; the other taps are read only for those pixels."""
-    pixels = np.flatnonzero(keep & ~ok)
-    if pixels.size:
-        ok.reshape(-1)[pixels] = test_taps(pixels)
-    return ok
-
-
-def _depth_in_tap_range(taps: list[np.ndarray], depth: np.ndarray, tolerance: float) -> np.ndarray:
-    return ((depth >= np.minimum.reduce(taps) * (1 - tolerance))
-            & (depth <= np.maximum.reduce(taps) * (1 + tolerance)))
 
 
 def id_plane(frame: schema.Frame, rows: slice = slice(None)) -> np.ndarray | None:
@@ -197,15 +145,15 @@ def _bands(height: int, count: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def box_min_max(planes: np.ndarray, radius: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(2 radius + 1)^2 minimum and maximum of (C, H, W) planes (edges use the pixels that
-    exist)."""
-    return _box(planes, np.minimum, radius), _box(planes, np.maximum, radius)
+def box_min_max(planes: np.ndarray, radius: int = 1, axes=(-2, -1)) -> tuple[np.ndarray, np.ndarray]:
+    """(2 radius + 1)^2 minimum and maximum over the two `axes` (rows, columns) of `planes`
+    (edges use the pixels that exist)."""
+    return _box(planes, np.minimum, radius, axes), _box(planes, np.maximum, radius, axes)
 
 
-def _box(planes: np.ndarray, op, radius: int) -> np.ndarray:
+def _box(planes: np.ndarray, op, radius: int, axes) -> np.ndarray:
     """Separable sliding-window `op` along the columns, then the rows."""
-    return _window(_window(planes, op, 2, radius), op, 1, radius)
+    return _window(_window(planes, op, axes[1] % planes.ndim, radius), op, axes[0] % planes.ndim, radius)
 
 
 def _window(planes: np.ndarray, op, axis: int, radius: int) -> np.ndarray:
@@ -253,6 +201,18 @@ def shutdown() -> None:
         _POOL.pop().shutdown(wait=True)
 
 
+class _Surface:
+    """What the tap tests compare, for a band of rows of one frame ((N,) and (N, 3) arrays;
+    None where the frame lacks the pass)."""
+
+    def __init__(self, frame: schema.Frame, rows: slice):
+        self.depth = (np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR).ravel()
+                      if "depth" in frame else None)
+        ids = id_plane(frame, rows)
+        self.ids = None if ids is None else ids.ravel()
+        self.normal = frame["normal"][rows].reshape(-1, 3) if "normal" in frame else None
+
+
 class TemporalFilter:
     """Feed the enhanced frames of one shot in order: `apply(frame, enhanced, number)`.
 
@@ -267,128 +227,159 @@ class TemporalFilter:
     def reset(self) -> None:
         self.number = None          # frame number of the history
         self.key = None
-        self.history = None         # (3, H, W) previous output
-        self.age = None             # (H, W) frames accumulated in the history
-        self.previous = {}          # previous frame's depth, normal, ids, forward flow
+        self.size = None            # (H, W) of the history
+        self.past = None            # (H * W, RECORD): previous output, age, flow, depth, id
+        self.past_normal = None     # (H * W, 4) previous normals (padded to 16 bytes), or None
+        self.past_has = frozenset()  # which of depth / ids the records hold
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
+
+    @property
+    def history(self) -> np.ndarray | None:
+        """(H, W, 3) previous output."""
+        return None if self.past is None else self.past[:, RGB].reshape(*self.size, 3)
+
+    @property
+    def age(self) -> np.ndarray | None:
+        """(H, W) frames accumulated in the history."""
+        return None if self.past is None else self.past[:, AGE].reshape(self.size)
 
     def apply(self, frame: schema.Frame, enhanced: np.ndarray, number: int, key=None) -> np.ndarray:
         """(H, W, 3) enhanced frame `number` -> the temporally filtered (H, W, 3) float32."""
         start = time.perf_counter()
-        # A copy: the runtime may hand out a buffer it reuses for the next frame.
-        current = np.array(np.asarray(enhanced).transpose(2, 0, 1), np.float32, order="C")
-        reason = self._reset_reason(frame, current.shape[1:], number, key)
+        current = np.asarray(enhanced, np.float32)
+        size = current.shape[:2]
+        out = np.empty(current.shape, np.float32)   # new arrays: the runtime may reuse its buffer
+        past = np.empty((size[0] * size[1], RECORD), np.float32)
+        reason = self._reset_reason(frame, size, number, key)
         if reason is None:
             # Row bands in parallel: every step is a memory-bound numpy loop that releases the GIL.
-            bands = _bands(current.shape[1], max(_pool()._max_workers, current.shape[1] // BAND_ROWS))
-            masks = list(_pool().map(lambda rows: self._history_mask(frame, rows), bands))
-            fraction = sum(int(keep.sum()) for _, keep in masks) / current[0].size
+            bands = _bands(size[0], max(_pool()._max_workers, size[0] // BAND_ROWS))
+            kept = sum(_pool().map(lambda rows: self._filter_band(frame, current, rows, out, past), bands))
+            fraction = kept / (size[0] * size[1])
             if fraction < self.settings.cut_fraction:
                 reason = f"cut: {fraction:.0%} of the pixels have history"
         if reason is None:
-            out, age = np.empty_like(current), np.empty(current.shape[1:], np.float32)
-            list(_pool().map(lambda job: self._blend(current, job[0], *job[1], out, age),
-                             zip(bands, masks)))
             self.last_history_fraction = fraction
         else:
-            out, age = current, np.zeros(current.shape[1:], np.float32)
+            out[:] = current
+            if "motion" in frame:
+                self._record(frame, slice(0, size[0]), out.reshape(-1, 3), 0.0, past)
             self.last_history_fraction = 0.0
         self.last_reset = reason
-        self._remember(frame, out, number, key)
-        self.age = age
+        self._remember(frame, past, size, number, key)
         self.last_ms = (time.perf_counter() - start) * 1e3
-        return out.transpose(1, 2, 0)
+        return out
 
     def _reset_reason(self, frame, size, number, key) -> str | None:
         if "motion" not in frame:
             return "the frame has no Vector pass"
-        if self.history is None:
+        if self.past is None:
             return "first frame"
         if key != self.key:
             return f"new shot ({self.key} -> {key})"
-        if tuple(size) != self.history.shape[1:]:
-            return f"size changed ({self.history.shape[1:]} -> {tuple(size)})"
+        if tuple(size) != self.size:
+            return f"size changed ({self.size} -> {tuple(size)})"
         if number != self.number + 1:
             return f"frame {self.number} -> {number} is not the next frame"
         return None
 
-    def _history_mask(self, frame, rows: slice) -> tuple[Sampler, np.ndarray]:
-        """(sampler, keep) for a band of rows: keep is True where the history may be used."""
-        s, prev = self.settings, self.previous
+    def _filter_band(self, frame, current, rows: slice, out, past_out) -> int:
+        """Blend the history into one band of rows of `out`, write the band's records to
+        `past_out` -> how many of its pixels kept their history."""
         b_col, b_row = backward_flow(frame["motion"][rows])
-        sampler = Sampler(b_col, b_row, self.history.shape[1:], rows.start)
-        keep = sampler.inside
-        # Bilinear, as the history is read: across a motion edge f~ mixes both sides and fails.
-        f_col, f_row = sampler.bilinear(prev["f_col"]), sampler.bilinear(prev["f_row"])
-        keep &= ~fb_inconsistent(b_col, b_row, f_col, f_row, s.fb_relative, s.fb_absolute)
-        ids = id_plane(frame, rows)
-        if ids is not None and prev.get("ids") is not None:
-            keep &= sampler.all_taps_equal(prev["ids"], ids)
-        keep &= ~motion_edge(frame["motion"], rows)
-        if "depth" in frame and prev.get("depth") is not None:
-            depth = np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR)
-            ok = np.abs(sampler.nearest(prev["depth"]) - depth) <= s.depth_tolerance * depth
-            keep &= _or_at_some_tap(ok, keep, lambda pixels: _depth_in_tap_range(
-                sampler.taps(prev["depth"], pixels), depth.reshape(-1)[pixels], s.depth_tolerance))
-        if "normal" in frame and prev.get("normal") is not None:
-            normal = frame["normal"][rows]
-            # Scaled by |n|^2: the background has no normal (0, 0, 0) and must pass.
-            limit = s.normal_cos * sum(normal[..., i] ** 2 for i in range(3))
-            ok = sum(sampler.nearest(prev["normal"][i]) * normal[..., i] for i in range(3)) >= limit
-            flat_normal = normal.reshape(-1, 3)
-            keep &= _or_at_some_tap(ok, keep, lambda pixels: np.maximum.reduce(
-                [(tap * flat_normal[pixels].T).sum(0) for tap in sampler.taps(prev["normal"], pixels)])
-                >= limit.reshape(-1)[pixels])
-        return sampler, keep
-
-    def _blend(self, current, rows: slice, sampler: Sampler, keep, out, age_out) -> None:
-        """out = current + (1 - a) (clamp(history) - current), a = max(1 / (age + 1), min_weight),
-        for one band of rows; the clamp box is the current frame's neighbourhood range."""
-        age = age_out[rows]
-        np.add(sampler.nearest(self.age), 1.0, out=age)
-        age *= keep
+        sampler = Sampler(b_col, b_row, self.size, rows.start)
+        taps = np.take(self.past, sampler.index, axis=0)             # (N, 4, RECORD)
+        surface = _Surface(frame, rows)
+        weight = sampler.weight * self._taps_match(taps, sampler, b_col.ravel(), b_row.ravel(), surface)
+        total = weight.sum(axis=1)
+        keep = sampler.inside.ravel() & (total > 0)
+        weight /= np.where(keep, total, 1.0)[:, None]
+        history = np.einsum("nk,nkc->nc", weight, taps[..., :AGE + 1])   # RGB and age; 0 if not kept
+        age = (history[:, AGE] + 1.0) * keep
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0), self.settings.min_weight)
-        r = self.settings.clamp_radius
-        halo = slice(max(rows.start - r, 0), min(rows.stop + r, current.shape[1]))
-        low, high = box_min_max(current[:, halo], r)
-        inner = slice(rows.start - halo.start, rows.start - halo.start + age.shape[0])
-        for c in range(3):
-            history = sampler.bilinear(self.history[c])
-            np.minimum(history, high[c, inner], out=history)
-            np.maximum(history, low[c, inner], out=history)
-            history -= current[c, rows]
-            history *= history_weight
-            np.add(current[c, rows], history, out=out[c, rows])
+        # Next to a motion edge a pixel's colour mixes two motions (anti-aliasing), which no
+        # tap can follow: there the history only halves the flicker, it does not smear.
+        edge = motion_edge(frame["motion"], rows).ravel()
+        history_weight[edge] = np.minimum(history_weight[edge], self.settings.edge_history_weight)
+        cur = current[rows].reshape(-1, 3)
+        low, high = self._clamp_range(current, rows)
+        clamped = np.clip(history[:, RGB], low, high)
+        clamped -= cur
+        clamped *= history_weight[:, None]
+        band_out = out[rows].reshape(-1, 3)
+        np.add(cur, clamped, out=band_out)
+        self._record(frame, rows, band_out, age, past_out)
+        return int(keep.sum())
 
-    def _remember(self, frame, out, number, key) -> None:
-        self.history, self.number, self.key = out, number, key
-        self.age = np.zeros(out.shape[1:], np.float32)
+    def _taps_match(self, taps, sampler: Sampler, b_col, b_row, surface: _Surface) -> np.ndarray:
+        """(N, 4) True where a tap shows the pixel's surface (the tests in the module doc)."""
+        s = self.settings
+        match = ~fb_inconsistent(b_col[:, None], b_row[:, None], taps[..., FLOW.start], taps[..., FLOW.start + 1],
+                                 s.fb_relative, s.fb_absolute)
+        if surface.ids is not None and "ids" in self.past_has:
+            match &= taps[..., ID] == surface.ids[:, None]
+        if surface.depth is not None and "depth" in self.past_has:
+            depth = surface.depth[:, None]
+            match &= np.abs(taps[..., DEPTH] - depth) <= s.depth_tolerance * depth
+        if surface.normal is not None and self.past_normal is not None:
+            normals = np.take(self.past_normal, sampler.index, axis=0)      # (N, 4, 4)
+            # Scaled by |n|^2: the background has no normal (0, 0, 0) and must pass.
+            limit = s.normal_cos * np.einsum("nc,nc->n", surface.normal, surface.normal)
+            match &= np.einsum("nkc,nc->nk", normals[..., :3], surface.normal) >= limit[:, None]
+        return match
+
+    def _clamp_range(self, current, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) minimum and maximum of the current frame around each pixel of the band."""
+        r = self.settings.clamp_radius
+        halo = slice(max(rows.start - r, 0), min(rows.stop + r, current.shape[0]))
+        low, high = box_min_max(current[halo], r, axes=(0, 1))
+        inner = slice(rows.start - halo.start, rows.stop - halo.start)
+        return low[inner].reshape(-1, 3), high[inner].reshape(-1, 3)
+
+    def _record(self, frame, rows: slice, image, age, past) -> None:
+        """Write the records of a band of rows: what the next frame reads back."""
+        width = image.shape[0] // (rows.stop - rows.start)
+        band = past[rows.start * width:rows.stop * width]
+        band[:, RGB] = image
+        band[:, AGE] = age
+        f_col, f_row = forward_flow(frame["motion"][rows])
+        band[:, FLOW.start], band[:, FLOW.start + 1] = f_col.ravel(), f_row.ravel()
+        surface = _Surface(frame, rows)
+        band[:, DEPTH] = 1.0 if surface.depth is None else surface.depth
+        band[:, ID] = 0.0 if surface.ids is None else surface.ids
+
+    def _remember(self, frame, past, size, number, key) -> None:
+        self.number, self.key, self.size = number, key, tuple(size)
         if "motion" not in frame:
-            self.history = None     # nothing to reproject the next frame with
+            self.past = None     # nothing to reproject the next frame with
             return
-        f_col, f_row = forward_flow(frame["motion"])
-        depth = frame.get("depth")
-        normal = frame.get("normal")
-        self.previous = {
-            # Copies: a caller's pass buffers may be reused for the next frame.
-            "f_col": np.array(f_col, np.float32), "f_row": np.array(f_row, np.float32),
-            "ids": id_plane(frame),
-            "depth": None if depth is None else np.minimum(depth[..., 0], schema.DEPTH_FAR),
-            "normal": None if normal is None else np.ascontiguousarray(normal.transpose(2, 0, 1)),
-        }
+        self.past = past
+        self.past_has = frozenset(k for k, present in (("depth", "depth" in frame),
+                                                        ("ids", id_plane(frame, slice(0, 1)) is not None))
+                                  if present)
+        self.past_normal = None
+        if "normal" in frame:
+            self.past_normal = np.zeros((past.shape[0], 4), np.float32)
+            self.past_normal[:, :3] = frame["normal"].reshape(-1, 3)
 
     # -- saving and restoring, so a resumed sequence continues with the same history ---------
 
     def state(self) -> dict[str, np.ndarray]:
         """The history as arrays (np.savez); the previous frame's passes are not included:
         `restore` reads them from that frame again."""
-        if self.history is None:
+        if self.past is None:
             return {}
-        return {"number": np.int64(self.number), "history": self.history, "age": self.age}
+        return {"number": np.int64(self.number), "history": np.ascontiguousarray(self.history),
+                "age": np.ascontiguousarray(self.age)}
 
     def restore(self, state, previous_frame: schema.Frame, key=None) -> None:
         """Continue after frame `state['number']`, whose passes are `previous_frame`."""
         self.reset()
         history = np.asarray(state["history"], np.float32)
-        self._remember(previous_frame, history, int(state["number"]), key)
-        self.age = np.asarray(state["age"], np.float32)
+        if history.ndim == 3 and history.shape[0] == 3 and history.shape[-1] != 3:
+            history = history.transpose(1, 2, 0)     # saved by an older version: (3, H, W)
+        size = history.shape[:2]
+        past = np.empty((size[0] * size[1], RECORD), np.float32)
+        self._record(previous_frame, slice(0, size[0]), history.reshape(-1, 3),
+                     np.asarray(state["age"], np.float32).ravel(), past)
+        self._remember(previous_frame, past, size, int(state["number"]), key)
