@@ -14,15 +14,17 @@ pixel y axis points up. At frame t:
 - Vector.ZW is minus the displacement to t+1: it sits at (column - Z, row + W) of frame t+1.
 The first frame of an animation has XY = 0, the last ZW = 0.
 
-The history is read bilinearly, but only from the taps that pass every test (renormalised, as
-in SVGF's reprojection); a pixel with no such tap gets the per-frame result. A tap fails where:
+The history is read bilinearly, but only from the taps that show the pixel's surface
+(renormalised, as in SVGF's reprojection), so object edges keep their history without mixing
+in the other side; a pixel with no such tap gets the per-frame result. A tap fails where:
 - its object/class id differs;
-- its depth differs by more than `depth_tolerance` (relative), unless no tap is that close and
-  the depth lies within the taps' range widened by it (a surface seen at a grazing angle);
+- its depth differs by more than `depth_tolerance` (relative);
 - its normal is more than acos(`normal_cos`) from the pixel's;
 - the forward-backward check of Lai et al. 2018 fails with the tap's forward flow f~:
   |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5, b the flow to t-1 at p. Two objects of one class
-  moving differently fail here, so the edge between them keeps no mixed history.
+  moving differently fail here.
+Next to a motion edge a pixel's colour mixes two motions (anti-aliasing) that no tap follows:
+there the history weight is capped at `edge_history_weight`.
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.
@@ -43,13 +45,15 @@ from . import schema
 # Passes the filter reads when the frame has them (only the Vector pass is needed).
 ID_PASSES = ("object_index", "class_aov", "material_index")
 USED_PASSES = ("motion", "depth", "normal") + ID_PASSES
-# The previous frame, one 32-byte record per pixel, so that one gather per tap reads all of it
-# (numpy's take has a fast path for 32-byte items).
-RGB, AGE, FLOW, DEPTH, ID = slice(0, 3), 3, slice(4, 6), 6, 7
-RECORD = 8
-# Rows per band of work: a band's temporaries (~(rows x width x 4 taps x 8) float32) stay in
-# the CPU cache; whole-frame numpy steps are memory-bound.
-BAND_ROWS = 16
+# The previous frame: its output and age as one 16-byte record per pixel (one gather per tap,
+# a numpy fast path), and what the tap tests read as planes: each test then runs on contiguous
+# (4 taps, N) arrays (a field strided out of a record costs ~8x more per operation).
+RGB, AGE = slice(0, 3), 3
+F_COL, F_ROW, DEPTH, ID, NORMAL, ONE_SURFACE = 0, 1, 2, 3, slice(4, 7), 7
+FIELDS = 8
+# Rows per band of work: a band's temporaries stay in the CPU cache; whole-frame numpy steps
+# are memory-bound.
+BAND_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -85,31 +89,37 @@ def forward_flow(motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class Sampler:
     """The 4 bilinear taps of (row + d_row, col + d_col) on a (H, W) grid, for the band of rows
-    `row0 .. row0 + len(d_row)` of that grid: `index` (N, 4) flat indices into the grid and
-    `weight` (N, 4) bilinear weights, N the band's pixels."""
+    `row0 .. row0 + len(d_row)` of that grid: `index` (4, N) flat indices into the grid and
+    `weight` (4, N) bilinear weights, N the band's pixels (tap-major: every per-tap step runs
+    on contiguous rows)."""
 
     def __init__(self, d_col: np.ndarray, d_row: np.ndarray, grid: tuple[int, int], row0: int = 0):
         h, w = grid
         self.shape = d_col.shape
-        cols = np.add(np.arange(w, dtype=np.float32)[None, :], d_col, dtype=np.float32)
+        cols = np.add(np.arange(w, dtype=np.float32)[None, :], d_col, dtype=np.float32).ravel()
         rows = np.add(np.arange(row0, row0 + self.shape[0], dtype=np.float32)[:, None], d_row,
-                      dtype=np.float32)
-        self.inside = (cols >= 0) & (cols <= w - 1) & (rows >= 0) & (rows <= h - 1)
-        np.clip(cols, 0, w - 1, out=cols)
-        np.clip(rows, 0, h - 1, out=rows)
+                      dtype=np.float32).ravel()
+        self.inside = ((cols >= 0) & (cols <= w - 1) & (rows >= 0) & (rows <= h - 1)).reshape(self.shape)
         # The top-left tap stays in the last row/column but one, so all four taps exist
         # (the last row/column is then read with weight 1 from the far taps).
-        c0 = np.minimum(np.floor(cols), max(w - 2, 0))
-        r0 = np.minimum(np.floor(rows), max(h - 2, 0))
-        fc, fr = (cols - c0).reshape(-1, 1), (rows - r0).reshape(-1, 1)
+        c0 = np.clip(np.floor(cols), 0, max(w - 2, 0))
+        r0 = np.clip(np.floor(rows), 0, max(h - 2, 0))
+        fc = np.clip(cols - c0, 0, 1, out=cols)
+        fr = np.clip(rows - r0, 0, 1, out=rows)
         right, down = min(w - 1, 1), (w if h > 1 else 0)
-        top_left = (r0.astype(np.intp) * w + c0.astype(np.intp)).reshape(-1, 1)
-        self.index = top_left + np.array([0, right, down, down + right], np.intp)
-        self.weight = np.concatenate([(1 - fc) * (1 - fr), fc * (1 - fr), (1 - fc) * fr, fc * fr], axis=1)
+        self.index = np.empty((4, cols.size), np.intp)
+        np.add(r0.astype(np.intp) * w, c0.astype(np.intp), out=self.index[0])
+        for tap, offset in enumerate((right, down, down + right), start=1):
+            np.add(self.index[0], offset, out=self.index[tap])
+        self.weight = np.empty((4, cols.size), np.float32)
+        np.multiply(1 - fc, 1 - fr, out=self.weight[0])
+        np.multiply(fc, 1 - fr, out=self.weight[1])
+        np.multiply(1 - fc, fr, out=self.weight[2])
+        np.multiply(fc, fr, out=self.weight[3])
 
     def bilinear(self, plane: np.ndarray) -> np.ndarray:
         values = np.take(plane.ravel(), self.index)
-        return np.einsum("nk,nk->n", values, self.weight).reshape(self.shape)
+        return np.einsum("kn,kn->n", values, self.weight).reshape(self.shape)
 
 
 def fb_inconsistent(b_col, b_row, f_col, f_row, relative=0.01, absolute=0.5) -> np.ndarray:
@@ -202,15 +212,61 @@ def shutdown() -> None:
 
 
 class _Surface:
-    """What the tap tests compare, for a band of rows of one frame ((N,) and (N, 3) arrays;
-    None where the frame lacks the pass)."""
+    """What the tap tests compare, for a band of rows of one frame ((N,) depth and ids, (3, N)
+    normal; None where the frame lacks the pass)."""
 
-    def __init__(self, frame: schema.Frame, rows: slice):
+    def __init__(self, frame: schema.Frame | None, rows: slice = slice(None)):
+        if frame is None:
+            return
         self.depth = (np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR).ravel()
                       if "depth" in frame else None)
         ids = id_plane(frame, rows)
         self.ids = None if ids is None else ids.ravel()
-        self.normal = frame["normal"][rows].reshape(-1, 3) if "normal" in frame else None
+        self.normal = (np.ascontiguousarray(frame["normal"][rows].reshape(-1, 3).T)   # (3, N)
+                       if "normal" in frame else None)
+
+    def subset(self, pixels: np.ndarray) -> "_Surface":
+        part = _Surface(None)
+        for name in ("depth", "ids", "normal"):
+            value = getattr(self, name)
+            setattr(part, name, None if value is None else value[..., pixels])
+        return part
+
+
+def _one_surface_blocks(frame: schema.Frame, rows: slice, s: TemporalSettings) -> np.ndarray:
+    """(rows x W,) True where the 2x2 block with the pixel at its top left shows one surface:
+    the pixel is like its right and lower neighbours and the lower one like its right one,
+    each within half of the depth and normal tolerances, with the same id. The next frame
+    tests the pixels that read such a block against its top-left tap alone, with half the
+    tolerances (so about within them of every tap), instead of all four: most pixels read one
+    surface, and the per-tap tests then run on the few others. Last row and column: False."""
+    height, width = frame["motion"].shape[:2]
+    below = slice(rows.start, min(rows.stop + 1, height))
+    m = below.stop - below.start - 1                     # rows that have a row below
+    same = np.zeros((rows.stop - rows.start, width), bool)
+    if m <= 0 or width < 2:
+        return same.ravel()
+    surface = _Surface(frame, below)
+    depth, ids, normal = (None if p is None else p.reshape(*p.shape[:-1], -1, width)
+                          for p in (surface.depth, surface.ids, surface.normal))
+    cos = np.cos(np.arccos(s.normal_cos) / 2)
+
+    def alike(a: tuple, b: tuple) -> np.ndarray:
+        """Pixels at slices a (rows, cols) like those at b."""
+        ok = np.ones((a[0].stop - a[0].start, a[1].stop - a[1].start), bool)
+        if depth is not None:
+            ok &= np.abs(depth[b] - depth[a]) <= s.depth_tolerance / 2 * depth[a]
+        if ids is not None:
+            ok &= ids[b] == ids[a]
+        if normal is not None:
+            ok &= sum(n[b] * n[a] for n in normal) >= cos * sum(n[a] * n[a] for n in normal)
+        return ok
+
+    cols, right = slice(0, width - 1), slice(1, width)
+    right_alike = alike((slice(0, m + 1), cols), (slice(0, m + 1), right))      # (m + 1, W - 1)
+    down_alike = alike((slice(0, m), cols), (slice(1, m + 1), cols))            # (m, W - 1)
+    same[:m, :width - 1] = right_alike[:m] & down_alike & right_alike[1:m + 1]
+    return same.ravel()
 
 
 class TemporalFilter:
@@ -228,9 +284,9 @@ class TemporalFilter:
         self.number = None          # frame number of the history
         self.key = None
         self.size = None            # (H, W) of the history
-        self.past = None            # (H * W, RECORD): previous output, age, flow, depth, id
-        self.past_normal = None     # (H * W, 4) previous normals (padded to 16 bytes), or None
-        self.past_has = frozenset()  # which of depth / ids the records hold
+        self.past = None            # (H * W, 4): previous output and age
+        self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, normal
+        self.past_has = frozenset()  # which of depth / ids / normal the fields hold
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
 
     @property
@@ -249,12 +305,13 @@ class TemporalFilter:
         current = np.asarray(enhanced, np.float32)
         size = current.shape[:2]
         out = np.empty(current.shape, np.float32)   # new arrays: the runtime may reuse its buffer
-        past = np.empty((size[0] * size[1], RECORD), np.float32)
+        past = np.empty((size[0] * size[1], 4), np.float32)
+        fields = np.empty((FIELDS, size[0] * size[1]), np.float32)
         reason = self._reset_reason(frame, size, number, key)
         if reason is None:
             # Row bands in parallel: every step is a memory-bound numpy loop that releases the GIL.
             bands = _bands(size[0], max(_pool()._max_workers, size[0] // BAND_ROWS))
-            kept = sum(_pool().map(lambda rows: self._filter_band(frame, current, rows, out, past), bands))
+            kept = sum(_pool().map(lambda rows: self._filter_band(frame, current, rows, out, past, fields), bands))
             fraction = kept / (size[0] * size[1])
             if fraction < self.settings.cut_fraction:
                 reason = f"cut: {fraction:.0%} of the pixels have history"
@@ -263,10 +320,10 @@ class TemporalFilter:
         else:
             out[:] = current
             if "motion" in frame:
-                self._record(frame, slice(0, size[0]), out.reshape(-1, 3), 0.0, past)
+                self._record(frame, slice(0, size[0]), out.reshape(-1, 3), 0.0, past, fields)
             self.last_history_fraction = 0.0
         self.last_reset = reason
-        self._remember(frame, past, size, number, key)
+        self._remember(frame, past, fields, size, number, key)
         self.last_ms = (time.perf_counter() - start) * 1e3
         return out
 
@@ -283,18 +340,18 @@ class TemporalFilter:
             return f"frame {self.number} -> {number} is not the next frame"
         return None
 
-    def _filter_band(self, frame, current, rows: slice, out, past_out) -> int:
+    def _filter_band(self, frame, current, rows: slice, out, past_out, fields_out) -> int:
         """Blend the history into one band of rows of `out`, write the band's records to
         `past_out` -> how many of its pixels kept their history."""
         b_col, b_row = backward_flow(frame["motion"][rows])
         sampler = Sampler(b_col, b_row, self.size, rows.start)
-        taps = np.take(self.past, sampler.index, axis=0)             # (N, 4, RECORD)
         surface = _Surface(frame, rows)
-        weight = sampler.weight * self._taps_match(taps, sampler, b_col.ravel(), b_row.ravel(), surface)
-        total = weight.sum(axis=1)
+        weight = sampler.weight * self._taps_match(sampler, b_col.ravel(), b_row.ravel(), surface)
+        total = weight[0] + weight[1] + weight[2] + weight[3]
         keep = sampler.inside.ravel() & (total > 0)
-        weight /= np.where(keep, total, 1.0)[:, None]
-        history = np.einsum("nk,nkc->nc", weight, taps[..., :AGE + 1])   # RGB and age; 0 if not kept
+        weight /= np.where(keep, total, 1.0)
+        taps = np.take(self.past, sampler.index, axis=0)               # (4 taps, N, RGB + age)
+        history = np.einsum("kn,knc->nc", weight, taps)                 # 0 where not kept
         age = (history[:, AGE] + 1.0) * keep
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0), self.settings.min_weight)
         # Next to a motion edge a pixel's colour mixes two motions (anti-aliasing), which no
@@ -302,65 +359,83 @@ class TemporalFilter:
         edge = motion_edge(frame["motion"], rows).ravel()
         history_weight[edge] = np.minimum(history_weight[edge], self.settings.edge_history_weight)
         cur = current[rows].reshape(-1, 3)
-        low, high = self._clamp_range(current, rows)
-        clamped = np.clip(history[:, RGB], low, high)
+        clamped = self._clamp(history[:, RGB], current, rows)
         clamped -= cur
         clamped *= history_weight[:, None]
         band_out = out[rows].reshape(-1, 3)
         np.add(cur, clamped, out=band_out)
-        self._record(frame, rows, band_out, age, past_out)
+        self._record(frame, rows, band_out, age, past_out, fields_out, surface)
         return int(keep.sum())
 
-    def _taps_match(self, taps, sampler: Sampler, b_col, b_row, surface: _Surface) -> np.ndarray:
-        """(N, 4) True where a tap shows the pixel's surface (the tests in the module doc)."""
-        s = self.settings
-        match = ~fb_inconsistent(b_col[:, None], b_row[:, None], taps[..., FLOW.start], taps[..., FLOW.start + 1],
-                                 s.fb_relative, s.fb_absolute)
-        if surface.ids is not None and "ids" in self.past_has:
-            match &= taps[..., ID] == surface.ids[:, None]
-        if surface.depth is not None and "depth" in self.past_has:
-            depth = surface.depth[:, None]
-            match &= np.abs(taps[..., DEPTH] - depth) <= s.depth_tolerance * depth
-        if surface.normal is not None and self.past_normal is not None:
-            normals = np.take(self.past_normal, sampler.index, axis=0)      # (N, 4, 4)
-            # Scaled by |n|^2: the background has no normal (0, 0, 0) and must pass.
-            limit = s.normal_cos * np.einsum("nc,nc->n", surface.normal, surface.normal)
-            match &= np.einsum("nkc,nc->nk", normals[..., :3], surface.normal) >= limit[:, None]
+    def _taps_match(self, sampler: Sampler, b_col, b_row, surface: _Surface) -> np.ndarray:
+        """(N, 4) True where a tap shows the pixel's surface (the tests in the module doc).
+        Most pixels read a block the previous frame found to be one surface: those are tested
+        against its top-left tap alone, with half the tolerances; the rest against every tap."""
+        top = sampler.index[:1]
+        match = self._match(top, b_col, b_row, surface, strict=True)
+        match &= np.take(self.fields[ONE_SURFACE], top) > 0
+        match = np.repeat(match, 4, axis=0)
+        pixels = np.flatnonzero(~match[0])
+        if pixels.size:
+            match[:, pixels] = self._match(sampler.index[:, pixels], b_col[pixels], b_row[pixels],
+                                           surface.subset(pixels))
         return match
 
-    def _clamp_range(self, current, rows: slice) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3) minimum and maximum of the current frame around each pixel of the band."""
+    def _match(self, index, b_col, b_row, surface: _Surface, strict: bool = False) -> np.ndarray:
+        """(K, M) True where the previous frame at `index` (K, M) shows the surface of the M
+        pixels (flows to t-1 `b_col`, `b_row`); `strict` halves every tolerance."""
+        s, scale = self.settings, 0.5 if strict else 1.0
+        tap = lambda field: np.take(self.fields[field], index)    # noqa: E731
+        match = ~fb_inconsistent(b_col, b_row, tap(F_COL), tap(F_ROW),
+                                 s.fb_relative, s.fb_absolute * scale ** 2)
+        if surface.ids is not None and "ids" in self.past_has:
+            match &= tap(ID) == surface.ids
+        if surface.depth is not None and "depth" in self.past_has:
+            depth = surface.depth
+            match &= np.abs(tap(DEPTH) - depth) <= s.depth_tolerance * scale * depth
+        if surface.normal is not None and "normal" in self.past_has:
+            n = surface.normal
+            cos = np.cos(np.arccos(s.normal_cos) * scale)
+            # Scaled by |n|^2: the background has no normal (0, 0, 0) and must pass.
+            limit = cos * (n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+            dot = tap(NORMAL.start) * n[0]
+            dot += tap(NORMAL.start + 1) * n[1]
+            dot += tap(NORMAL.start + 2) * n[2]
+            match &= dot >= limit
+        return match
+
+    def _clamp(self, history, current, rows: slice) -> np.ndarray:
+        """(N, 3) history clamped to the current frame's (2 r + 1)^2 range around each pixel
+        of the band."""
         r = self.settings.clamp_radius
         halo = slice(max(rows.start - r, 0), min(rows.stop + r, current.shape[0]))
         low, high = box_min_max(current[halo], r, axes=(0, 1))
         inner = slice(rows.start - halo.start, rows.stop - halo.start)
-        return low[inner].reshape(-1, 3), high[inner].reshape(-1, 3)
+        return np.clip(history, low[inner].reshape(-1, 3), high[inner].reshape(-1, 3))
 
-    def _record(self, frame, rows: slice, image, age, past) -> None:
-        """Write the records of a band of rows: what the next frame reads back."""
+    def _record(self, frame, rows: slice, image, age, past, fields, surface=None) -> None:
+        """Write a band of rows of the records and fields: what the next frame reads back."""
         width = image.shape[0] // (rows.stop - rows.start)
-        band = past[rows.start * width:rows.stop * width]
-        band[:, RGB] = image
-        band[:, AGE] = age
+        band = slice(rows.start * width, rows.stop * width)
+        past[band, RGB] = image
+        past[band, AGE] = age
         f_col, f_row = forward_flow(frame["motion"][rows])
-        band[:, FLOW.start], band[:, FLOW.start + 1] = f_col.ravel(), f_row.ravel()
-        surface = _Surface(frame, rows)
-        band[:, DEPTH] = 1.0 if surface.depth is None else surface.depth
-        band[:, ID] = 0.0 if surface.ids is None else surface.ids
+        fields[F_COL, band], fields[F_ROW, band] = f_col.ravel(), f_row.ravel()
+        surface = surface or _Surface(frame, rows)
+        fields[DEPTH, band] = 1.0 if surface.depth is None else surface.depth
+        fields[ID, band] = 0.0 if surface.ids is None else surface.ids
+        fields[NORMAL, band] = 0.0 if surface.normal is None else surface.normal
+        fields[ONE_SURFACE, band] = _one_surface_blocks(frame, rows, self.settings)
 
-    def _remember(self, frame, past, size, number, key) -> None:
+    def _remember(self, frame, past, fields, size, number, key) -> None:
         self.number, self.key, self.size = number, key, tuple(size)
         if "motion" not in frame:
-            self.past = None     # nothing to reproject the next frame with
+            self.past = self.fields = None     # nothing to reproject the next frame with
             return
-        self.past = past
-        self.past_has = frozenset(k for k, present in (("depth", "depth" in frame),
-                                                        ("ids", id_plane(frame, slice(0, 1)) is not None))
-                                  if present)
-        self.past_normal = None
-        if "normal" in frame:
-            self.past_normal = np.zeros((past.shape[0], 4), np.float32)
-            self.past_normal[:, :3] = frame["normal"].reshape(-1, 3)
+        self.past, self.fields = past, fields
+        surface = _Surface(frame, slice(0, 1))
+        self.past_has = frozenset(name for name, value in (("depth", surface.depth), ("ids", surface.ids),
+                                                           ("normal", surface.normal)) if value is not None)
 
     # -- saving and restoring, so a resumed sequence continues with the same history ---------
 
@@ -379,7 +454,8 @@ class TemporalFilter:
         if history.ndim == 3 and history.shape[0] == 3 and history.shape[-1] != 3:
             history = history.transpose(1, 2, 0)     # saved by an older version: (3, H, W)
         size = history.shape[:2]
-        past = np.empty((size[0] * size[1], RECORD), np.float32)
+        past = np.empty((size[0] * size[1], 4), np.float32)
+        fields = np.empty((FIELDS, size[0] * size[1]), np.float32)
         self._record(previous_frame, slice(0, size[0]), history.reshape(-1, 3),
-                     np.asarray(state["age"], np.float32).ravel(), past)
-        self._remember(previous_frame, past, size, int(state["number"]), key)
+                     np.asarray(state["age"], np.float32).ravel(), past, fields)
+        self._remember(previous_frame, past, fields, size, int(state["number"]), key)

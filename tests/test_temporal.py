@@ -148,6 +148,56 @@ def test_no_ghosting_in_the_region_a_moving_object_uncovers():
         assert filt.last_history_fraction > 0.9
 
 
+def _half_pixel_box_frame(t: int, speed: float = 1.5) -> tuple[dict, np.ndarray]:
+    """A box of id 2 moving `speed` px per frame (a fractional move: the bilinear taps of its
+    edge columns straddle box and background) and the true image."""
+    frame = synthetic_frame(0)
+    left = 6.0 + speed * t
+    columns = np.arange(W) + 0.5
+    on_box = (columns >= left) & (columns < left + BOX)
+    image = truth(0)
+    image[8:8 + BOX] = np.linspace(0.2, 0.6, W, dtype=np.float32)[:, None]
+    for key, value in (("object_index", 1.0), ("depth", 10.0)):
+        frame[key][8:8 + BOX] = value
+    frame["motion"][:] = 0.0
+    rows = slice(8, 8 + BOX)
+    frame["object_index"][rows, on_box] = 2.0
+    frame["depth"][rows, on_box] = 5.0
+    frame["motion"][rows, on_box, 0] = frame["motion"][rows, on_box, 2] = -speed
+    image[rows, on_box] = (2.0, 1.5, 1.0)
+    return frame, image
+
+
+def test_object_edges_keep_their_history_from_their_own_side():
+    """Taps on the other side of an edge are left out (not the whole history): every box
+    pixel keeps its history while the box moves by half pixels, and nothing of the
+    background is mixed into it."""
+    filt = TemporalFilter()
+    rows = slice(8, 8 + BOX)
+    for t in range(5):
+        frame, image = _half_pixel_box_frame(t)
+        enhanced = image + np.random.default_rng(t).normal(0, 0.05, image.shape).astype(np.float32)
+        out = filt.apply(frame, enhanced, t + 1)
+    box = frame["object_index"][..., 0] == 2.0
+    assert filt.age[box].min() >= 1.0
+    # Every box pixel's history came from box pixels only: within the noise of the box colour.
+    assert np.abs(out[box] - image[box]).max() < 0.25
+    assert np.abs(out[rows][~box[rows]] - image[rows][~box[rows]]).max() < 0.25
+
+
+def test_one_surface_shortcut_changes_nothing(monkeypatch):
+    """Pixels that read a block of one surface are tested against one tap; the result is that
+    of testing every tap."""
+    def run():
+        filt = TemporalFilter()
+        return [filt.apply(*_half_pixel_box_frame(t)[:1], noisy(t), t + 1).copy() for t in range(4)]
+    shortcut = run()
+    monkeypatch.setattr(temporal, "_one_surface_blocks",
+                        lambda frame, rows, settings: np.zeros((rows.stop - rows.start) * W, bool))
+    for a, b in zip(shortcut, run()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_state_restore_continues_exactly():
     straight, resumed = TemporalFilter(), TemporalFilter()
     outputs = [straight.apply(synthetic_frame(t), noisy(t), t + 1).copy() for t in range(4)]
