@@ -17,9 +17,9 @@ from bpy.app.handlers import persistent
 from .core import neural_core  # noqa: F401  (the bundled package; temporal is imported from it)
 from .core import schema
 
-# Passes the filter reads: the Vector pass to reproject, depth, normals and ids to find
-# disocclusions (ids: Object Index on Cycles, the class AOV on EEVEE).
-PASSES = ("motion", "depth", "normal")
+# Passes the filter reads (neural_core.temporal.USED_PASSES): the Vector pass to reproject,
+# depth and ids to find disocclusions (ids: Object Index on Cycles, the class AOV on EEVEE).
+PASSES = ("motion", "depth")
 # (scene name, view layer name) -> TemporalFilter. Render thread only, one frame at a time.
 _FILTERS: dict = {}
 LAST = {"reset": None, "history": 0.0, "ms": 0.0}

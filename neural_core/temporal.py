@@ -19,7 +19,6 @@ The history is read bilinearly, but only from the taps that show the pixel's sur
 in the other side; a pixel with no such tap gets the per-frame result. A tap fails where:
 - its object/class id differs;
 - its depth differs by more than `depth_tolerance` (relative);
-- its normal is more than acos(`normal_cos`) from the pixel's;
 - the forward-backward check of Lai et al. 2018 fails with the tap's forward flow f~:
   |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5, b the flow to t-1 at p. Two objects of one class
   moving differently fail here.
@@ -44,13 +43,13 @@ from . import schema
 
 # Passes the filter reads when the frame has them (only the Vector pass is needed).
 ID_PASSES = ("object_index", "class_aov", "material_index")
-USED_PASSES = ("motion", "depth", "normal") + ID_PASSES
+USED_PASSES = ("motion", "depth") + ID_PASSES
 # The previous frame: its output and age as one 16-byte record per pixel (one gather per tap,
 # a numpy fast path), and what the tap tests read as planes: each test then runs on contiguous
 # (4 taps, N) arrays (a field strided out of a record costs ~8x more per operation).
 RGB, AGE = slice(0, 3), 3
-F_COL, F_ROW, DEPTH, ID, NORMAL, ONE_SURFACE = 0, 1, 2, 3, slice(4, 7), 7
-FIELDS = 8
+F_COL, F_ROW, DEPTH, ID, ONE_SURFACE = 0, 1, 2, 3, 4
+FIELDS = 5
 # Rows per band of work: a band's temporaries stay in the CPU cache; whole-frame numpy steps
 # are memory-bound.
 BAND_ROWS = 64
@@ -68,10 +67,10 @@ class TemporalSettings:
     # warping error, PSNR unchanged; 6 gained nothing more (docs/temporal.md).
     clamp_radius: int = 4
     depth_tolerance: float = 0.1      # relative; camera moves change depth a few % per frame
-    normal_cos: float = 0.9           # ~25 degrees; world-space normals do not turn with the camera
-    # History weight at most this next to a motion edge (chosen on the validation shots:
-    # 0.3 / 0.5 / 0.7 gave street 1.60 / 1.54 / 1.48x, PSNR +0.08 / -0.07 / -0.31 dB).
-    edge_history_weight: float = 0.5
+    # History weight at most this next to a motion edge. Chosen on the validation shots (seeds
+    # 20200+; docs/temporal.md): 0.3 / 0.4 / 0.5 gave street 1.08 / 1.03 / 0.99x of the
+    # reference's warping error and PSNR +0.14 / -0.07 / -0.35 dB against per-frame.
+    edge_history_weight: float = 0.3
     cut_fraction: float = 0.3         # fewer pixels with history than this: treat as a cut
     fb_relative: float = 0.01         # Lai et al.'s forward-backward thresholds
     fb_absolute: float = 0.5
@@ -212,8 +211,10 @@ def shutdown() -> None:
 
 
 class _Surface:
-    """What the tap tests compare, for a band of rows of one frame ((N,) depth and ids, (3, N)
-    normal; None where the frame lacks the pass)."""
+    """What the tap tests compare, for a band of rows of one frame ((N,) depth and ids; None
+    where the frame lacks the pass). Normals are not compared: a rotating object's normals turn
+    with it, and a 25-degree test threw away the history of 1 % of the pixels (curved and
+    anti-aliased ones) that carried a quarter of the flicker on the validation shots."""
 
     def __init__(self, frame: schema.Frame | None, rows: slice = slice(None)):
         if frame is None:
@@ -222,21 +223,19 @@ class _Surface:
                       if "depth" in frame else None)
         ids = id_plane(frame, rows)
         self.ids = None if ids is None else ids.ravel()
-        self.normal = (np.ascontiguousarray(frame["normal"][rows].reshape(-1, 3).T)   # (3, N)
-                       if "normal" in frame else None)
 
     def subset(self, pixels: np.ndarray) -> "_Surface":
         part = _Surface(None)
-        for name in ("depth", "ids", "normal"):
+        for name in ("depth", "ids"):
             value = getattr(self, name)
-            setattr(part, name, None if value is None else value[..., pixels])
+            setattr(part, name, None if value is None else value[pixels])
         return part
 
 
 def _one_surface_blocks(frame: schema.Frame, rows: slice, s: TemporalSettings) -> np.ndarray:
     """(rows x W,) True where the 2x2 block with the pixel at its top left shows one surface:
     the pixel is like its right and lower neighbours and the lower one like its right one,
-    each within half of the depth and normal tolerances, with the same id. The next frame
+    with the same id and depths within half the tolerance. The next frame
     tests the pixels that read such a block against its top-left tap alone, with half the
     tolerances (so about within them of every tap), instead of all four: most pixels read one
     surface, and the per-tap tests then run on the few others. Last row and column: False."""
@@ -247,9 +246,7 @@ def _one_surface_blocks(frame: schema.Frame, rows: slice, s: TemporalSettings) -
     if m <= 0 or width < 2:
         return same.ravel()
     surface = _Surface(frame, below)
-    depth, ids, normal = (None if p is None else p.reshape(*p.shape[:-1], -1, width)
-                          for p in (surface.depth, surface.ids, surface.normal))
-    cos = np.cos(np.arccos(s.normal_cos) / 2)
+    depth, ids = (None if p is None else p.reshape(-1, width) for p in (surface.depth, surface.ids))
 
     def alike(a: tuple, b: tuple) -> np.ndarray:
         """Pixels at slices a (rows, cols) like those at b."""
@@ -258,8 +255,6 @@ def _one_surface_blocks(frame: schema.Frame, rows: slice, s: TemporalSettings) -
             ok &= np.abs(depth[b] - depth[a]) <= s.depth_tolerance / 2 * depth[a]
         if ids is not None:
             ok &= ids[b] == ids[a]
-        if normal is not None:
-            ok &= sum(n[b] * n[a] for n in normal) >= cos * sum(n[a] * n[a] for n in normal)
         return ok
 
     cols, right = slice(0, width - 1), slice(1, width)
@@ -285,8 +280,8 @@ class TemporalFilter:
         self.key = None
         self.size = None            # (H, W) of the history
         self.past = None            # (H * W, 4): previous output and age
-        self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, normal
-        self.past_has = frozenset()  # which of depth / ids / normal the fields hold
+        self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, one surface
+        self.past_has = frozenset()  # which of depth / ids the fields hold
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
 
     @property
@@ -393,15 +388,6 @@ class TemporalFilter:
         if surface.depth is not None and "depth" in self.past_has:
             depth = surface.depth
             match &= np.abs(tap(DEPTH) - depth) <= s.depth_tolerance * scale * depth
-        if surface.normal is not None and "normal" in self.past_has:
-            n = surface.normal
-            cos = np.cos(np.arccos(s.normal_cos) * scale)
-            # Scaled by |n|^2: the background has no normal (0, 0, 0) and must pass.
-            limit = cos * (n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
-            dot = tap(NORMAL.start) * n[0]
-            dot += tap(NORMAL.start + 1) * n[1]
-            dot += tap(NORMAL.start + 2) * n[2]
-            match &= dot >= limit
         return match
 
     def _clamp(self, history, current, rows: slice) -> np.ndarray:
@@ -424,7 +410,6 @@ class TemporalFilter:
         surface = surface or _Surface(frame, rows)
         fields[DEPTH, band] = 1.0 if surface.depth is None else surface.depth
         fields[ID, band] = 0.0 if surface.ids is None else surface.ids
-        fields[NORMAL, band] = 0.0 if surface.normal is None else surface.normal
         fields[ONE_SURFACE, band] = _one_surface_blocks(frame, rows, self.settings)
 
     def _remember(self, frame, past, fields, size, number, key) -> None:
@@ -434,8 +419,8 @@ class TemporalFilter:
             return
         self.past, self.fields = past, fields
         surface = _Surface(frame, slice(0, 1))
-        self.past_has = frozenset(name for name, value in (("depth", surface.depth), ("ids", surface.ids),
-                                                           ("normal", surface.normal)) if value is not None)
+        self.past_has = frozenset(name for name, value in (("depth", surface.depth), ("ids", surface.ids))
+                                  if value is not None)
 
     # -- saving and restoring, so a resumed sequence continues with the same history ---------
 

@@ -114,8 +114,10 @@ def main(argv=None) -> int:
     defaults = TemporalSettings()
     parser.add_argument("--clamp-radius", type=int, default=defaults.clamp_radius)
     parser.add_argument("--min-weight", type=float, default=defaults.min_weight)
+    parser.add_argument("--edge-history-weight", type=float, default=defaults.edge_history_weight)
     args = parser.parse_args(argv)
-    settings = TemporalSettings(min_weight=args.min_weight, clamp_radius=args.clamp_radius)
+    settings = TemporalSettings(min_weight=args.min_weight, clamp_radius=args.clamp_radius,
+                                edge_history_weight=args.edge_history_weight)
     data = Path(args.data)
     fast, reference = DatasetReader(data / "fast"), DatasetReader(data / "reference")
     scenes = json.loads((data / "scenes.json").read_text()).get("scenes", {})
