@@ -65,7 +65,7 @@ class TemporalSettings:
     # through; they are several pixels wide. 4 (a 9x9 range) was chosen on validation shots
     # (seeds 20200+), not on the held-out ones: interior 1.53x -> 1.28x of the reference's
     # warping error, PSNR unchanged; 6 gained nothing more (docs/temporal.md).
-    clamp_radius: int = 4
+    clamp_radius: int = 3
     depth_tolerance: float = 0.1      # relative; camera moves change depth a few % per frame
     # History weight at most this next to a motion edge. Chosen on the validation shots (seeds
     # 20200+; docs/temporal.md): 0.3 / 0.4 / 0.5 gave street 1.08 / 1.03 / 0.99x of the
@@ -219,12 +219,13 @@ class _Surface:
     def __init__(self, frame: schema.Frame | None, rows: slice = slice(None)):
         if frame is None:
             return
+        self.rows = len(range(*rows.indices(frame["motion"].shape[0])))
         self.depth = (np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR).ravel()
                       if "depth" in frame else None)
         ids = id_plane(frame, rows)
         self.ids = None if ids is None else ids.ravel()
 
-    def subset(self, pixels: np.ndarray) -> "_Surface":
+    def subset(self, pixels) -> "_Surface":
         part = _Surface(None)
         for name in ("depth", "ids"):
             value = getattr(self, name)
@@ -232,20 +233,18 @@ class _Surface:
         return part
 
 
-def _one_surface_blocks(frame: schema.Frame, rows: slice, s: TemporalSettings) -> np.ndarray:
+def _one_surface_blocks(surface: "_Surface", count: int, width: int, s: TemporalSettings) -> np.ndarray:
     """(rows x W,) True where the 2x2 block with the pixel at its top left shows one surface:
     the pixel is like its right and lower neighbours and the lower one like its right one,
     with the same id and depths within half the tolerance. The next frame
     tests the pixels that read such a block against its top-left tap alone, with half the
     tolerances (so about within them of every tap), instead of all four: most pixels read one
-    surface, and the per-tap tests then run on the few others. Last row and column: False."""
-    height, width = frame["motion"].shape[:2]
-    below = slice(rows.start, min(rows.stop + 1, height))
-    m = below.stop - below.start - 1                     # rows that have a row below
-    same = np.zeros((rows.stop - rows.start, width), bool)
+    surface, and the per-tap tests then run on the few others. `surface` holds the band's
+    `count` rows and the row below if there is one. Last row and column of the frame: False."""
+    m = min(count, surface.rows - 1)                     # rows that have a row below
+    same = np.zeros((count, width), bool)
     if m <= 0 or width < 2:
         return same.ravel()
-    surface = _Surface(frame, below)
     depth, ids = (None if p is None else p.reshape(-1, width) for p in (surface.depth, surface.ids))
 
     def alike(a: tuple, b: tuple) -> np.ndarray:
@@ -283,6 +282,7 @@ class TemporalFilter:
         self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, one surface
         self.past_has = frozenset()  # which of depth / ids the fields hold
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
+        self._spare = (None, None)
 
     @property
     def history(self) -> np.ndarray | None:
@@ -300,8 +300,7 @@ class TemporalFilter:
         current = np.asarray(enhanced, np.float32)
         size = current.shape[:2]
         out = np.empty(current.shape, np.float32)   # new arrays: the runtime may reuse its buffer
-        past = np.empty((size[0] * size[1], 4), np.float32)
-        fields = np.empty((FIELDS, size[0] * size[1]), np.float32)
+        past, fields = self._spare_buffers(size)
         reason = self._reset_reason(frame, size, number, key)
         if reason is None:
             # Row bands in parallel: every step is a memory-bound numpy loop that releases the GIL.
@@ -315,12 +314,22 @@ class TemporalFilter:
         else:
             out[:] = current
             if "motion" in frame:
-                self._record(frame, slice(0, size[0]), out.reshape(-1, 3), 0.0, past, fields)
+                self._record(frame, slice(0, size[0]), out.reshape(-1, 3), 0.0, past, fields, _Surface(frame))
             self.last_history_fraction = 0.0
         self.last_reset = reason
+        self._spare = (self.past, self.fields)
         self._remember(frame, past, fields, size, number, key)
         self.last_ms = (time.perf_counter() - start) * 1e3
         return out
+
+    def _spare_buffers(self, size) -> tuple[np.ndarray, np.ndarray]:
+        """Records and fields to write this frame's into: the ones two frames old. Fresh ones
+        cost a page fault per 4 KiB at the first write (~25 % of the step at 1080p)."""
+        past, fields = self._spare
+        pixels = size[0] * size[1]
+        if past is None or past.shape[0] != pixels:
+            past, fields = np.empty((pixels, 4), np.float32), np.empty((FIELDS, pixels), np.float32)
+        return past, fields
 
     def _reset_reason(self, frame, size, number, key) -> str | None:
         if "motion" not in frame:
@@ -340,7 +349,9 @@ class TemporalFilter:
         `past_out` -> how many of its pixels kept their history."""
         b_col, b_row = backward_flow(frame["motion"][rows])
         sampler = Sampler(b_col, b_row, self.size, rows.start)
-        surface = _Surface(frame, rows)
+        # With the row below: the one-surface flags of the band's last row need it.
+        below = _Surface(frame, slice(rows.start, min(rows.stop + 1, self.size[0])))
+        surface = below.subset(slice(0, b_col.size))
         weight = sampler.weight * self._taps_match(sampler, b_col.ravel(), b_row.ravel(), surface)
         total = weight[0] + weight[1] + weight[2] + weight[3]
         keep = sampler.inside.ravel() & (total > 0)
@@ -359,7 +370,7 @@ class TemporalFilter:
         clamped *= history_weight[:, None]
         band_out = out[rows].reshape(-1, 3)
         np.add(cur, clamped, out=band_out)
-        self._record(frame, rows, band_out, age, past_out, fields_out, surface)
+        self._record(frame, rows, band_out, age, past_out, fields_out, below)
         return int(keep.sum())
 
     def _taps_match(self, sampler: Sampler, b_col, b_row, surface: _Surface) -> np.ndarray:
@@ -399,18 +410,19 @@ class TemporalFilter:
         inner = slice(rows.start - halo.start, rows.stop - halo.start)
         return np.clip(history, low[inner].reshape(-1, 3), high[inner].reshape(-1, 3))
 
-    def _record(self, frame, rows: slice, image, age, past, fields, surface=None) -> None:
-        """Write a band of rows of the records and fields: what the next frame reads back."""
-        width = image.shape[0] // (rows.stop - rows.start)
+    def _record(self, frame, rows: slice, image, age, past, fields, below: _Surface) -> None:
+        """Write a band of rows of the records and fields: what the next frame reads back.
+        `below`: the band's surface and the row below it."""
+        count = rows.stop - rows.start
+        width = image.shape[0] // count
         band = slice(rows.start * width, rows.stop * width)
         past[band, RGB] = image
         past[band, AGE] = age
         f_col, f_row = forward_flow(frame["motion"][rows])
         fields[F_COL, band], fields[F_ROW, band] = f_col.ravel(), f_row.ravel()
-        surface = surface or _Surface(frame, rows)
-        fields[DEPTH, band] = 1.0 if surface.depth is None else surface.depth
-        fields[ID, band] = 0.0 if surface.ids is None else surface.ids
-        fields[ONE_SURFACE, band] = _one_surface_blocks(frame, rows, self.settings)
+        fields[DEPTH, band] = 1.0 if below.depth is None else below.depth[:band.stop - band.start]
+        fields[ID, band] = 0.0 if below.ids is None else below.ids[:band.stop - band.start]
+        fields[ONE_SURFACE, band] = _one_surface_blocks(below, count, width, self.settings)
 
     def _remember(self, frame, past, fields, size, number, key) -> None:
         self.number, self.key, self.size = number, key, tuple(size)
@@ -442,5 +454,5 @@ class TemporalFilter:
         past = np.empty((size[0] * size[1], 4), np.float32)
         fields = np.empty((FIELDS, size[0] * size[1]), np.float32)
         self._record(previous_frame, slice(0, size[0]), history.reshape(-1, 3),
-                     np.asarray(state["age"], np.float32).ravel(), past, fields)
+                     np.asarray(state["age"], np.float32).ravel(), past, fields, _Surface(previous_frame))
         self._remember(previous_frame, past, fields, size, int(state["number"]), key)
