@@ -351,6 +351,16 @@ def apply_transform(key: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
+def rescale_encoded_depth(encoded: np.ndarray, factor: float) -> np.ndarray:
+    """Encoded depth (TRANSFORM_DEPTH) of the same view of a scene `factor` times larger. A
+    uniformly scaled scene renders the same image, so training with it teaches an enhancement
+    that does not depend on the scene's absolute size; the background stays at DEPTH_FAR."""
+    scale = np.log1p(DEPTH_FAR)
+    depth = np.expm1(encoded.astype(np.float64) * scale) * factor
+    rescaled = np.log1p(np.clip(depth, 0.0, DEPTH_FAR)) / scale
+    return np.where(encoded >= 1.0, 1.0, rescaled).astype(np.float32)   # the sky stays at infinity
+
+
 def encode_radiance(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Linear HDR radiance -> the networks' image domain (log1p, clamped at MAX_RADIANCE); into
     `out` when given (may be `rgb`)."""

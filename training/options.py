@@ -90,6 +90,9 @@ class RADOptions(TrainOptions):
                           "must not exceed its crop size (default: independent random crops)")
     crop_weights: str = option("", "unpaired: sampling-weights .npz of --matches (default: the "
                                "CSV's *_weights.npz next to it)")
+    depth_scale: float = option(1.0, "depth augmentation: each sample's depth is multiplied by a "
+                                "log-uniform factor in [1/F, F], as if its scene were that much "
+                                "larger (1 turns it off)")
 
 
 @dataclass

@@ -162,3 +162,32 @@ def test_stats_command(tmp_path, capsys):
     assert main(["stats", str(tmp_path / "d")]) == 0
     assert "8 channels over 2 items" in capsys.readouterr().out
     assert json.loads((tmp_path / "d" / "gbuffer_stats.json").read_text())["channels"][0] == "depth.z"
+
+
+def test_rescaled_depth_is_the_depth_of_a_larger_scene():
+    depth = np.array([0.2, 3.0, 40.0, schema.DEPTH_FAR], np.float32)
+    encoded = schema.apply_transform("depth", depth)
+    np.testing.assert_allclose(schema.rescale_encoded_depth(encoded, 2.5),
+                               schema.apply_transform("depth", np.minimum(depth * 2.5, schema.DEPTH_FAR)),
+                               rtol=1e-5)
+    assert schema.rescale_encoded_depth(encoded, 0.1)[-1] == 1.0       # the sky stays at infinity
+    np.testing.assert_allclose(schema.rescale_encoded_depth(encoded, 1.0), encoded, rtol=1e-5)
+
+
+def test_depth_scale_augmentation_changes_only_the_depth(paired_root):
+    source = open_source(str(paired_root))
+    plain, scaled = CropDataset(source, crop=None), CropDataset(source, crop=None, depth_scale=8.0)
+    depth = source.gbuffer_channels.index("depth.z")
+    factors = []
+    for seed in range(6):
+        a, b = plain[(0, seed)]["gbuffers"].numpy(), scaled[(0, seed)]["gbuffers"].numpy()
+        np.testing.assert_array_equal(np.delete(a, depth, 0), np.delete(b, depth, 0))
+        meters = lambda g: np.expm1(g[depth].astype(np.float64) * np.log1p(schema.DEPTH_FAR))  # noqa: E731
+        near = meters(a) < 0.99 * schema.DEPTH_FAR                  # the sky stays at infinity
+        ratio = meters(b)[near] / meters(a)[near]
+        assert near.any() and np.allclose(ratio, ratio[0], rtol=1e-3)   # one factor per sample
+        assert (b[depth][~near] == 1.0).all()
+        factors.append(ratio[0])
+    assert all(1 / 8 <= f <= 8 for f in factors) and max(factors) / min(factors) > 1.5
+    with pytest.raises(ValueError, match="at least 1"):
+        CropDataset(source, crop=None, depth_scale=0.5)

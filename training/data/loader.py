@@ -71,8 +71,12 @@ class CropDataset(Dataset):
     """Source items -> cropped torch samples (G-buffers standardised, one-hot classes added)."""
 
     def __init__(self, source: Source, crop: int | None, stats: schema.GBufferStats | None = None,
-                 multiple: int = 1, flip: bool = True, resize: tuple[int, int] | None = None):
+                 multiple: int = 1, flip: bool = True, resize: tuple[int, int] | None = None,
+                 depth_scale: float = 1.0):
         self.source, self.crop, self.multiple, self.flip = source, crop, multiple, flip
+        if depth_scale < 1.0:
+            raise ValueError(f"--depth-scale {depth_scale} must be at least 1 (1 turns it off)")
+        self.depth_scale = depth_scale
         self.resize = tuple(resize) if resize else None
         self._check_crop_fits()
         self.mean = self.std = None
@@ -126,6 +130,8 @@ class CropDataset(Dataset):
         # render of the mirrored scene: only G-buffer-free items (photos) are flipped.
         if self.flip and "gbuffers" not in arrays and rng.random() < 0.5:
             arrays = {k: np.ascontiguousarray(v[..., ::-1]) for k, v in arrays.items()}
+        if "gbuffers" in arrays and self.depth_scale > 1.0:
+            arrays["gbuffers"] = self._rescale_depth(arrays["gbuffers"], rng)
         if "gbuffers" in arrays and self.mean is not None:
             arrays["gbuffers"] = (arrays["gbuffers"] - self.mean) / self.std
         sample = {k: torch.from_numpy(v) for k, v in arrays.items()}
@@ -133,6 +139,17 @@ class CropDataset(Dataset):
         sample["skipped"] = skipped
         sample["name"] = name
         return sample
+
+
+    def _rescale_depth(self, gbuffers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        channels = getattr(self.source, "gbuffer_channels", [])
+        if "depth.z" not in channels:
+            return gbuffers
+        factor = float(np.exp(rng.uniform(-np.log(self.depth_scale), np.log(self.depth_scale))))
+        index = channels.index("depth.z")
+        gbuffers = gbuffers.copy()
+        gbuffers[index] = schema.rescale_encoded_depth(gbuffers[index], factor)
+        return gbuffers
 
 
 def resize_arrays(arrays: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
