@@ -22,8 +22,9 @@ in the other side; a pixel with no such tap gets the per-frame result. A tap fai
 - the forward-backward check of Lai et al. 2018 fails with the tap's forward flow f~:
   |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5, b the flow to t-1 at p. Two objects of one class
   moving differently fail here.
-Next to a motion edge a pixel's colour mixes two motions (anti-aliasing) that no tap follows:
-there the history weight is capped at `edge_history_weight`.
+The history weight is scaled by the share of the bilinear footprint that matched, and next to a
+motion edge, where a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it
+is capped at `edge_history_weight`.
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.
@@ -68,9 +69,10 @@ class TemporalSettings:
     clamp_radius: int = 3
     depth_tolerance: float = 0.1      # relative; camera moves change depth a few % per frame
     # History weight at most this next to a motion edge. Chosen on the validation shots (seeds
-    # 20200+; docs/temporal.md): 0.3 / 0.4 / 0.5 gave street 1.08 / 1.03 / 0.99x of the
-    # reference's warping error and PSNR +0.14 / -0.07 / -0.35 dB against per-frame.
-    edge_history_weight: float = 0.3
+    # 20200+ at 128x64, 20400+ at 256x128; docs/temporal.md): 0.1 / 0.2 / 0.3 gave the worst
+    # shot 1.14 / 1.06 / 1.01x of the reference's warping error, and the error where the
+    # metric finds no valid past (disocclusions, motion edges) +2 / +9 / +25 % of per-frame's.
+    edge_history_weight: float = 0.2
     cut_fraction: float = 0.3         # fewer pixels with history than this: treat as a cut
     fb_relative: float = 0.01         # Lai et al.'s forward-backward thresholds
     fb_absolute: float = 0.5
@@ -360,6 +362,9 @@ class TemporalFilter:
         history = np.einsum("kn,knc->nc", weight, taps)                 # 0 where not kept
         age = (history[:, AGE] + 1.0) * keep
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0), self.settings.min_weight)
+        # A pixel whose footprint only partly shows its surface sits on that surface's edge,
+        # where its colour also holds the other side: its history counts only that much.
+        history_weight *= np.minimum(total, 1.0)
         # Next to a motion edge a pixel's colour mixes two motions (anti-aliasing), which no
         # tap can follow: there the history only halves the flicker, it does not smear.
         edge = motion_edge(frame["motion"], rows).ravel()
