@@ -7,6 +7,8 @@
 #   scripts/temporal_heldout.sh [OUT=data/temporal_heldout] [COUNT=4] [FRAMES=8] [RES=128x64]
 # Validation shots for choosing filter settings (seeds 20200+), evaluated to a file of their own:
 #   SEED=20200 EVAL_OUT=/tmp/temporal_val.json scripts/temporal_heldout.sh data/temporal_val
+# and 6 more at 256x128 (seeds 20400+; streets, interiors and table tops in turn):
+#   SEED=20400 EVAL_OUT=/tmp/temporal_val256.json scripts/temporal_heldout.sh data/temporal_val256 6 8 256x128
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-data/temporal_heldout}
