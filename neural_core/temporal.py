@@ -133,17 +133,16 @@ def fb_inconsistent(b_col, b_row, f_col, f_row, relative=0.01, absolute=0.5) -> 
 
 def motion_edge(motion: np.ndarray, rows: slice) -> np.ndarray:
     """True next to a motion boundary (Lai et al.'s |grad b|^2 > 0.01 |b|^2 + 0.002, with the
-    3x3 range of b, ~2x the gradient, as the measure): ids are class ids, so two cars or a car
-    and the road behind it are told apart by their motion, and the bilinear history there would
-    mix both."""
+    3x3 range of b, ~2x the gradient, as the measure), for a band of rows of the Vector pass.
+    Anti-aliased pixels there mix two motions; the filter caps their history weight."""
     halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, motion.shape[0]))
-    b_col, b_row = backward_flow(motion[halo])
-    low, high = box_min_max(np.stack([b_col, b_row]), 1)
-    inner = slice(rows.start - halo.start, rows.start - halo.start + (rows.stop - rows.start))
-    spread = high[:, inner] - low[:, inner]
-    magnitude = b_col[inner] ** 2 + b_row[inner] ** 2
-    return (spread[0] ** 2 + spread[1] ** 2) > 0.04 * magnitude + 0.008
-
+    flow = motion[halo, :, :2]             # XY: b up to the sign of its row, which a range ignores
+    low, high = box_min_max(flow, 1, axes=(0, 1))
+    inner = slice(rows.start - halo.start, rows.stop - halo.start)
+    spread = high[inner] - low[inner]
+    spread *= spread
+    magnitude = flow[inner] ** 2
+    return spread[..., 0] + spread[..., 1] > 0.04 * (magnitude[..., 0] + magnitude[..., 1]) + 0.008
 
 
 def id_plane(frame: schema.Frame, rows: slice = slice(None)) -> np.ndarray | None:
