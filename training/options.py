@@ -93,6 +93,9 @@ class RADOptions(TrainOptions):
     depth_scale: float = option(1.0, "depth augmentation: each sample's depth is multiplied by a "
                                 "log-uniform factor in [1/F, F], as if its scene were that much "
                                 "larger (1 turns it off)")
+    color_permute: float = option(0.0, "colour augmentation: with this probability a sample's R, G "
+                                  "and B are swapped alike in the image, noisy image, target and "
+                                  "colour G-buffers (albedo, glossy, emission)")
 
 
 @dataclass

@@ -191,3 +191,26 @@ def test_depth_scale_augmentation_changes_only_the_depth(paired_root):
     assert all(1 / 8 <= f <= 8 for f in factors) and max(factors) / min(factors) > 1.5
     with pytest.raises(ValueError, match="at least 1"):
         CropDataset(source, crop=None, depth_scale=0.5)
+
+
+def test_color_permutation_swaps_every_colour_alike(paired_root):
+    source = open_source(str(paired_root))
+    plain, permuted = CropDataset(source, crop=None), CropDataset(source, crop=None, color_permute=1.0)
+    channels = source.gbuffer_channels
+    colour = [i for i, name in enumerate(channels) if name.split(".")[1] in "rgb"]
+    assert colour, channels
+    swapped = 0
+    for seed in range(6):
+        a, b = plain[(0, seed)], permuted[(0, seed)]
+        image, permuted_image = a["image"].numpy(), b["image"].numpy()
+        order = [next(j for j in range(3) if np.array_equal(permuted_image[c], image[j])) for c in range(3)]
+        swapped += order != [0, 1, 2]
+        np.testing.assert_array_equal(b["target"].numpy(), a["target"].numpy()[order])
+        start = colour[0]
+        np.testing.assert_array_equal(b["gbuffers"].numpy()[start:start + 3],
+                                      a["gbuffers"].numpy()[start:start + 3][order])
+        others = [i for i in range(len(channels)) if i not in colour]
+        np.testing.assert_array_equal(b["gbuffers"].numpy()[others], a["gbuffers"].numpy()[others])
+    assert swapped >= 3
+    with pytest.raises(ValueError, match="probability"):
+        CropDataset(source, crop=None, color_permute=2.0)

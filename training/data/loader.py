@@ -72,11 +72,13 @@ class CropDataset(Dataset):
 
     def __init__(self, source: Source, crop: int | None, stats: schema.GBufferStats | None = None,
                  multiple: int = 1, flip: bool = True, resize: tuple[int, int] | None = None,
-                 depth_scale: float = 1.0):
+                 depth_scale: float = 1.0, color_permute: float = 0.0):
         self.source, self.crop, self.multiple, self.flip = source, crop, multiple, flip
         if depth_scale < 1.0:
             raise ValueError(f"--depth-scale {depth_scale} must be at least 1 (1 turns it off)")
-        self.depth_scale = depth_scale
+        if not 0.0 <= color_permute <= 1.0:
+            raise ValueError(f"--color-permute {color_permute} is a probability: give 0 to 1")
+        self.depth_scale, self.color_permute = depth_scale, color_permute
         self.resize = tuple(resize) if resize else None
         self._check_crop_fits()
         self.mean = self.std = None
@@ -132,6 +134,8 @@ class CropDataset(Dataset):
             arrays = {k: np.ascontiguousarray(v[..., ::-1]) for k, v in arrays.items()}
         if "gbuffers" in arrays and self.depth_scale > 1.0:
             arrays["gbuffers"] = self._rescale_depth(arrays["gbuffers"], rng)
+        if "gbuffers" in arrays and self.color_permute and rng.random() < self.color_permute:
+            arrays = self._permute_colors(arrays, rng.permutation(3))
         if "gbuffers" in arrays and self.mean is not None:
             arrays["gbuffers"] = (arrays["gbuffers"] - self.mean) / self.std
         sample = {k: torch.from_numpy(v) for k, v in arrays.items()}
@@ -150,6 +154,23 @@ class CropDataset(Dataset):
         gbuffers = gbuffers.copy()
         gbuffers[index] = schema.rescale_encoded_depth(gbuffers[index], factor)
         return gbuffers
+
+
+    def _permute_colors(self, arrays: dict[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
+        """The same render with its R, G and B swapped in every radiance and colour pass: light
+        transport treats the three alike, so a cyan ball is a red ball's render in other
+        channels (the network then cannot tie what it adds to one hue)."""
+        arrays = dict(arrays)
+        for key in ("image", "noisy", "target"):
+            if key in arrays:
+                arrays[key] = np.ascontiguousarray(arrays[key][order])
+        channels = getattr(self.source, "gbuffer_channels", [])
+        gbuffers = arrays["gbuffers"].copy()
+        for i, name in enumerate(channels):
+            if name.endswith(".r"):
+                gbuffers[i:i + 3] = arrays["gbuffers"][i:i + 3][order]
+        arrays["gbuffers"] = gbuffers
+        return arrays
 
 
 def resize_arrays(arrays: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
