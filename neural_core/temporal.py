@@ -372,23 +372,12 @@ class TemporalFilter:
             return f"frame {self.number} -> {number} is not the next frame"
         return None
 
-    def _filter_band(self, frame, current, rows: slice, out, past_out, fields_out) -> int:
+    def _filter_band(self, frame, current, rows: slice, out, past_out, fields_out) -> tuple[int, int]:
         """Blend the history into one band of rows of `out`, write the band's records to
         `past_out` -> how many of its pixels kept their history, how many were sharpened."""
-        b_col, b_row = backward_flow(frame["motion"][rows])
-        sampler = Sampler(b_col, b_row, self.size, rows.start)
         # With the row below: the one-surface flags of the band's last row need it.
         below = _Surface(frame, slice(rows.start, min(rows.stop + 1, self.size[0])))
-        surface = below.subset(slice(0, b_col.size))
-        weight = sampler.weight * self._taps_match(sampler, b_col.ravel(), b_row.ravel(), surface)
-        total = weight[0] + weight[1] + weight[2] + weight[3]
-        keep = sampler.inside.ravel() & (total > 0)
-        weight /= np.where(keep, total, 1.0)
-        taps = np.take(self.past, sampler.index, axis=0)               # (4 taps, N, RGB + age)
-        history = np.einsum("kn,knc->nc", weight, taps)                 # 0 where not kept
-        sharp = self._where_sharpened(taps, total)
-        if sharp.size:
-            history[sharp, RGB] = sampler.catmull_rom(self.past, sharp)[:, RGB]
+        history, keep, total, sharp = self._reproject(frame, rows, below)
         age = (history[:, AGE] + 1.0) * keep
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0), self.settings.min_weight)
         # A pixel whose footprint only partly shows its surface sits on that surface's edge,
@@ -406,6 +395,24 @@ class TemporalFilter:
         np.add(cur, clamped, out=band_out)
         self._record(frame, rows, band_out, age, past_out, fields_out, below)
         return int(keep.sum()), int(sharp.size)
+
+    def _reproject(self, frame, rows: slice, below: _Surface):
+        """The previous output and age at the band's pixels, from the taps that show their
+        surface -> ((N, 4) history, (N,) kept, (N,) matched share of the footprint, sharpened
+        pixels)."""
+        b_col, b_row = backward_flow(frame["motion"][rows])
+        sampler = Sampler(b_col, b_row, self.size, rows.start)
+        surface = below.subset(slice(0, b_col.size))
+        weight = sampler.weight * self._taps_match(sampler, b_col.ravel(), b_row.ravel(), surface)
+        total = weight[0] + weight[1] + weight[2] + weight[3]
+        keep = sampler.inside.ravel() & (total > 0)
+        weight /= np.where(keep, total, 1.0)
+        taps = np.take(self.past, sampler.index, axis=0)               # (4 taps, N, RGB + age)
+        history = np.einsum("kn,knc->nc", weight, taps)                 # 0 where not kept
+        sharp = self._where_sharpened(taps, total)
+        if sharp.size:
+            history[sharp, RGB] = sampler.catmull_rom(self.past, sharp)[:, RGB]
+        return history, keep, total, sharp
 
     def _where_sharpened(self, taps, total) -> np.ndarray:
         """Pixels whose history is read with Catmull-Rom: every tap they use was kept, and the
