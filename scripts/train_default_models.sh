@@ -27,6 +27,21 @@ if [ "${WITH_BOUNCES:-0}" = 1 ]; then
     "$PY" -m training export runs/rad_bounces --out runs/rad_bounces/rad.onnx
 fi
 
+# 2c. (Not the bundled model either: rad.md, "Tried".) WITH_COLOR=1 goes on from 2b with colour
+#     permutation (half the samples with R, G, B swapped alike in every colour pass): 4000 steps,
+#     then 6000 more at a lower rate; exported to runs/rad_bounces_color2/.
+if [ "${WITH_COLOR:-0}" = 1 ]; then
+    common=(--data data/corpus2/train --net denoised --batch-size 4 --crop 128 --vgg-weight 0
+            --gbuffer-passes depth normal albedo glossy emission roughness metallic bounces
+            --lr-schedule cosine --log-every 50 --keep-checkpoints 0 --no-progress --workers 1
+            --color-permute 0.5)
+    "$PY" -m training train-rad "${common[@]}" --run-dir runs/rad_bounces_color --init-from runs/rad_bounces \
+        --steps 4000 --lr 2e-4 --checkpoint-every 500
+    "$PY" -m training train-rad "${common[@]}" --run-dir runs/rad_bounces_color2 --init-from runs/rad_bounces_color \
+        --steps 6000 --lr 1e-4 --checkpoint-every 1000
+    "$PY" -m training export runs/rad_bounces_color2 --out runs/rad_bounces_color2/rad.onnx
+fi
+
 # 3. Export (CHECKPOINT=step_NNNNNNN.pt picks one).
 ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$1/checkpoints/$CHECKPOINT"; true; }
 "$PY" -m training export runs/rad_denoised --out neural_core/models/rad.onnx $(ckpt rad_denoised)
