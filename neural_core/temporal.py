@@ -22,9 +22,11 @@ in the other side; a pixel with no such tap gets the per-frame result. A tap fai
 - the forward-backward check of Lai et al. 2018 fails with the tap's forward flow f~:
   |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5, b the flow to t-1 at p. Two objects of one class
   moving differently fail here.
-The history weight is scaled by the share of the bilinear footprint that matched, and next to a
-motion edge, where a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it
-is capped at `edge_history_weight`.
+Where every tap matched and they differ (texture, edges) the history is read with a Catmull-Rom
+spline instead: bilinear reads blur a little every frame, and that adds up. The history weight
+is scaled by the share of the bilinear footprint that matched, and next to a motion edge, where
+a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is capped at
+`edge_history_weight`.
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.
