@@ -344,8 +344,7 @@ def apply_transform(key: str, values: np.ndarray) -> np.ndarray:
     if transform == TRANSFORM_HDR:
         return encode_radiance(values)
     if transform == TRANSFORM_DEPTH:
-        depth = np.nan_to_num(values, nan=DEPTH_FAR, posinf=DEPTH_FAR)
-        return (np.log1p(np.clip(depth, 0.0, DEPTH_FAR)) / np.log1p(DEPTH_FAR)).astype(np.float32)
+        return _encode_depth(np.nan_to_num(values, nan=DEPTH_FAR, posinf=DEPTH_FAR))
     if transform == TRANSFORM_INDEX:
         raise ValueError(f"pass {key!r} holds ids; turn it into a class map, not a G-buffer channel")
     return values
@@ -355,10 +354,13 @@ def rescale_encoded_depth(encoded: np.ndarray, factor: float) -> np.ndarray:
     """Encoded depth (TRANSFORM_DEPTH) of the same view of a scene `factor` times larger. A
     uniformly scaled scene renders the same image, so training with it teaches an enhancement
     that does not depend on the scene's absolute size; the background stays at DEPTH_FAR."""
-    scale = np.log1p(DEPTH_FAR)
-    depth = np.expm1(encoded.astype(np.float64) * scale) * factor
-    rescaled = np.log1p(np.clip(depth, 0.0, DEPTH_FAR)) / scale
-    return np.where(encoded >= 1.0, 1.0, rescaled).astype(np.float32)   # the sky stays at infinity
+    depth = np.expm1(encoded.astype(np.float64) * np.log1p(DEPTH_FAR)) * factor
+    return np.where(encoded >= 1.0, 1.0, _encode_depth(depth)).astype(np.float32)   # the sky stays at infinity
+
+
+def _encode_depth(depth: np.ndarray) -> np.ndarray:
+    """TRANSFORM_DEPTH of camera distances."""
+    return (np.log1p(np.clip(depth, 0.0, DEPTH_FAR)) / np.log1p(DEPTH_FAR)).astype(np.float32)
 
 
 def encode_radiance(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -65,9 +65,10 @@ class TemporalSettings:
     min_weight: float = 0.1
     # The history is clamped to the current frame's (2 r + 1)^2 neighbourhood range. A denoised
     # frame is smooth, so a 3x3 range is narrow and lets the denoiser's frame-to-frame blotches
-    # through; they are several pixels wide. 4 (a 9x9 range) was chosen on validation shots
-    # (seeds 20200+), not on the held-out ones: interior 1.53x -> 1.28x of the reference's
-    # warping error, PSNR unchanged; 6 gained nothing more (docs/temporal.md).
+    # through; they are several pixels wide. Chosen on validation shots (seeds 20200+), not on
+    # the held-out ones: 1 -> 2 -> 4 -> 6 gave the interior 1.53 -> 1.34 -> 1.28 -> 1.27x of the
+    # reference's warping error (session 5's filter); with the per-tap filter 3 and 4 gave the
+    # same numbers and 3 is one window step less (docs/temporal.md).
     clamp_radius: int = 3
     depth_tolerance: float = 0.1      # relative; camera moves change depth a few % per frame
     # History weight at most this next to a motion edge. Chosen on the validation shots (seeds
@@ -161,13 +162,11 @@ def motion_edge(motion: np.ndarray, rows: slice) -> np.ndarray:
     """True next to a motion boundary (Lai et al.'s |grad b|^2 > 0.01 |b|^2 + 0.002, with the
     3x3 range of b, ~2x the gradient, as the measure), for a band of rows of the Vector pass.
     Anti-aliased pixels there mix two motions; the filter caps their history weight."""
-    halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, motion.shape[0]))
-    flow = motion[halo, :, :2]             # XY: b up to the sign of its row, which a range ignores
-    low, high = box_min_max(flow, 1, axes=(0, 1))
-    inner = slice(rows.start - halo.start, rows.stop - halo.start)
-    spread = high[inner] - low[inner]
+    flow = motion[..., :2]                 # XY: b up to the sign of its row, which a range ignores
+    low, high = band_min_max(flow, rows, 1)
+    spread = high - low
     spread *= spread
-    magnitude = flow[inner] ** 2
+    magnitude = flow[rows] ** 2
     return spread[..., 0] + spread[..., 1] > 0.04 * (magnitude[..., 0] + magnitude[..., 1]) + 0.008
 
 
@@ -185,6 +184,15 @@ def box_min_max(planes: np.ndarray, radius: int = 1, axes=(-2, -1)) -> tuple[np.
     """(2 radius + 1)^2 minimum and maximum over the two `axes` (rows, columns) of `planes`
     (edges use the pixels that exist)."""
     return _box(planes, np.minimum, radius, axes), _box(planes, np.maximum, radius, axes)
+
+
+def band_min_max(image: np.ndarray, rows: slice, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """`box_min_max` of a (H, W, C) image, for a band of its rows only (read with the rows
+    around it that exist)."""
+    halo = slice(max(rows.start - radius, 0), min(rows.stop + radius, image.shape[0]))
+    low, high = box_min_max(image[halo], radius, axes=(0, 1))
+    inner = slice(rows.start - halo.start, rows.stop - halo.start)
+    return low[inner], high[inner]
 
 
 def _box(planes: np.ndarray, op, radius: int, axes) -> np.ndarray:
@@ -237,27 +245,30 @@ def shutdown() -> None:
         _POOL.pop().shutdown(wait=True)
 
 
+@dataclass
 class _Surface:
-    """What the tap tests compare, for a band of rows of one frame ((N,) depth and ids; None
-    where the frame lacks the pass). Normals are not compared: a rotating object's normals turn
-    with it, and a 25-degree test threw away the history of 1 % of the pixels (curved and
+    """What the tap tests compare, for `rows` rows of one frame ((N,) depth and ids; None where
+    the frame lacks the pass). Normals are not compared: a rotating object's normals turn with
+    it, and a 25-degree test threw away the history of 1 % of the pixels (curved and
     anti-aliased ones) that carried a quarter of the flicker on the validation shots."""
+    depth: np.ndarray | None
+    ids: np.ndarray | None
+    rows: int = 0
 
-    def __init__(self, frame: schema.Frame | None, rows: slice = slice(None)):
-        if frame is None:
-            return
-        self.rows = len(range(*rows.indices(frame["motion"].shape[0])))
-        self.depth = (np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR).ravel()
-                      if "depth" in frame else None)
+    @classmethod
+    def of(cls, frame: schema.Frame, rows: slice = slice(None)) -> "_Surface":
+        depth = np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR).ravel() if "depth" in frame else None
         ids = id_plane(frame, rows)
-        self.ids = None if ids is None else ids.ravel()
+        return cls(depth, None if ids is None else ids.ravel(),
+                   len(range(*rows.indices(frame["motion"].shape[0]))))
 
     def subset(self, pixels) -> "_Surface":
-        part = _Surface(None)
-        for name in ("depth", "ids"):
-            value = getattr(self, name)
-            setattr(part, name, None if value is None else value[pixels])
-        return part
+        return _Surface(*(None if value is None else value[pixels] for value in (self.depth, self.ids)))
+
+
+def _depths_close(depth: np.ndarray, reference: np.ndarray, tolerance: float) -> np.ndarray:
+    """Within `tolerance` of the reference depth, relative to it."""
+    return np.abs(depth - reference) <= tolerance * reference
 
 
 def _one_surface_blocks(surface: "_Surface", count: int, width: int, s: TemporalSettings) -> np.ndarray:
@@ -278,7 +289,7 @@ def _one_surface_blocks(surface: "_Surface", count: int, width: int, s: Temporal
         """Pixels at slices a (rows, cols) like those at b."""
         ok = np.ones((a[0].stop - a[0].start, a[1].stop - a[1].start), bool)
         if depth is not None:
-            ok &= np.abs(depth[b] - depth[a]) <= s.depth_tolerance / 2 * depth[a]
+            ok &= _depths_close(depth[b], depth[a], s.depth_tolerance / 2)
         if ids is not None:
             ok &= ids[b] == ids[a]
         return ok
@@ -344,7 +355,7 @@ class TemporalFilter:
         else:
             out[:] = current
             if "motion" in frame:
-                self._record(frame, slice(0, size[0]), out.reshape(-1, 3), 0.0, past, fields, _Surface(frame))
+                self._record(frame, slice(0, size[0]), out.reshape(-1, 3), 0.0, past, fields, _Surface.of(frame))
             self.last_history_fraction = self.last_sharpened_fraction = 0.0
         self.last_reset = reason
         self._spare = (self.past, self.fields)
@@ -378,7 +389,7 @@ class TemporalFilter:
         """Blend the history into one band of rows of `out`, write the band's records to
         `past_out` -> how many of its pixels kept their history, how many were sharpened."""
         # With the row below: the one-surface flags of the band's last row need it.
-        below = _Surface(frame, slice(rows.start, min(rows.stop + 1, self.size[0])))
+        below = _Surface.of(frame, slice(rows.start, min(rows.stop + 1, self.size[0])))
         history, keep, total, sharp = self._reproject(frame, rows, below)
         age = (history[:, AGE] + 1.0) * keep
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0), self.settings.min_weight)
@@ -430,7 +441,7 @@ class TemporalFilter:
         return np.flatnonzero((total >= 1.0 - 1e-6) & (high - low > self.settings.sharpen_contrast))
 
     def _taps_match(self, sampler: Sampler, b_col, b_row, surface: _Surface) -> np.ndarray:
-        """(N, 4) True where a tap shows the pixel's surface (the tests in the module doc).
+        """(4, N) True where a tap shows the pixel's surface (the tests in the module doc).
         Most pixels read a block the previous frame found to be one surface: those are tested
         against its top-left tap alone, with half the tolerances; the rest against every tap."""
         top = sampler.index[:1]
@@ -453,18 +464,14 @@ class TemporalFilter:
         if surface.ids is not None and "ids" in self.past_has:
             match &= tap(ID) == surface.ids
         if surface.depth is not None and "depth" in self.past_has:
-            depth = surface.depth
-            match &= np.abs(tap(DEPTH) - depth) <= s.depth_tolerance * scale * depth
+            match &= _depths_close(tap(DEPTH), surface.depth, s.depth_tolerance * scale)
         return match
 
     def _clamp(self, history, current, rows: slice) -> np.ndarray:
         """(N, 3) history clamped to the current frame's (2 r + 1)^2 range around each pixel
         of the band."""
-        r = self.settings.clamp_radius
-        halo = slice(max(rows.start - r, 0), min(rows.stop + r, current.shape[0]))
-        low, high = box_min_max(current[halo], r, axes=(0, 1))
-        inner = slice(rows.start - halo.start, rows.stop - halo.start)
-        return np.clip(history, low[inner].reshape(-1, 3), high[inner].reshape(-1, 3))
+        low, high = band_min_max(current, rows, self.settings.clamp_radius)
+        return np.clip(history, low.reshape(-1, 3), high.reshape(-1, 3))
 
     def _record(self, frame, rows: slice, image, age, past, fields, below: _Surface) -> None:
         """Write a band of rows of the records and fields: what the next frame reads back.
@@ -486,9 +493,9 @@ class TemporalFilter:
             self.past = self.fields = None     # nothing to reproject the next frame with
             return
         self.past, self.fields = past, fields
-        surface = _Surface(frame, slice(0, 1))
-        self.past_has = frozenset(name for name, value in (("depth", surface.depth), ("ids", surface.ids))
-                                  if value is not None)
+        self.past_has = frozenset(name for name, present in (("depth", "depth" in frame),
+                                                             ("ids", any(k in frame for k in ID_PASSES)))
+                                  if present)
 
     # -- saving and restoring, so a resumed sequence continues with the same history ---------
 
@@ -507,8 +514,7 @@ class TemporalFilter:
         if history.ndim == 3 and history.shape[0] == 3 and history.shape[-1] != 3:
             history = history.transpose(1, 2, 0)     # saved by an older version: (3, H, W)
         size = history.shape[:2]
-        past = np.empty((size[0] * size[1], 4), np.float32)
-        fields = np.empty((FIELDS, size[0] * size[1]), np.float32)
+        past, fields = self._spare_buffers(size)
         self._record(previous_frame, slice(0, size[0]), history.reshape(-1, 3),
-                     np.asarray(state["age"], np.float32).ravel(), past, fields, _Surface(previous_frame))
+                     np.asarray(state["age"], np.float32).ravel(), past, fields, _Surface.of(previous_frame))
         self._remember(previous_frame, past, fields, size, int(state["number"]), key)
