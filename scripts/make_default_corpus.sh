@@ -23,3 +23,11 @@ PY=${PY:-.venv/bin/python}
 "$PY" -m training make-scenes --count "${VAL_COUNT:-9}" --seed 30000 --resolution 256x128 \
     --kinds street,interior,tabletop --fast 4spp-1b,16spp-12b --reference-samples 256 \
     --reference-raw --out data/corpus2/val
+# closeup: product close-ups (saturated glossy/metallic heroes 10-60 cm from the lens), the scenes
+#        where the bounce-conditioned model failed (rad.md, "Tried"): a training set (seeds 11000+,
+#        drawn fast settings as above) and a validation set (seeds 31000+, as val/).
+"$PY" -m training make-scenes --count "${CLOSEUP_VAL_COUNT:-6}" --seed 31000 --resolution 256x128 \
+    --kinds closeup --fast 4spp-1b,16spp-12b --reference-samples 256 --reference-raw \
+    --out data/corpus2_closeup/val
+"$PY" -m training make-scenes --count "${CLOSEUP_COUNT:-120}" --seed 11000 --resolution 256x128 \
+    --kinds closeup --fast random --out data/corpus2_closeup/train

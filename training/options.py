@@ -22,7 +22,8 @@ class TrainOptions:
     run_dir: str = option("runs/default", "run directory: checkpoints, logs, tensorboard, options.json; "
                           "an existing run is resumed from its latest checkpoint")
     data: str = option("", "[kind:]path of the training data; kind is scenes, paired, epe, cityscapes "
-                       "or photos, detected from the path when left out (required)")
+                       "or photos, detected from the path when left out (required); paired RAD training takes "
+                       "several paired roots, comma-separated")
     steps: int = option(10000, "total optimisation steps; a resumed run continues up to this step")
     batch_size: int = option(4, "batch size per process (per GPU under torchrun)")
     crop: int = option(256, "side of the square random training crops, in pixels")

@@ -214,3 +214,31 @@ def test_color_permutation_swaps_every_colour_alike(paired_root):
     assert swapped >= 3
     with pytest.raises(ValueError, match="probability"):
         CropDataset(source, crop=None, color_permute=2.0)
+
+
+def test_several_paired_corpora_read_as_one(paired_root, tmp_path):
+    extra = tmp_path / "closeups"
+    write_scenes(extra / "reference", {7: scene_frame(7)}, samples=1024)
+    write_scenes(extra / "fast", {7: scene_frame(7, noise=0.5)}, samples=4)
+    source = open_source(f"{paired_root},{extra}", several=True)
+    assert len(source) == 5 and source.root == paired_root / "fast"   # stats: the first corpus's
+    np.testing.assert_allclose(source.load(4)["target"], schema.image_tensor(scene_frame(7)), atol=1e-6)
+    np.testing.assert_allclose(source.load(1)["image"], schema.image_tensor(scene_frame(2, noise=0.5)),
+                               atol=1e-6)
+    assert source.name(4).endswith("7.exr") and "+" in source.describe()
+
+
+def test_several_roots_are_refused_where_they_cannot_be_read(paired_root, photo_dir):
+    with pytest.raises(SourceError, match="paired RAD training only"):
+        open_source(f"{paired_root},{paired_root}")   # e.g. CRN training
+    with pytest.raises(SourceError, match="must all be paired corpora"):
+        open_source(f"{paired_root},{photo_dir}", several=True)
+
+
+def test_several_corpora_need_the_same_gbuffer_channels(paired_root, tmp_path):
+    other = tmp_path / "other"
+    frames = {n: {k: v for k, v in scene_frame(n).items() if k != "roughness"} for n in (1,)}
+    write_scenes(other / "reference", frames, samples=1024)
+    write_scenes(other / "fast", frames, samples=4)
+    with pytest.raises(SourceError, match="--gbuffer-passes"):
+        open_source(f"{paired_root},{other}", several=True)

@@ -67,6 +67,8 @@ print("SUMMARY" + json.dumps([summary(k, int(s)) for k, s in (a.split(":") for a
 
 
 BLENDER_5_PYTHON = REPO / ".venv313" / "bin" / "python"
+KINDS = ("street", "interior", "tabletop", "closeup")
+PRODUCT_SHOTS = ("tabletop", "closeup")
 
 
 def run_python(args, python=sys.executable, hashseed="0"):
@@ -84,22 +86,20 @@ def build_summaries(*specs, hashseed="0", python=sys.executable):
 
 @pytest.fixture(scope="module")
 def summaries():
-    """street:3 twice, street:4, interior:3 twice, interior:4, tabletop:3 twice, tabletop:4 in
-    one process; street:3, interior:3 and tabletop:3 again in another process with another hash
-    seed."""
-    first = build_summaries("street:3", "street:3", "street:4", "interior:3", "interior:3", "interior:4",
-                            "tabletop:3", "tabletop:3", "tabletop:4")
-    again = build_summaries("street:3", "interior:3", "tabletop:3", hashseed="123")
+    """Per kind (street, interior, tabletop, closeup): seed 3 twice and seed 4 in one process;
+    seed 3 again in another process with another hash seed."""
+    first = build_summaries(*(f"{kind}:{seed}" for kind in KINDS for seed in (3, 3, 4)))
+    again = build_summaries(*(f"{kind}:3" for kind in KINDS), hashseed="123")
     return first, again
 
 
-@pytest.mark.parametrize("kind,offset", [("street", 0), ("interior", 3), ("tabletop", 6)])
+@pytest.mark.parametrize("kind,offset", [(kind, 3 * i) for i, kind in enumerate(KINDS)])
 def test_build_is_deterministic_per_seed(summaries, kind, offset):
     first, again = summaries
     same, same_again, other = first[offset], first[offset + 1], first[offset + 2]
     assert same["objects"] == same_again["objects"]
     assert same["objects"] == again[offset // 3]["objects"]
-    assert same["info"]["objects"] > (5 if kind == "tabletop" else 20)
+    assert same["info"]["objects"] > (5 if kind in PRODUCT_SHOTS else 20)
     other_locations = [o["location"] for o in other["objects"]]
     assert [o["location"] for o in same["objects"]] != other_locations
 
@@ -108,14 +108,14 @@ def test_build_is_deterministic_per_seed(summaries, kind, offset):
 def test_same_scenes_in_blender_5(summaries):
     """The generator runs unchanged on Blender 5.x and builds the very same scenes."""
     first, _ = summaries
-    newer = build_summaries("street:3", "interior:3", "tabletop:3", python=BLENDER_5_PYTHON)
+    newer = build_summaries(*(f"{kind}:3" for kind in KINDS), python=BLENDER_5_PYTHON)
     assert newer[0]["info"]["blender"].startswith("5.")
-    for old, new in zip((first[0], first[3], first[6]), newer):
+    for old, new in zip(first[::3], newer):
         assert new["objects"] == old["objects"]
         assert all(new["enabled"].values()), new["enabled"]
 
 
-@pytest.mark.parametrize("index", range(9))
+@pytest.mark.parametrize("index", range(3 * len(KINDS)))
 def test_every_object_and_material_is_tagged(summaries, index):
     scene = summaries[0][index]
     meshes = [o for o in scene["objects"] if o["type"] == "MESH"]
@@ -128,7 +128,7 @@ def test_every_object_and_material_is_tagged(summaries, index):
             assert mat["pass_index"] == obj["pass_index"], (obj["name"], mat)
             assert mat["aovs"] == ["metallic", "roughness"], (obj["name"], mat)
     classes = {o["class"] for o in meshes}
-    assert len(classes) >= (4 if scene["info"]["kind"] == "tabletop" else 8), classes
+    assert len(classes) >= (4 if scene["info"]["kind"] in PRODUCT_SHOTS else 8), classes
     assert sum(scene["info"]["classes"].values()) == len(meshes)
 
 
@@ -136,14 +136,26 @@ def test_scenes_have_fine_textures_real_hdris_and_varied_cameras(summaries):
     scenes = summaries[0]
     assert all(s["aovs_match_bsdf"] for s in scenes)
     assert all(s["textured_materials"] >= 2 for s in scenes), [s["textured_materials"] for s in scenes]
-    tabletops = [s for s in scenes if s["info"]["kind"] == "tabletop"]
-    for scene in tabletops:   # table-top shots are always lit by one of Blender's own HDRIs
+    tabletops = [s for s in scenes if s["info"]["kind"] in PRODUCT_SHOTS]
+    for scene in tabletops:   # product shots are always lit by one of Blender's own HDRIs
         assert scene["info"]["hdri"] in {"city", "courtyard", "forest", "interior", "night", "studio",
                                         "sunrise", "sunset"}, scene["info"]
         assert "ShaderNodeTexEnvironment" in scene["world_nodes"]
     lenses = {s["info"]["lens"] for s in scenes}
     heights = {s["info"]["camera_height"] for s in scenes}
     assert len(lenses) >= 5 and len(heights) >= 5
+
+
+def test_closeups_fill_the_frame_with_a_product(summaries):
+    """The frame's width at the nearest product (36 mm sensor) is at most 1 m, and that product
+    is one of the close-up's glossy heroes (class car, truck or vegetation)."""
+    for scene in (s for s in summaries[0] if s["info"]["kind"] == "closeup"):
+        camera = np.array(next(o["location"] for o in scene["objects"] if o["type"] == "CAMERA"))
+        products = [o for o in scene["objects"] if o["class"] in ("car", "truck", "vegetation", "person",
+                                                                  "traffic sign")]
+        nearest = min(products, key=lambda o: np.linalg.norm(np.array(o["location"]) - camera))
+        width = np.linalg.norm(np.array(nearest["location"]) - camera) * 36.0 / scene["info"]["lens"]
+        assert width <= 1.0 and nearest["class"] in ("car", "truck", "vegetation"), (width, nearest)
 
 
 @pytest.mark.parametrize("index", [0, 3, 6])

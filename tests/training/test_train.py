@@ -166,3 +166,11 @@ def test_start_line_names_device_backend_and_precision(paired_root, tmp_path, ca
     start = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training rad"))
     assert "on cpu x1 (backend none)" in start and "bf16" not in start
     assert trainer.autocast_dtype() is None
+
+
+def test_paired_rad_trains_on_several_corpora(paired_root, tmp_path):
+    opts = RADOptions(run_dir=str(tmp_path / "run"), data=f"{paired_root},{paired_root}", **FAST)
+    trainer = PairedRADTrainer(opts)
+    assert len(trainer.source) == 8
+    run_steps(trainer, fixed_batch(trainer), 1)
+    trainer.close()

@@ -14,7 +14,8 @@ from .lighting import add_camera, add_sky_dome, add_sun, setup_hdri_world, setup
 from .materials import MaterialLibrary
 from .render import enable_passes
 
-KINDS = {"street": street.build, "interior": interior.build, "tabletop": tabletop.build}
+KINDS = {"street": street.build, "interior": interior.build, "tabletop": tabletop.build,
+         "closeup": tabletop.build_closeup}
 
 
 def build_scene(kind: str, seed: int, resolution=(320, 180), frame: int = 1) -> dict:

@@ -59,6 +59,8 @@ PALETTES: dict[str, Palette] = {
     "chair": Palette((0.0, 1.0), (0.0, 0.8), (0.02, 0.6), (0.2, 0.7), (0.0, 1.0)),
     "picture": Palette((0.0, 1.0), (0.2, 1.0), (0.1, 0.9), (0.1, 0.5)),
     "metal": Palette(*_GREY, (0.3, 0.9), (0.1, 0.4), (0.9, 1.0)),
+    # Close-up heroes (tabletop.build_closeup): saturated lacquer and anodised metal.
+    "glossy paint": Palette((0.0, 1.0), (0.6, 1.0), (0.1, 0.9), (0.02, 0.35), (0.0, 0.6)),
 }
 
 

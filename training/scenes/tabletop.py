@@ -1,4 +1,8 @@
-"""A table-top product shot: products on a table before a backdrop, lit by an HDRI and softboxes.
+"""Table-top product shots: products on a table before a backdrop, lit by an HDRI and softboxes.
+
+Two kinds: `build` (tabletop) frames the table from arm's length; `build_closeup` (closeup) fills
+the frame with one or two hero products in saturated, glossy or metallic paint, 10-60 cm from the
+lens, where the reflections of the room and the light bounced between products dominate.
 
 Close range, long lenses, glossy and metallic products and fine printed textures: the opposite
 of the street scenes' wide views. Cityscapes classes are mapped by role (training/scenes/README.md):
@@ -29,6 +33,42 @@ def build(builder: Builder, rng: random.Random) -> Layout:
     target = products[0].location if products else (0.0, 0.0, TABLE_HEIGHT)
     return Layout(camera=_camera(rng, target), outdoor=False, world_strength=rng.uniform(0.4, 2.0),
                   world_color=None, hdri_chance=1.0)
+
+
+def build_closeup(builder: Builder, rng: random.Random) -> Layout:
+    width, depth = rng.uniform(1.0, 2.0), rng.uniform(0.8, 1.2)
+    _table_and_room(builder, rng, width, depth)
+    hero_size, hero = _hero(builder, rng)
+    for _ in range(rng.randint(1, 2)):   # a second hero beside the first
+        if rng.random() < 0.5:
+            _hero(builder, rng, offset=hero_size * rng.uniform(1.5, 3.0))
+    for _ in range(rng.randint(0, 4)):   # out-of-focus companions further back
+        _product(builder, rng, width, depth)
+    for _ in range(rng.randint(0, 2)):
+        _softbox(builder.scene, rng)
+    return Layout(camera=_closeup_camera(rng, hero.location, hero_size), outdoor=False,
+                  world_strength=rng.uniform(0.4, 2.0), world_color=None, hdri_chance=1.0)
+
+
+def _hero(b: Builder, rng, offset: float = 0.0):
+    """A saturated glossy/metallic product near the table's centre; returns (its size, it)."""
+    x, y = offset * rng.choice((-1, 1)), rng.uniform(-0.1, 0.1)
+    shape = rng.choice(("ball", "ball", "bottle", "can", "box"))
+    class_name = {"ball": "vegetation", "box": "truck"}.get(shape, "car")
+    paint = b.materials.random(class_name, "glossy paint")
+    if shape == "ball":
+        radius = rng.uniform(0.025, 0.1)
+        return radius * 2, b.sphere(class_name, radius, (x, y, TABLE_HEIGHT + radius),
+                                    material=paint, subdivisions=4)
+    if shape == "box":
+        side = rng.uniform(0.04, 0.2)
+        size = (side, side * rng.uniform(0.5, 1.5), side * rng.uniform(0.5, 2.0))
+        return max(size), b.box(class_name, size, (x, y, TABLE_HEIGHT + size[2] / 2), material=paint,
+                                rotation_z=rng.uniform(0, math.pi))
+    radius, height = rng.uniform(0.02, 0.06), rng.uniform(0.06, 0.25)
+    top = radius * (rng.uniform(0.2, 0.5) if shape == "bottle" else 1.0)
+    return height, b.cylinder(class_name, radius, height, (x, y, TABLE_HEIGHT + height / 2),
+                              material=paint, segments=32, top_radius=top)
 
 
 def _table_and_room(b: Builder, rng, width, depth) -> None:
@@ -91,8 +131,23 @@ def _aim(obj, target) -> None:
 def _camera(rng, target) -> dict:
     lens = rng.uniform(30.0, 100.0)
     distance = rng.uniform(0.5, 1.6) * lens / 50.0
-    azimuth = math.radians(rng.uniform(-40, 40)) - math.pi / 2
-    height = TABLE_HEIGHT + rng.uniform(0.05, 0.8)
+    azimuth = _azimuth(rng)
+    return _camera_at(rng, target, lens, distance, azimuth, TABLE_HEIGHT + rng.uniform(0.05, 0.8))
+
+
+def _closeup_camera(rng, target, hero_size: float) -> dict:
+    """The hero spans 25-90 % of the frame's width (36 mm sensor: width = distance * 36 / lens)."""
+    lens = rng.uniform(35.0, 100.0)
+    distance = max(0.1, hero_size * lens / 36.0 / rng.uniform(0.25, 0.9))
+    azimuth = _azimuth(rng)
+    return _camera_at(rng, target, lens, distance, azimuth, target[2] + distance * rng.uniform(0.0, 0.6))
+
+
+def _azimuth(rng) -> float:
+    return math.radians(rng.uniform(-40, 40)) - math.pi / 2
+
+
+def _camera_at(rng, target, lens: float, distance: float, azimuth: float, height: float) -> dict:
     location = (target[0] + distance * math.cos(azimuth), target[1] + distance * math.sin(azimuth), height)
     dx, dy, dz = (t - o for t, o in zip(target, location))
     rotation = (math.atan2(math.hypot(dx, dy), -dz), 0.0, math.atan2(dy, dx) - math.pi / 2)

@@ -62,6 +62,7 @@ class Trainer:
     kind = "rad"            # the network kind this trainer produces (neural_core.metadata.MODEL_KINDS)
     mode = ""
     size_multiple = 1
+    reads_several_corpora = False   # --data A,B (paired RAD training)
 
     def __init__(self, opts, dist: distributed.Dist | None = None):
         if opts.lr_schedule not in LR_SCHEDULES:
@@ -96,7 +97,8 @@ class Trainer:
     def open_data(self, spec: str) -> Source:
         if not spec:
             raise ValueError("--data is required: a dataset directory, list file or Cityscapes root")
-        source = open_source(spec, self.opts.gbuffer_passes, self.opts.split, self.opts.gt_labels)
+        source = open_source(spec, self.opts.gbuffer_passes, self.opts.split, self.opts.gt_labels,
+                             several=self.reads_several_corpora)
         log.info("data: %s", source.describe())
         self.state_add_skipped(len(source.skipped), source.skipped)
         return source

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.sources import PairedScenes
+from ..data.sources import PairedScenes, SeveralCorpora
 from ..losses.perceptual import VGGLoss
 from .base import Trainer
 from .netconfig import build
@@ -16,9 +16,10 @@ from .netconfig import build
 
 class PairedRADTrainer(Trainer):
     kind, mode = "rad", "paired"
+    reads_several_corpora = True
 
     def build(self) -> None:
-        if not isinstance(self.source, PairedScenes):
+        if not isinstance(self.source, (PairedScenes, SeveralCorpora)):
             raise ValueError(f"paired training needs a ROOT with fast/ and reference/ exported datasets "
                              f"(got {self.source.describe()}); give --real PHOTOS for unpaired training")
         self.build_generator()
