@@ -273,7 +273,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "10000-19999, evaluation >= 20000")
     parser.add_argument("--resolution", type=_resolution, default=DEFAULT_RESOLUTION,
                         help="WxH (default %(default)s)")
-    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help="comma-separated scene kinds")
+    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS),
+                        help="comma-separated scene kinds: street, interior, tabletop, closeup "
+                             "(training/scenes/README.md)")
     parser.add_argument("--fast", default=RANDOM,
                         help="comma-separated fast renders: 'random' (OUT/fast/: 1-64 spp and 1-12 "
                              "bounces drawn per scene) and/or settings like 4spp-1b,16spp-12b "

@@ -75,6 +75,9 @@ class RADOptions(TrainOptions):
                        "Cityscapes root or EPE list)")
     l1_weight: float = option(1.0, "paired: weight of the L1 loss in the encoded (log1p) domain")
     vgg_weight: float = option(1.0, "paired: weight of the VGG-16 feature L1 loss (0 skips VGG)")
+    no_worse_weight: float = option(0.0, "paired: weight of a hinge on every crop whose L1 error is "
+                                    "above the input image's (the denoised render's): the output must "
+                                    "not be worse than what the user already has")
     lpips_weight: float = option(5.0, "unpaired: weight of the LPIPS-style distance to the input "
                                  "(default as in EPE)")
     gan_weight: float = option(1.0, "unpaired: weight of the generator's LSGAN loss")

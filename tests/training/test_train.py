@@ -174,3 +174,22 @@ def test_paired_rad_trains_on_several_corpora(paired_root, tmp_path):
     assert len(trainer.source) == 8
     run_steps(trainer, fixed_batch(trainer), 1)
     trainer.close()
+
+
+def test_no_worse_hinge_counts_only_crops_worse_than_the_input():
+    from training.trainers.rad_paired import worse_than_input
+    target = torch.zeros(2, 3, 4, 4)
+    image = torch.full((2, 3, 4, 4), 0.5)            # the input: 0.5 off everywhere
+    out = torch.stack([torch.full((3, 4, 4), 0.2), torch.full((3, 4, 4), 0.9)])
+    assert worse_than_input(out, image, target).item() == pytest.approx((0.0 + 0.4) / 2)
+    assert worse_than_input(target.clone(), image, target).item() == 0.0
+
+
+def test_paired_rad_with_the_no_worse_hinge_trains_and_logs_it(paired_root, tmp_path):
+    opts = RADOptions(run_dir=str(tmp_path / "run"), data=str(paired_root), no_worse_weight=1.0,
+                      vgg_weight=0, lr=2e-3, **FAST)
+    trainer = PairedRADTrainer(opts)
+    history = run_steps(trainer, fixed_batch(trainer), 6)
+    assert all("worse" in h and h["worse"] >= 0.0 for h in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+    trainer.close()
