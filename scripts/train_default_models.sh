@@ -42,6 +42,24 @@ if [ "${WITH_COLOR:-0}" = 1 ]; then
     "$PY" -m training export runs/rad_bounces_color2 --out runs/rad_bounces_color2/rad.onnx
 fi
 
+# 2d. WITH_CLOSEUP=1 goes on from 2c on the corpus plus the product close-ups
+#     (data/corpus2_closeup/train, scripts/make_default_corpus.sh), with the colour permutation:
+#     once with L1 alone, once with the no-worse hinge (--no-worse-weight: crops the model makes
+#     worse than the denoised render cost extra). One thread each, so both run side by side.
+if [ "${WITH_CLOSEUP:-0}" = 1 ]; then
+    common=(--data data/corpus2/train,data/corpus2_closeup/train --net denoised --batch-size 4 --crop 128
+            --vgg-weight 0 --gbuffer-passes depth normal albedo glossy emission roughness metallic bounces
+            --lr-schedule cosine --log-every 50 --keep-checkpoints 0 --no-progress --workers 1
+            --color-permute 0.5 --init-from runs/rad_bounces_color2 --steps 6000 --lr 1e-4
+            --checkpoint-every 1000)
+    "$PY" -m training train-rad "${common[@]}" --run-dir runs/rad_closeup & plain=$!
+    "$PY" -m training train-rad "${common[@]}" --run-dir runs/rad_closeup_nw --no-worse-weight 2 & hinge=$!
+    wait "$plain"; wait "$hinge"
+    for run in rad_closeup rad_closeup_nw; do
+        "$PY" -m training export "runs/$run" --out "runs/$run/rad.onnx"
+    done
+fi
+
 # 3. Export (CHECKPOINT=step_NNNNNNN.pt picks one).
 ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$1/checkpoints/$CHECKPOINT"; true; }
 "$PY" -m training export runs/rad_denoised --out neural_core/models/rad.onnx $(ckpt rad_denoised)
