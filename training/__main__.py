@@ -89,6 +89,9 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="MODEL.onnx")
     x.add_argument("--checkpoint", default="", help="a specific checkpoint (default: the latest)")
     x.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx for CUDA")
+    x.add_argument("--residual-scale", type=float, default=1.0,
+                   help="RAD on top of the denoiser: scale its residual by this (0-1], chosen on "
+                        "validation scenes with scripts/calibrate_residual.py (default 1)")
 
     s = sub.add_parser("stats", help="compute and save a dataset's G-buffer statistics",
                        description="Compute a dataset's G-buffer mean/std and save them next to the "
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return train(opts_mod.CRNOptions, crn_trainer, args)
     if args.command == "export":
         from .export import export_run
-        path = export_run(args.run, args.out, args.checkpoint or None, args.fp16)
+        path = export_run(args.run, args.out, args.checkpoint or None, args.fp16, args.residual_scale)
         print(f"exported {path}")
         return 0
     if args.command == "evaluate":

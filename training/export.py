@@ -42,15 +42,31 @@ def generator_from(payload: dict) -> torch.nn.Module:
     return model.eval()
 
 
-def trained_on(payload: dict, run: str | os.PathLike) -> str:
+def scale_residual(model: torch.nn.Module, scale: float) -> None:
+    """RAD on top of the denoiser returns image + residual (encoded domain); scale the residual,
+    exactly, through its last (linear) layer. Chosen on validation scenes
+    (scripts/calibrate_residual.py): a network that adds light it is unsure of gains more on
+    the mean than it loses on the worst scene when it adds a little less."""
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"--residual-scale must be in (0, 1], not {scale}")
+    if not getattr(getattr(model, "config", None), "zero_residual", False):
+        raise ValueError("--residual-scale needs a network that returns image + residual "
+                         "(RADConfig.denoised); this one predicts the image itself")
+    with torch.no_grad():
+        model.to_rgb.weight.mul_(scale)
+        model.to_rgb.bias.mul_(scale)
+
+
+def trained_on(payload: dict, run: str | os.PathLike, residual_scale: float = 1.0) -> str:
     info = payload["info"]
     vgg = "; ".join(info.get("vgg", {}).values()) or "no VGG"
     fallback = " [VGG FALLBACK: random features]" if "FIXED RANDOM" in vgg else ""
+    scaled = f", residual x{residual_scale:g}" if residual_scale != 1.0 else ""
     return (f"{info['kind']} {info['mode']} training, {payload['step']} steps, run {Path(run).resolve().name}"
-            f"{fallback}; data: {info['data']}")
+            f"{scaled}{fallback}; data: {info['data']}")
 
 
-def metadata_from(payload: dict, run: str | os.PathLike) -> ModelMetadata:
+def metadata_from(payload: dict, run: str | os.PathLike, residual_scale: float = 1.0) -> ModelMetadata:
     from neural_core.export import metadata_for
     info = payload["info"]
     stats = info.get("gbuffer_stats")
@@ -62,16 +78,18 @@ def metadata_from(payload: dict, run: str | os.PathLike) -> ModelMetadata:
                              f"not the schema passes {passes}; the add-on cannot feed them. Train on "
                              f"exported scenes or an EPE list written by the add-on's exporter")
     gstats = schema.GBufferStats.from_dict(stats) if info["kind"] == "rad" and stats else None
-    return metadata_for(info["kind"], info["net_config"], gstats, trained_on(payload, run),
+    return metadata_for(info["kind"], info["net_config"], gstats, trained_on(payload, run, residual_scale),
                         info.get("class_source", "object_index"))
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike, checkpoint_path=None,
-               fp16: bool = False) -> Path:
+               fp16: bool = False, residual_scale: float = 1.0) -> Path:
     from neural_core.export import export_onnx
     payload = load_run(run, checkpoint_path)
     model = generator_from(payload)
-    metadata = metadata_from(payload, run)
+    if residual_scale != 1.0:
+        scale_residual(model, residual_scale)
+    metadata = metadata_from(payload, run, residual_scale)
     out = Path(out)
     export_onnx(model, metadata, out)
     if fp16:

@@ -101,3 +101,30 @@ def test_evaluate_temporal_error_on_a_static_sequence(rad_run, tmp_path):
     # A static scene and a deterministic model: nothing flickers.
     assert metrics["warping_error"] == pytest.approx(0.0, abs=1e-12)
     assert metrics["input_warping_error"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_residual_scale_is_baked_into_the_exported_weights(paired_root, tmp_path):
+    """--residual-scale S: the output is the input image plus S times the residual (encoded
+    domain), what scripts/calibrate_residual.py measures before choosing S."""
+    residual_net = json.dumps({"zero_residual": True, "output_kernel": 0, "kernel_scales": 1})
+    run = tmp_path / "run"
+    trainer = PairedRADTrainer(RADOptions(run_dir=str(run), data=str(paired_root), net_config=residual_net,
+                                          lr=1e-2, **{**FAST, "steps": 3}))
+    trainer.fit()
+    trainer.close()
+    frame = scene_frame(12, size=(64, 64))
+    full = Enhancer.from_pretrained(export_run(run, tmp_path / "full.onnx"), device="cpu").enhance(frame)
+    half_path = export_run(run, tmp_path / "half.onnx", residual_scale=0.5)
+    half = Enhancer.from_pretrained(half_path, device="cpu").enhance(frame)
+    image = schema.encode_radiance(frame["image"].copy())
+    residual = schema.encode_radiance(full.copy()) - image
+    assert np.abs(residual).max() > 1e-3          # the run learned a residual to scale
+    np.testing.assert_allclose(half, schema.decode_radiance(image + 0.5 * residual), rtol=1e-4, atol=1e-5)
+    assert "residual x0.5" in read_onnx_metadata(half_path).trained_on
+
+
+def test_residual_scale_is_refused_for_a_network_without_a_residual(rad_run, tmp_path):
+    with pytest.raises(ValueError, match="image \\+ residual"):
+        export_run(rad_run, tmp_path / "m.onnx", residual_scale=0.5)
+    with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+        export_run(rad_run, tmp_path / "m.onnx", residual_scale=1.5)
