@@ -2,10 +2,12 @@
 kernel-predicting `small` RAD on the raw render), ONNX Runtime on the CPU, same run.
 
     python -m benchmarks.rad_versions [--reps 5] [--threads N] [--size 1920x1080]
+    python -m benchmarks.rad_versions --files PREVIOUS.onnx NEW.onnx   # two trained models
 
 Both graphs are exported from freshly initialised networks (speed does not depend on the
 weights) with the bundled model's G-buffer passes, and run alternately so that other load on a
-shared machine slows both alike. Prints the median ms per frame and the ratio.
+shared machine slows both alike. Prints the median ms per frame and the ratio. With --files,
+two exported models instead (e.g. the bundled rad.onnx before and after a retraining).
 """
 from __future__ import annotations
 
@@ -37,15 +39,17 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--files", nargs=2, metavar=("PREVIOUS", "NEW"), help="two exported .onnx models")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
     from neural_core.runtime import Enhancer
 
     frame = bench_core.synthetic_frame(height, width)
     with tempfile.TemporaryDirectory() as tmp:
-        enhancers = {label: Enhancer.from_pretrained(export(preset, Path(tmp)), device="cpu",
-                                                     threads=args.threads)
-                     for label, preset in CONFIGS.items()}
+        models = ({f"previous: {args.files[0]}": args.files[0], f"new: {args.files[1]}": args.files[1]}
+                  if args.files else {label: export(preset, Path(tmp)) for label, preset in CONFIGS.items()})
+        enhancers = {label: Enhancer.from_pretrained(path, device="cpu", threads=args.threads)
+                     for label, path in models.items()}
         runs = bench_core.interleaved({label: (lambda e=e: e.enhance(frame)) for label, e in enhancers.items()},
                                       args.reps)
     medians = {label: float(np.median(r["wall"])) for label, r in runs.items()}
@@ -53,7 +57,7 @@ def main(argv=None) -> int:
     for label, ms in medians.items():
         print(f"  {label:<72} {ms:8.0f} ms   runs {bench_core._fmt(runs[label]['wall'])}")
     previous, bundled = medians.values()
-    print(f"  ratio bundled / previous: {bundled / previous:.2f}x  (<= 1: no slower)")
+    print(f"  ratio {'new' if args.files else 'bundled'} / previous: {bundled / previous:.2f}x  (<= 1: no slower)")
     return 0
 
 

@@ -2,67 +2,58 @@
 # Steps 2-4 of reproducing the bundled RAD (step 1: scripts/make_default_corpus.sh).
 # These are the exact commands behind neural_core/models/rad.onnx; its model card
 # (neural_core/models/rad.md) records the steps reached, the data, the hardware and the wall time.
-# Re-running resumes from the last checkpoint (and sees every scene rendered by then).
+# Every run starts from the one before; re-running resumes each from its last checkpoint (a run
+# that has reached its steps returns at once).
 # The bundled CRN is unchanged by this script (its recipe: git history of this file, crn.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # a small network: one thread per process is fastest on 2 cores
 
-# 2. Train RAD on top of Cycles' denoiser: fast (denoised + noisy + G-buffers) -> reference, L1.
-"$PY" -m training train-rad --data data/corpus2/train --run-dir runs/rad_denoised --net denoised \
-    --steps "${RAD_STEPS:-8000}" --lr 5e-4 --lr-schedule cosine --batch-size 4 --crop 128 \
-    --vgg-weight 0 --log-every 50 --checkpoint-every 250 --no-progress --workers 1
+PASSES=(depth normal albedo glossy emission roughness metallic bounces)
+common=(--net denoised --batch-size 4 --crop 128 --vgg-weight 0 --lr-schedule cosine --log-every 50
+        --no-progress --workers 1)
 
-# 2b. (Not the bundled model: rad.md, "Tried: the light-path input".) WITH_BOUNCES=1 goes on with
-#     the render's light-path depth as an input (the `bounces` plane): step 2's network with that
-#     input channel at zero, on every scene with its own bounces, exported to runs/rad_bounces/.
+# 2a. RAD on top of Cycles' denoiser: fast (denoised + noisy + G-buffers) -> reference, L1. (The
+#     previous bundled model was this run's step 8000: CHECKPOINT=step_0008000.pt below.)
+"$PY" -m training train-rad "${common[@]}" --data data/corpus2/train --run-dir runs/rad_denoised \
+    --steps 10000 --lr 5e-4 --checkpoint-every 250
+
+# 2b. + the render's light-path depth as an input (the `bounces` plane, starting at zero).
 #     (A corpus rendered before frames recorded their bounces: scripts/backfill_light_paths.py.)
-if [ "${WITH_BOUNCES:-0}" = 1 ]; then
-    "$PY" -m training train-rad --data data/corpus2/train --run-dir runs/rad_bounces --net denoised \
-        --gbuffer-passes depth normal albedo glossy emission roughness metallic bounces \
-        --init-from runs/rad_denoised --steps "${BOUNCE_STEPS:-12000}" --lr 3e-4 --lr-schedule cosine \
-        --batch-size 4 --crop 128 --vgg-weight 0 --log-every 50 --checkpoint-every 500 \
-        --keep-checkpoints 0 --no-progress --workers 1
-    "$PY" -m training export runs/rad_bounces --out runs/rad_bounces/rad.onnx
-fi
+"$PY" -m training train-rad "${common[@]}" --data data/corpus2/train --run-dir runs/rad_bounces \
+    --gbuffer-passes "${PASSES[@]}" --init-from runs/rad_denoised --steps 12000 --lr 3e-4 \
+    --checkpoint-every 500 --keep-checkpoints 0
 
-# 2c. (Not the bundled model either: rad.md, "Tried".) WITH_COLOR=1 goes on from 2b with colour
-#     permutation (half the samples with R, G, B swapped alike in every colour pass): 4000 steps,
-#     then 6000 more at a lower rate; exported to runs/rad_bounces_color2/.
-if [ "${WITH_COLOR:-0}" = 1 ]; then
-    common=(--data data/corpus2/train --net denoised --batch-size 4 --crop 128 --vgg-weight 0
-            --gbuffer-passes depth normal albedo glossy emission roughness metallic bounces
-            --lr-schedule cosine --log-every 50 --keep-checkpoints 0 --no-progress --workers 1
-            --color-permute 0.5)
-    "$PY" -m training train-rad "${common[@]}" --run-dir runs/rad_bounces_color --init-from runs/rad_bounces \
-        --steps 4000 --lr 2e-4 --checkpoint-every 500
-    "$PY" -m training train-rad "${common[@]}" --run-dir runs/rad_bounces_color2 --init-from runs/rad_bounces_color \
-        --steps 6000 --lr 1e-4 --checkpoint-every 1000
-    "$PY" -m training export runs/rad_bounces_color2 --out runs/rad_bounces_color2/rad.onnx
-fi
+# 2c. + colour permutation (half the samples with R, G, B swapped alike in every colour pass):
+#     4000 steps, then 6000 more at a lower rate.
+"$PY" -m training train-rad "${common[@]}" --data data/corpus2/train --run-dir runs/rad_bounces_color \
+    --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_bounces \
+    --steps 4000 --lr 2e-4 --checkpoint-every 500 --keep-checkpoints 0
+"$PY" -m training train-rad "${common[@]}" --data data/corpus2/train --run-dir runs/rad_bounces_color2 \
+    --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_bounces_color \
+    --steps 6000 --lr 1e-4 --checkpoint-every 1000 --keep-checkpoints 0
 
-# 2d. WITH_CLOSEUP=1 goes on from 2c on the corpus plus the product close-ups
-#     (data/corpus2_closeup/train, scripts/make_default_corpus.sh), with the colour permutation:
-#     once with L1 alone, once with the no-worse hinge (--no-worse-weight: crops the model makes
-#     worse than the denoised render cost extra). One thread each, so both run side by side.
-if [ "${WITH_CLOSEUP:-0}" = 1 ]; then
-    common=(--data data/corpus2/train,data/corpus2_closeup/train --net denoised --batch-size 4 --crop 128
-            --vgg-weight 0 --gbuffer-passes depth normal albedo glossy emission roughness metallic bounces
-            --lr-schedule cosine --log-every 50 --keep-checkpoints 0 --no-progress --workers 1
-            --color-permute 0.5 --init-from runs/rad_bounces_color2 --steps 6000 --lr 1e-4
-            --checkpoint-every 1000)
-    "$PY" -m training train-rad "${common[@]}" --run-dir runs/rad_closeup & plain=$!
-    "$PY" -m training train-rad "${common[@]}" --run-dir runs/rad_closeup_nw --no-worse-weight 2 & hinge=$!
-    wait "$plain"; wait "$hinge"
-    for run in rad_closeup rad_closeup_nw; do
-        "$PY" -m training export "runs/$run" --out "runs/$run/rad.onnx"
-    done
+# 2d. + the product close-ups and the no-worse hinge (crops the model makes worse than the
+#     denoised render cost extra): the bundled model. WITH_ABLATION=1 also trains the same run
+#     without the hinge (runs/rad_closeup, rad.md "Training"), side by side on the second core.
+closeup=("${common[@]}" --data data/corpus2/train,data/corpus2_closeup/train
+         --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_bounces_color2
+         --steps 6000 --lr 1e-4 --checkpoint-every 1000 --keep-checkpoints 0)
+if [ "${WITH_ABLATION:-0}" = 1 ]; then
+    "$PY" -m training train-rad "${closeup[@]}" --run-dir runs/rad_closeup & ablation=$!
 fi
+"$PY" -m training train-rad "${closeup[@]}" --run-dir runs/rad_closeup_nw --no-worse-weight 2
+if [ "${WITH_ABLATION:-0}" = 1 ]; then wait "$ablation"; fi
 
-# 3. Export (CHECKPOINT=step_NNNNNNN.pt picks one).
-ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$1/checkpoints/$CHECKPOINT"; true; }
-"$PY" -m training export runs/rad_denoised --out neural_core/models/rad.onnx $(ckpt rad_denoised)
+# 3. The residual scale, on the validation scenes only (the recommendation printed last), then
+#    the export (RESIDUAL_SCALE and CHECKPOINT=step_NNNNNNN.pt override).
+RUN=${RUN:-rad_closeup_nw}
+"$PY" -m training export "runs/$RUN" --out "runs/$RUN/rad.onnx"
+"$PY" scripts/calibrate_residual.py "runs/$RUN/rad.onnx" --val data/corpus2/val data/corpus2_closeup/val
+ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$RUN/checkpoints/$CHECKPOINT"; true; }
+"$PY" -m training export "runs/$RUN" --residual-scale "${RESIDUAL_SCALE:-0.8}" \
+    --out neural_core/models/rad.onnx $(ckpt)
 
 # 4. Evaluate on the held-out scenes against Blender's own denoising, scene by scene.
 for setting in 4spp-1b 16spp-1b 16spp-12b; do

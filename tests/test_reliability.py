@@ -232,7 +232,10 @@ def test_a_truncated_multipart_exr_is_called_truncated(tmp_path):
 
 def test_a_plain_blender_exr_without_the_custom_aovs_enhances_with_a_warning(tmp_path):
     rad = Enhancer.from_pretrained("rad", device="cpu", threads=1)
-    plain = [k for k in ["alpha", *rad.required_passes] if k not in fallbacks.AOV_DEFAULTS]
+    # What Blender writes: the rendered passes without the add-on's AOVs (the bounces input
+    # is no pass at all).
+    plain = [k for k in ["alpha", *rad.required_passes]
+             if k not in fallbacks.AOV_DEFAULTS and schema.pass_spec(k).rendered]
     frame = make_frame(48, 64, passes=plain, seed=2)
     path = tmp_path / "plain.exr"
     exr.write_frame(path, frame, blender_version=(4, 5))
@@ -242,6 +245,9 @@ def test_a_plain_blender_exr_without_the_custom_aovs_enhances_with_a_warning(tmp
     assert "warning: the frame has no roughness / metallic AOV" in result.stderr
     filled = {**frame, "roughness": np.full((48, 64, 1), 0.5, np.float32),
               "metallic": np.zeros((48, 64, 1), np.float32)}
+    if "bounces" in rad.required_passes:   # taken as fully lit, with a warning of its own
+        assert "--bounces N" in result.stderr
+        filled = schema.with_light_paths(filled, schema.FULL_BOUNCE_DEPTH)
     got = np.stack([exr.read_channels(out)[c] for c in "RGB"], -1)
     np.testing.assert_allclose(got, rad.enhance(filled), atol=1e-6)
 
