@@ -31,3 +31,9 @@ PY=${PY:-.venv/bin/python}
     --out data/corpus2_closeup/val
 "$PY" -m training make-scenes --count "${CLOSEUP_COUNT:-120}" --seed 11000 --resolution 256x128 \
     --kinds closeup --fast random --out data/corpus2_closeup/train
+# low:   160 more training scenes (seeds 12000+, all four kinds in turn) whose fast render draws
+#        1-3 bounces only: renders that miss light, what the model must learn to add
+#        (the default draw gives 1-3 bounces to a quarter of the scenes).
+"$PY" -m training make-scenes --count "${LOW_COUNT:-160}" --seed 12000 --resolution 256x128 \
+    --kinds street,interior,tabletop,closeup --fast random --fast-bounces 1-3 \
+    --out data/corpus2_low/train

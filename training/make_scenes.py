@@ -54,14 +54,16 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
                 resolution: tuple[int, int] = DEFAULT_RESOLUTION, fast_samples: int | None = None,
                 reference_samples: int | None = None, progress: bool = True,
                 blender_log: bool = False, device: str = "CPU", fast: Sequence[str] = ("random",),
-                reference_denoise: bool = True, sequence: int = 0) -> dict:
+                reference_denoise: bool = True, sequence: int = 0,
+                fast_bounces: tuple[int, int] | None = None) -> dict:
     """Generate scenes 0..count-1 into `out_dir`; returns the scenes.json content.
 
     `fast` names the fast renders of every scene: 'random' (OUT/fast/, each scene draws 1-64 spp
     and 1-12 bounces from its seed, training.scenes.draw_fast_preset) and/or fixed settings such
     as '4spp-1b' (OUT/fast-4spp-1b/). Every fast render runs Cycles' denoiser and stores the
     noisy image, so it holds both what a user sees with the denoiser on and off.
-    `fast_samples` fixes the samples of the 'random' render; `reference_samples` /
+    `fast_samples` fixes the samples of the 'random' render, `fast_bounces` (lo, hi) narrows its
+    bounce draw (e.g. (1, 3): renders that miss light, for a corpus of those); `reference_samples` /
     `reference_denoise` override the reference preset (held-out sets: 512+ raw samples).
     Blender's own render log is silenced unless `blender_log`. `device` 'GPU' renders with
     Cycles on the GPU(s) (CUDA/OptiX/...). `sequence` N > 1 renders every scene as an N-frame
@@ -75,6 +77,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
 
     kinds = _check_kinds(kinds, scenes.KINDS)
     renders = _render_plan(scenes, fast, fast_samples, reference_samples, reference_denoise)
+    fast_bounces = _check_bounce_range(fast_bounces or scenes.FAST_BOUNCE_RANGE)
     _warn_on_seed_ranges(seed, count)
     if sequence and not 1 < sequence < SEQUENCE_STRIDE:
         raise MakeScenesError(f"--sequence must be 2..{SEQUENCE_STRIDE - 1} frames, not {sequence}")
@@ -84,7 +87,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     out = Path(out_dir)
     record = _open_record(out, {
         "base_seed": int(seed), "kinds": list(kinds), "resolution": [int(v) for v in resolution],
-        "presets": {name: _preset_dict(p) for name, p in renders.items()},
+        "presets": {name: _preset_dict(p, fast_bounces) for name, p in renders.items()},
         "blender": blender_api.VERSION_STRING, "scenes": {}, **({"sequence": sequence} if sequence else {})})
     export_frames = _exporter()
     done = {name: _complete_ids(out / name) for name in renders}
@@ -107,7 +110,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
             entry.update(animate_sequence(bpy.context.scene, ids[0], sequence, scene_seed))
         entry["seconds"] = dict(entry.get("seconds", {}))
         for name in todo:
-            preset = _scene_preset(scenes, renders[name], scene_seed)
+            preset = _scene_preset(scenes, renders[name], scene_seed, fast_bounces)
             noise_seed = scene_seed * 8 + list(renders).index(name)   # independent noise per render
             # The manifest's sample count must not change between frames (resume check), and a
             # drawn render's does: it records 0, and scenes.json keeps each scene's own preset.
@@ -148,8 +151,15 @@ def _render_plan(scenes, fast, fast_samples, reference_samples, reference_denois
     return plan
 
 
-def _scene_preset(scenes, planned, scene_seed: int):
-    return scenes.draw_fast_preset(scene_seed) if planned == RANDOM else planned
+def _scene_preset(scenes, planned, scene_seed: int, fast_bounces: tuple[int, int]):
+    return scenes.draw_fast_preset(scene_seed, fast_bounces) if planned == RANDOM else planned
+
+
+def _check_bounce_range(bounces) -> tuple[int, int]:
+    low, high = (int(v) for v in bounces)
+    if not 1 <= low <= high <= 1024:
+        raise MakeScenesError(f"--fast-bounces must be LO-HI with 1 <= LO <= HI <= 1024, not {low}-{high}")
+    return low, high
 
 
 def frame_ids(index: int, sequence: int = 0) -> list[int]:
@@ -185,9 +195,11 @@ def _check_kinds(kinds, known) -> list[str]:
     return kinds
 
 
-def _preset_dict(preset) -> dict | str:
+def _preset_dict(preset, fast_bounces: tuple[int, int] = (1, 12)) -> dict | str:
     from dataclasses import asdict
-    return "1-64 spp, 1-12 bounces drawn per scene, denoised" if preset == RANDOM else asdict(preset)
+    if preset == RANDOM:
+        return f"1-64 spp, {fast_bounces[0]}-{fast_bounces[1]} bounces drawn per scene, denoised"
+    return asdict(preset)
 
 
 def _warn_on_seed_ranges(seed: int, count: int) -> None:
@@ -284,6 +296,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="reference without Cycles' denoiser (held-out sets: use 512+ samples)")
     parser.add_argument("--fast-samples", type=_positive, default=None,
                         help="override the fast preset's samples")
+    parser.add_argument("--fast-bounces", type=_bounce_range, default=None, metavar="LO-HI",
+                        help="bounces the 'random' fast render draws from (default 1-12), e.g. 1-3 "
+                             "for a corpus of renders that miss light")
     parser.add_argument("--reference-samples", type=_positive, default=None,
                         help="override the reference preset's samples")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
@@ -294,6 +309,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--blender-log", action="store_true", help="show Blender's render log")
     return parser
+
+
+def _bounce_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        return _check_bounce_range((int(low), int(high if sep else low)))
+    except (ValueError, MakeScenesError) as exc:
+        raise argparse.ArgumentTypeError(f"give LO-HI bounces such as 1-3, not {text!r} ({exc})") from None
 
 
 def _positive(text: str) -> int:
@@ -311,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
                              reference_samples=args.reference_samples, progress=not args.no_progress,
                              blender_log=args.blender_log, device=args.device.upper(),
                              fast=args.fast.split(","), reference_denoise=not args.reference_raw,
-                             sequence=args.sequence)
+                             sequence=args.sequence, fast_bounces=args.fast_bounces)
     except (MakeScenesError, PhotorealError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -266,6 +266,7 @@ DRAW_SCRIPT = r"""
 import json
 from training.scenes import draw_fast_preset
 print("DRAWN" + json.dumps([[p.samples, p.max_bounces, p.denoise] for p in map(draw_fast_preset, range(10000, 10300))]))
+print("LOW" + json.dumps([[p.samples, p.max_bounces] for p in (draw_fast_preset(s, (1, 3)) for s in range(10000, 10300))]))
 """
 
 
@@ -279,3 +280,13 @@ def test_each_corpus_scene_draws_its_fast_settings_from_its_seed():
     samples, bounces, denoise = (np.array(column) for column in zip(*runs[0]))
     assert samples.min() == 1 and 48 <= samples.max() <= 64 and np.median(samples) < 16   # log-uniform
     assert bounces.min() == 1 and bounces.max() == 12 and denoise.all()
+    # --fast-bounces 1-3: the same samples per seed, the bounces drawn from the narrower range.
+    low = json.loads(next(l for l in result.stdout.splitlines() if l.startswith("LOW"))[3:])
+    assert [row[0] for row in low] == list(samples)
+    assert {row[1] for row in low} == {1, 2, 3}
+
+
+def test_make_scenes_refuses_an_absurd_bounce_range(tmp_path):
+    result = run_python(["-m", "training", "make-scenes", "--count", "1", "--out", str(tmp_path),
+                         "--fast-bounces", "5-2"])
+    assert result.returncode != 0 and "LO-HI" in result.stderr

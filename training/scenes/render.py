@@ -58,13 +58,13 @@ FAST_SAMPLE_RANGE = (1, 64)
 FAST_BOUNCE_RANGE = (1, 12)
 
 
-def draw_fast_preset(scene_seed: int) -> RenderPreset:
-    """The fast render of one corpus scene: 1-64 spp and 1-12 bounces, denoiser on, drawn from
-    the scene's seed (so a resumed corpus draws the same)."""
+def draw_fast_preset(scene_seed: int, bounces: tuple[int, int] = FAST_BOUNCE_RANGE) -> RenderPreset:
+    """The fast render of one corpus scene: 1-64 spp and `bounces` (default 1-12) bounces,
+    denoiser on, drawn from the scene's seed (so a resumed corpus draws the same)."""
     rng = random.Random(f"photoreal-fast:{int(scene_seed)}")
     low, high = FAST_SAMPLE_RANGE
     samples = int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
-    return bounce_preset("fast", samples, rng.randint(*FAST_BOUNCE_RANGE))
+    return bounce_preset("fast", samples, rng.randint(*bounces))
 
 
 def bounce_preset(name: str, samples: int, bounces: int, denoise: bool = True) -> RenderPreset:
