@@ -9,6 +9,10 @@
 #   SEED=20200 EVAL_OUT=/tmp/temporal_val.json scripts/temporal_heldout.sh data/temporal_val
 # and 6 more at 256x128 (seeds 20400+; streets, interiors and table tops in turn):
 #   SEED=20400 EVAL_OUT=/tmp/temporal_val256.json scripts/temporal_heldout.sh data/temporal_val256 6 8 256x128
+# and 4 interiors (seeds 20600+; docs/temporal.md, the moving lamp):
+#   .venv/bin/python -m training make-scenes --kinds interior --count 4 --seed 20600 --resolution 128x64 \
+#       --reference-samples 512 --sequence 8 --out data/temporal_val_interior
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_val_interior --out /tmp/temporal_val_interior.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-data/temporal_heldout}
