@@ -35,8 +35,8 @@ common=(--net denoised --batch-size 4 --crop 128 --vgg-weight 0 --lr-schedule co
     --steps 6000 --lr 1e-4 --checkpoint-every 1000 --keep-checkpoints 0
 
 # 2d. + the product close-ups and the no-worse hinge (crops the model makes worse than the
-#     denoised render cost extra): the bundled model. WITH_ABLATION=1 also trains the same run
-#     without the hinge (runs/rad_closeup, rad.md "Training"), side by side on the second core.
+#     denoised render cost extra). WITH_ABLATION=1 also trains the same run without the hinge
+#     (runs/rad_closeup, rad.md "Training"), side by side on the second core.
 closeup=("${common[@]}" --data data/corpus2/train,data/corpus2_closeup/train
          --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_bounces_color2
          --steps 6000 --lr 1e-4 --checkpoint-every 1000 --keep-checkpoints 0)
@@ -46,13 +46,25 @@ fi
 "$PY" -m training train-rad "${closeup[@]}" --run-dir runs/rad_closeup_nw --no-worse-weight 2
 if [ "${WITH_ABLATION:-0}" = 1 ]; then wait "$ablation"; fi
 
+# 2e. + 160 low-bounce scenes (1-3 bounces: renders that miss light) and a stronger hinge: the
+#     bundled model. WITH_ABLATION=1 also trains the same with the hinge at 2 (runs/rad_low).
+low=("${common[@]}" --data data/corpus2/train,data/corpus2_closeup/train,data/corpus2_low/train
+     --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_closeup_nw
+     --steps 6000 --lr 1e-4 --checkpoint-every 1000 --keep-checkpoints 0)
+if [ "${WITH_ABLATION:-0}" = 1 ]; then
+    "$PY" -m training train-rad "${low[@]}" --run-dir runs/rad_low --no-worse-weight 2 & ablation=$!
+fi
+"$PY" -m training train-rad "${low[@]}" --run-dir runs/rad_low_h5 --no-worse-weight 5
+if [ "${WITH_ABLATION:-0}" = 1 ]; then wait "$ablation"; fi
+
 # 3. The residual scale, on the validation scenes only (the recommendation printed last), then
 #    the export (RESIDUAL_SCALE and CHECKPOINT=step_NNNNNNN.pt override).
-RUN=${RUN:-rad_closeup_nw}
+RUN=${RUN:-rad_low_h5}
 "$PY" -m training export "runs/$RUN" --out "runs/$RUN/rad.onnx"
-"$PY" scripts/calibrate_residual.py "runs/$RUN/rad.onnx" --val data/corpus2/val data/corpus2_closeup/val
+"$PY" scripts/calibrate_residual.py "runs/$RUN/rad.onnx" \
+    --val data/corpus2/val data/corpus2_closeup/val data/corpus2_val2
 ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$RUN/checkpoints/$CHECKPOINT"; true; }
-"$PY" -m training export "runs/$RUN" --residual-scale "${RESIDUAL_SCALE:-0.8}" \
+"$PY" -m training export "runs/$RUN" --residual-scale "${RESIDUAL_SCALE:-0.7}" \
     --out neural_core/models/rad.onnx $(ckpt)
 
 # 4. Evaluate on the held-out scenes against Blender's own denoising, scene by scene.
