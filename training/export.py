@@ -44,9 +44,9 @@ def generator_from(payload: dict) -> torch.nn.Module:
 
 def scale_residual(model: torch.nn.Module, scale: float) -> None:
     """RAD on top of the denoiser returns image + residual (encoded domain); scale the residual,
-    exactly, through its last (linear) layer. Chosen on validation scenes
-    (scripts/calibrate_residual.py): a network that adds light it is unsure of gains more on
-    the mean than it loses on the worst scene when it adds a little less."""
+    exactly, through its last (linear) layer. A smaller correction gives up a little of the mean
+    gain for a better worst scene; scripts/calibrate_residual.py picks the scale on validation
+    scenes."""
     if not 0.0 < scale <= 1.0:
         raise ValueError(f"--residual-scale must be in (0, 1], not {scale}")
     if not getattr(getattr(model, "config", None), "zero_residual", False):
