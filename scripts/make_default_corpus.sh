@@ -42,3 +42,8 @@ PY=${PY:-.venv/bin/python}
 "$PY" -m training make-scenes --count "${VAL2_COUNT:-12}" --seed 32000 --resolution 256x128 \
     --kinds tabletop,closeup --fast 4spp-1b,16spp-12b --reference-samples 256 --reference-raw \
     --out data/corpus2_val2
+# eval2: a fresh held-out set like eval/ (seeds 20800+), never looked at while choosing a model:
+#        the earlier one has been (neural_core/models/rad.md). Evaluate on it once per model.
+"$PY" -m training make-scenes --count "${EVAL_COUNT:-18}" --seed 20800 --resolution 256x128 \
+    --kinds street,interior,tabletop --fast 4spp-1b,16spp-1b,16spp-12b \
+    --reference-samples "${EVAL_REFERENCE_SAMPLES:-512}" --reference-raw --out data/corpus2_eval2
