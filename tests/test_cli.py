@@ -132,6 +132,14 @@ def test_demo_writes_input_and_enhanced_side_by_side(tmp_path):
     assert png.shape[1] == 2 * width + 8 and png.shape[0] > height
     # The left panel is the input through the view transform.
     np.testing.assert_array_equal(png[-height:, :width], display.to_display(frame["image"]))
+    # The demo says how many bounces its frame was rendered with: no fallback warning.
+    assert "light bounces" not in result.stderr
+
+
+def test_demo_light_paths_are_those_the_demo_frame_was_rendered_with():
+    pytest.importorskip("bpy")
+    from training.scenes import FAST
+    assert cli.DEMO_LIGHT_PATHS == (FAST.max_bounces, FAST.diffuse_bounces)
 
 
 # -- view transform -------------------------------------------------------------------------------
