@@ -46,8 +46,10 @@ def main(argv=None) -> int:
 
     frame = bench_core.synthetic_frame(height, width)
     with tempfile.TemporaryDirectory() as tmp:
-        models = ({f"previous: {args.files[0]}": args.files[0], f"new: {args.files[1]}": args.files[1]}
-                  if args.files else {label: export(preset, Path(tmp)) for label, preset in CONFIGS.items()})
+        if args.files:
+            models = {f"previous: {args.files[0]}": args.files[0], f"new: {args.files[1]}": args.files[1]}
+        else:
+            models = {label: export(preset, Path(tmp)) for label, preset in CONFIGS.items()}
         enhancers = {label: Enhancer.from_pretrained(path, device="cpu", threads=args.threads)
                      for label, path in models.items()}
         runs = bench_core.interleaved({label: (lambda e=e: e.enhance(frame)) for label, e in enhancers.items()},
@@ -57,7 +59,8 @@ def main(argv=None) -> int:
     for label, ms in medians.items():
         print(f"  {label:<72} {ms:8.0f} ms   runs {bench_core._fmt(runs[label]['wall'])}")
     previous, bundled = medians.values()
-    print(f"  ratio {'new' if args.files else 'bundled'} / previous: {bundled / previous:.2f}x  (<= 1: no slower)")
+    newer = "new" if args.files else "bundled"
+    print(f"  ratio {newer} / previous: {bundled / previous:.2f}x  (<= 1: no slower)")
     return 0
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate_default_models import fast_folders  # noqa: E402
 from neural_core import schema  # noqa: E402
 from neural_core.dataset_format import DatasetReader  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
@@ -38,7 +40,7 @@ def gains(model: Enhancer, roots, scales) -> dict[str, np.ndarray]:
     rows: dict[str, list] = {}
     for root in map(Path, roots):
         reference = DatasetReader(root / "reference")
-        for folder in sorted(root.glob("fast-*")):
+        for folder in fast_folders(root):
             fast = DatasetReader(folder)
             for n in [n for n in fast.frames if n in reference.frames]:
                 frame = fast.read_frame(n)
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
     print("PSNR gain over the denoised render, dB: mean / worst scene")
     print("scale  " + "  ".join(f"{setting:>17}" for setting in table))
     for i, scale in enumerate(args.scales):
-        print(f"{scale:5.2f}  " + "  ".join(f"{g[:, i].mean():+8.2f} / {g[:, i].min():+5.2f}" for g in table.values()))
+        cells = (f"{g[:, i].mean():+8.2f} / {g[:, i].min():+5.2f}" for g in table.values())
+        print(f"{scale:5.2f}  " + "  ".join(cells))
     print(f"recommended --residual-scale {recommend(table, args.scales, args.worst_limit):g} "
           f"(worst scene at most {args.worst_limit} dB below the denoised render)")
     return 0

@@ -13,6 +13,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # a small network: one thread per
 PASSES=(depth normal albedo glossy emission roughness metallic bounces)
 common=(--net denoised --batch-size 4 --crop 128 --vgg-weight 0 --lr-schedule cosine --log-every 50
         --no-progress --workers 1)
+# Stages 2b-2e: with the bounces input, every checkpoint kept; from 2c on, colour-permuted.
+conditioned=("${common[@]}" --gbuffer-passes "${PASSES[@]}" --keep-checkpoints 0)
+permuted=("${conditioned[@]}" --color-permute 0.5)
 
 # 2a. RAD on top of Cycles' denoiser: fast (denoised + noisy + G-buffers) -> reference, L1. (The
 #     previous bundled model was this run's step 8000: CHECKPOINT=step_0008000.pt below.)
@@ -21,25 +24,21 @@ common=(--net denoised --batch-size 4 --crop 128 --vgg-weight 0 --lr-schedule co
 
 # 2b. + the render's light-path depth as an input (the `bounces` plane, starting at zero).
 #     (A corpus rendered before frames recorded their bounces: scripts/backfill_light_paths.py.)
-"$PY" -m training train-rad "${common[@]}" --data data/corpus2/train --run-dir runs/rad_bounces \
-    --gbuffer-passes "${PASSES[@]}" --init-from runs/rad_denoised --steps 12000 --lr 3e-4 \
-    --checkpoint-every 500 --keep-checkpoints 0
+"$PY" -m training train-rad "${conditioned[@]}" --data data/corpus2/train --run-dir runs/rad_bounces \
+    --init-from runs/rad_denoised --steps 12000 --lr 3e-4 --checkpoint-every 500
 
 # 2c. + colour permutation (half the samples with R, G, B swapped alike in every colour pass):
 #     4000 steps, then 6000 more at a lower rate.
-"$PY" -m training train-rad "${common[@]}" --data data/corpus2/train --run-dir runs/rad_bounces_color \
-    --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_bounces \
-    --steps 4000 --lr 2e-4 --checkpoint-every 500 --keep-checkpoints 0
-"$PY" -m training train-rad "${common[@]}" --data data/corpus2/train --run-dir runs/rad_bounces_color2 \
-    --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_bounces_color \
-    --steps 6000 --lr 1e-4 --checkpoint-every 1000 --keep-checkpoints 0
+"$PY" -m training train-rad "${permuted[@]}" --data data/corpus2/train --run-dir runs/rad_bounces_color \
+    --init-from runs/rad_bounces --steps 4000 --lr 2e-4 --checkpoint-every 500
+"$PY" -m training train-rad "${permuted[@]}" --data data/corpus2/train --run-dir runs/rad_bounces_color2 \
+    --init-from runs/rad_bounces_color --steps 6000 --lr 1e-4 --checkpoint-every 1000
 
 # 2d. + the product close-ups and the no-worse hinge (crops the model makes worse than the
 #     denoised render cost extra). WITH_ABLATION=1 also trains the same run without the hinge
 #     (runs/rad_closeup, rad.md "Training"), side by side on the second core.
-closeup=("${common[@]}" --data data/corpus2/train,data/corpus2_closeup/train
-         --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_bounces_color2
-         --steps 6000 --lr 1e-4 --checkpoint-every 1000 --keep-checkpoints 0)
+closeup=("${permuted[@]}" --data data/corpus2/train,data/corpus2_closeup/train
+         --init-from runs/rad_bounces_color2 --steps 6000 --lr 1e-4 --checkpoint-every 1000)
 if [ "${WITH_ABLATION:-0}" = 1 ]; then
     "$PY" -m training train-rad "${closeup[@]}" --run-dir runs/rad_closeup & ablation=$!
 fi
@@ -48,9 +47,8 @@ if [ "${WITH_ABLATION:-0}" = 1 ]; then wait "$ablation"; fi
 
 # 2e. + 160 low-bounce scenes (1-3 bounces: renders that miss light) and a stronger hinge: the
 #     bundled model. WITH_ABLATION=1 also trains the same with the hinge at 2 (runs/rad_low).
-low=("${common[@]}" --data data/corpus2/train,data/corpus2_closeup/train,data/corpus2_low/train
-     --gbuffer-passes "${PASSES[@]}" --color-permute 0.5 --init-from runs/rad_closeup_nw
-     --steps 6000 --lr 1e-4 --checkpoint-every 1000 --keep-checkpoints 0)
+low=("${permuted[@]}" --data data/corpus2/train,data/corpus2_closeup/train,data/corpus2_low/train
+     --init-from runs/rad_closeup_nw --steps 6000 --lr 1e-4 --checkpoint-every 1000)
 if [ "${WITH_ABLATION:-0}" = 1 ]; then
     "$PY" -m training train-rad "${low[@]}" --run-dir runs/rad_low --no-worse-weight 2 & ablation=$!
 fi

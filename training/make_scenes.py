@@ -195,7 +195,8 @@ def _check_kinds(kinds, known) -> list[str]:
     return kinds
 
 
-def _preset_dict(preset, fast_bounces: tuple[int, int] = (1, 12)) -> dict | str:
+def _preset_dict(preset, fast_bounces: tuple[int, int] | None = None) -> dict | str:
+    """A preset as recorded in scenes.json; RANDOM (a per-scene draw) as text naming its ranges."""
     from dataclasses import asdict
     if preset == RANDOM:
         return f"1-64 spp, {fast_bounces[0]}-{fast_bounces[1]} bounces drawn per scene, denoised"

@@ -155,7 +155,6 @@ class CropDataset(Dataset):
         gbuffers[index] = schema.rescale_encoded_depth(gbuffers[index], factor)
         return gbuffers
 
-
     def _permute_colors(self, arrays: dict[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
         """The same render with its R, G and B swapped in every radiance and colour pass: light
         transport treats the three alike, so a cyan ball is a red ball's render in other

@@ -13,6 +13,6 @@ from .build import KINDS, build_scene, describe
 from .render import (FAST, FAST_BOUNCE_RANGE, PRESETS, REFERENCE, SCENE_PASSES, RenderPreset,
                      apply_preset, draw_fast_preset, enable_passes, parse_fast_preset, set_output_exr)
 
-__all__ = ["KINDS", "build_scene", "describe", "FAST", "FAST_BOUNCE_RANGE", "REFERENCE", "PRESETS", "SCENE_PASSES",
-           "RenderPreset", "apply_preset", "draw_fast_preset", "enable_passes", "parse_fast_preset",
-           "set_output_exr"]
+__all__ = ["KINDS", "build_scene", "describe", "FAST", "FAST_BOUNCE_RANGE", "REFERENCE", "PRESETS",
+           "SCENE_PASSES", "RenderPreset", "apply_preset", "draw_fast_preset", "enable_passes",
+           "parse_fast_preset", "set_output_exr"]
