@@ -267,7 +267,7 @@ def test_background_without_normals_keeps_its_history():
     assert filt.age[:4].min() == 1.0
 
 
-@pytest.mark.parametrize("radius", [1, 2, 4])
+@pytest.mark.parametrize("radius", [1, 2, 4, 6])
 def test_box_min_max_is_the_range_of_the_pixels_that_exist_around_each(radius):
     planes = np.random.default_rng(radius).random((2, 11, 13)).astype(np.float32)
     low, high = box_min_max(planes, radius)
