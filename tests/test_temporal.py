@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from neural_core import temporal
-from neural_core.temporal import Sampler, TemporalFilter, TemporalSettings, box_min_max
+from neural_core.temporal import Sampler, TemporalFilter, TemporalSettings, box_min_max, box_sum
 
 H, W, BOX, SPEED = 24, 40, 8, 3
 
@@ -88,12 +88,48 @@ def test_history_of_fine_texture_stays_sharp_under_sub_pixel_motion():
 
     errors = {}
     for name, contrast in (("bilinear", np.inf), ("sharpened", TemporalSettings().sharpen_contrast)):
-        filt = TemporalFilter(TemporalSettings(sharpen_contrast=contrast, clamp_radius=3))
+        # Without the lighting test: a blurred history reads as a brightness change (a mean
+        # of square roots), and restarting it would hide the blur this test is about.
+        filt = TemporalFilter(TemporalSettings(sharpen_contrast=contrast, clamp_radius=3, lighting_gain=0.0))
         for t in range(12):
             frame, image = frame_at(t)
             out = filt.apply(frame, image, t + 1)
         errors[name] = np.abs(out - image)[:, 6:-6].mean()
     assert errors["sharpened"] < 0.6 * errors["bilinear"], errors
+
+
+def _still_textured_surface(light: list[float], sigma: float = 0.02):
+    """A still textured surface lit by `light[t]`, and its per-frame enhancement (fresh noise
+    every frame) -> (truth, enhanced) per frame."""
+    texture = (0.3 + 0.3 * np.random.default_rng(0).random((H, W, 1))).astype(np.float32)
+    for t, level in enumerate(light):
+        image = np.repeat(texture * np.float32(level), 3, -1)
+        noise = np.random.default_rng(100 + t).normal(0, sigma, (H, W, 1)).astype(np.float32)
+        yield image, image * (1.0 + noise)
+
+
+def test_a_change_of_lighting_over_a_still_surface_is_followed_not_lagged():
+    """The light doubles at frame 5 (a lamp switched on). The clamp alone keeps the old light:
+    the textured surface's neighbourhood range still holds it. The lighting test restarts the
+    history; with steady light it changes nothing."""
+    def relative_errors(light, gain):
+        filt = TemporalFilter(TemporalSettings(lighting_gain=gain))
+        errors, outputs = [], []
+        for t, (image, enhanced) in enumerate(_still_textured_surface(light)):
+            outputs.append(filt.apply(synthetic_frame(0, speed=0), enhanced, t + 1))
+            errors.append(np.abs(outputs[-1] - image).mean() / image.mean())
+        return np.array(errors), outputs
+
+    switched_on = [1.0] * 5 + [2.0] * 5
+    followed, _ = relative_errors(switched_on, TemporalSettings().lighting_gain)
+    lagged, _ = relative_errors(switched_on, 0.0)
+    assert lagged[5:].min() > 0.1                   # without the test: 28 % .. 17 % off
+    assert followed[5:].max() < 0.03                # with it: per-frame noise level (1.6 %)
+    steady = [1.0] * 10
+    errors, with_test = relative_errors(steady, TemporalSettings().lighting_gain)
+    _, without = relative_errors(steady, 0.0)
+    np.testing.assert_array_equal(with_test[-1], without[-1])
+    assert errors[-1] < 0.5 * errors[0]             # the noise is still averaged away
 
 
 def test_vector_pass_convention_maps_a_pixel_to_its_past_and_future():
@@ -275,3 +311,12 @@ def test_box_min_max_is_the_range_of_the_pixels_that_exist_around_each(radius):
         window = planes[:, max(row - radius, 0):row + radius + 1, max(col - radius, 0):col + radius + 1]
         np.testing.assert_array_equal(low[:, row, col], window.min(axis=(1, 2)))
         np.testing.assert_array_equal(high[:, row, col], window.max(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("radius", [1, 6])
+def test_box_sum_is_the_sum_of_the_pixels_that_exist_around_each(radius):
+    plane = np.random.default_rng(radius).random((11, 13)).astype(np.float32)
+    sums = box_sum(plane, radius)
+    for row, col in [(0, 0), (5, 6), (10, 12), (3, 11)]:
+        window = plane[max(row - radius, 0):row + radius + 1, max(col - radius, 0):col + radius + 1]
+        assert sums[row, col] == pytest.approx(window.sum(), rel=1e-5)
