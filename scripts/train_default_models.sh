@@ -65,11 +65,6 @@ ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$RUN/checkpoints/$C
 "$PY" -m training export "runs/$RUN" --residual-scale "${RESIDUAL_SCALE:-0.7}" \
     --out neural_core/models/rad.onnx $(ckpt)
 
-# 4. Evaluate on the held-out scenes against Blender's own denoising, scene by scene.
-for setting in 4spp-1b 16spp-1b 16spp-12b; do
-    "$PY" -m training.baselines.denoise_node --data "data/corpus2/eval/fast-$setting" \
-        --out "runs/eval/denoise/$setting" --input noisy
-done
-"$PY" scripts/evaluate_default_models.py --eval data/corpus2/eval --train data/corpus2/train \
-    --denoise-node runs/eval/denoise --rad neural_core/models/rad.onnx \
-    --crn neural_core/models/crn.onnx --out runs/eval
+# 4. Evaluate on the held-out scenes against Blender's own denoising, scene by scene (and, once,
+#    on the fresh held-out set: scripts/evaluate_heldout.sh data/corpus2_eval2 runs/eval2).
+scripts/evaluate_heldout.sh data/corpus2/eval runs/eval
