@@ -60,6 +60,11 @@ class PhotorealSettings(bpy.types.PropertyGroup):
         description="In animation renders, blend each enhanced frame with the previous one "
                     "along the Vector pass (no flicker; history dropped where surfaces appear "
                     "or change). Off: every frame is enhanced on its own")
+    temporal_lighting: BoolProperty(
+        name="Follow Lighting Changes", default=True,
+        description="Temporal Stability restarts the history where the light on a surface "
+                    "changes (a moving lamp or shadow), so it cannot lag. Off: for shots whose "
+                    "lighting is fixed, a little steadier where the render is very noisy")
 
     def model_spec(self) -> str:
         """What neural_core's Enhancer.from_pretrained expects: 'rad', 'crn' or a path."""

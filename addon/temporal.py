@@ -7,6 +7,8 @@ single F12 frame is exactly the per-frame result. Within a job the history also 
 frame that is not the next one (frame_step > 1: the Vector pass only reaches the adjacent
 frame), another camera (camera markers: a cut), a resolution change, and for every view layer
 and scene separately. Off (scene.photoreal.temporal = False): every frame is enhanced alone.
+scene.photoreal.temporal_lighting (default on): the history also restarts where the lighting
+changes (a moving lamp or shadow); its value is read when a job's first frame is filtered.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ def apply(scene, view_layer: str, frame: schema.Frame, rgb):
     key = (scene.name, view_layer)
     filt = _FILTERS.get(key)
     if filt is None:
-        filt = _FILTERS[key] = _module().TemporalFilter()
+        module = _module()
+        filt = _FILTERS[key] = module.TemporalFilter(module.settings_for(scene.photoreal.temporal_lighting))
     camera = scene.camera.name if scene.camera else None
     out = filt.apply(frame, rgb, scene.frame_current, key=camera)
     LAST.update(reset=filt.last_reset, history=filt.last_history_fraction, ms=filt.last_ms)

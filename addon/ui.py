@@ -29,6 +29,9 @@ class PHOTOREAL_PT_compositor(bpy.types.Panel):
         layout.prop(settings, "tile_size")
         layout.prop(settings, "enhance_on_render")
         layout.prop(settings, "temporal")
+        row = layout.row()
+        row.enabled = settings.temporal
+        row.prop(settings, "temporal_lighting")
         layout.operator("photoreal.enhance", icon="NODE_COMPOSITING")
 
         self.draw_passes(layout, context)

@@ -177,3 +177,18 @@ def test_eevee_animation_is_filtered_too(addon, tmp_path, reference_enhancer):
     assert np.abs(enhanced[1] - per_frame[1]).mean() < 0.1 * np.abs(per_frame[1]).mean()
     from conftest import submodule
     assert submodule("temporal").LAST["history"] > 0.5
+
+
+def test_follow_lighting_changes_setting_reaches_the_filter(addon):
+    """Panel > Follow Lighting Changes (on by default) sets the filter's lighting test."""
+    from conftest import submodule
+    scene = build_scene(strength=1.0)
+    module = submodule("temporal")
+    frame = {"motion": np.zeros((4, 6, 4), np.float32)}
+    assert scene.photoreal.temporal and scene.photoreal.temporal_lighting
+    for follow in (True, False):
+        module.reset()
+        scene.photoreal.temporal_lighting = follow
+        module.apply(scene, scene.view_layers[0].name, frame, np.ones((4, 6, 3), np.float32))
+        filt = module._FILTERS[(scene.name, scene.view_layers[0].name)]
+        assert (filt.settings.lighting_gain > 0) == follow

@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     enhance.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
                          help="sequence: blend each frame with the previous output along the Vector "
                               "pass to remove flicker (default: on; --no-temporal enhances each frame alone)")
+    enhance.add_argument("--follow-lighting", action=argparse.BooleanOptionalAction, default=True,
+                         help="sequence: restart the temporal history where the lighting changes, "
+                              "e.g. a moving lamp or shadow (default: on; --no-follow-lighting: a "
+                              "little steadier for shots whose lighting is fixed)")
     _add_model_options(enhance)
     enhance.add_argument("--view-layer", default=None, help="view layer to read (default: the first)")
     enhance.add_argument("--bounces", type=_bounces, default=None,
@@ -132,7 +136,8 @@ def _enhance_sequence(args: argparse.Namespace) -> int:
         return enhancer.enhance(_with_bounces(frame, args.bounces))
 
     counts = sequence.enhance_sequence(source, output, frames, enhance, write,
-                                       temporal_on=args.temporal, view_layer=args.view_layer)
+                                       temporal_on=args.temporal, view_layer=args.view_layer,
+                                       follow_lighting=args.follow_lighting)
     print(f"wrote {counts['done']} frame(s) to {output}, skipped {counts['skipped']} that existed"
           + (f", history restarted {counts['history_resets']} time(s)" if args.temporal else ""))
     return 0

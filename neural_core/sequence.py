@@ -144,13 +144,14 @@ class HistoryStore:
 
 def enhance_sequence(source: Pattern, output: Pattern, frames: dict[int, Path],
                      enhance: Callable, write: Callable, temporal_on: bool = True,
-                     view_layer: str | None = None, progress: bool = True) -> dict:
+                     view_layer: str | None = None, progress: bool = True,
+                     follow_lighting: bool = True) -> dict:
     """Enhance `frames` ({number: input path}) in order; returns counts for the summary.
 
     `enhance(frame) -> rgb` runs the network, `write(path, rgb, frame)` writes one output.
     """
     from tqdm import tqdm
-    filt = temporal.TemporalFilter() if temporal_on else None
+    filt = temporal.TemporalFilter(temporal.settings_for(follow_lighting)) if temporal_on else None
     store = HistoryStore(output)
     counts = {"done": 0, "skipped": 0, "history_resets": 0}
     bar = tqdm(frames.items(), unit="frame", desc="enhancing", file=sys.stderr, disable=not progress)

@@ -99,6 +99,12 @@ class TemporalSettings:
     fb_absolute: float = 0.5
 
 
+def settings_for(follow_lighting: bool = True) -> TemporalSettings:
+    """The default settings; `follow_lighting` False keeps the history through brightness
+    changes (steadier where the lighting of a shot is fixed, but a moving shadow or lamp lags)."""
+    return TemporalSettings() if follow_lighting else TemporalSettings(lighting_gain=0.0)
+
+
 def backward_flow(motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vector pass at t -> (d_col, d_row) to the same point at t-1, in array coordinates."""
     return motion[..., 0], -motion[..., 1]

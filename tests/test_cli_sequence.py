@@ -111,6 +111,30 @@ def test_no_temporal_gives_the_per_frame_results(shot, tmp_path):
         np.testing.assert_allclose(read_rgb(tmp_path / f"out_{n:04d}.exr"), expected, atol=1e-6)
 
 
+def test_follow_lighting_restarts_the_history_where_the_light_changes(tmp_path):
+    """A still camera; the light doubles at frame 3. By default the history restarts there and
+    the output follows the per-frame result; --no-follow-lighting keeps the old light."""
+    shot_dir = tmp_path / "shot"
+    shot_dir.mkdir()
+    base = make_frame(H, W, passes=PASSES, seed=5)
+    base["motion"][:] = 0.0
+    paths = []
+    for t in range(FRAMES):
+        frame = dict(base)
+        noise = np.random.default_rng(200 + t).normal(1.0, 0.05, base["image"].shape).astype(np.float32)
+        light = np.float32(1.0 if t < 2 else 2.0)
+        frame["image"], frame["noisy"] = base["image"] * noise * light, base["noisy"] * noise * light
+        paths.append(shot_dir / f"frame_{t + 1:04d}.exr")
+        exr.write_frame(paths[-1], frame, blender_version=(5, 0))
+    alone = per_frame(paths)[-1]
+    errors = {}
+    for name, extra in (("follow", ()), ("fixed", ("--no-follow-lighting",))):
+        enhance_shot(shot_dir, tmp_path / name, *extra)
+        out = read_rgb(tmp_path / name / f"out_{FRAMES:04d}.exr")
+        errors[name] = np.abs(out - alone).mean() / alone.mean()
+    assert errors["follow"] < 0.02 and errors["fixed"] > 0.1, errors
+
+
 @pytest.mark.parametrize("frame, out, message", [
     ("nothing_####.exr", "o_####.exr", "no file matches"),
     ("frame_####.exr", "single.exr", "needs exactly one run of '#'"),
