@@ -17,7 +17,7 @@ import numpy as np
 
 from neural_core import schema
 from neural_core.runtime import Enhancer
-from neural_core.temporal import TemporalFilter, TemporalSettings
+from neural_core.temporal import TemporalFilter, TemporalSettings, settings_for
 
 TARGET = 0.10
 
@@ -60,7 +60,9 @@ def time_temporal(width: int, height: int, reps: int = 5, model: str = "rad",
     # The default filter, and the same without the Catmull-Rom reads (which run where the
     # history's taps differ: here, with per-pixel noise in the image, on most pixels; on the
     # rendered validation shots on ~8 %).
-    filters = {"bilinear only": TemporalFilter(TemporalSettings(sharpen_contrast=np.inf)), "default": TemporalFilter()}
+    # And the same without the lighting test (--no-follow-lighting).
+    filters = {"bilinear only": TemporalFilter(TemporalSettings(sharpen_contrast=np.inf)), "default": TemporalFilter(),
+               "no lighting test": TemporalFilter(settings_for(False))}
     inference, step = [], {name: [] for name in filters}
     for rep in range(reps + 1):        # the first round is a warm-up
         frame = synthetic_frame(height, width, rep, required)
@@ -77,7 +79,7 @@ def time_temporal(width: int, height: int, reps: int = 5, model: str = "rad",
     default = filters["default"]
     return {"size": f"{width}x{height}", "inference_ms": float(inference_ms),
             "temporal_ms": steps_ms["default"], "ratio": steps_ms["default"] / inference_ms,
-            "bilinear_only_ms": steps_ms["bilinear only"],
+            "bilinear_only_ms": steps_ms["bilinear only"], "no_lighting_test_ms": steps_ms["no lighting test"],
             "history_fraction": default.last_history_fraction,
             "sharpened_fraction": default.last_sharpened_fraction}
 
@@ -88,7 +90,8 @@ def describe(row: dict) -> str:
             f"{row['inference_ms']:.0f} ms = {row['ratio']:.1%} (target <= {TARGET:.0%}: {verdict}; "
             f"{row['history_fraction']:.0%} of the pixels with history, {row['sharpened_fraction']:.0%} "
             f"read with Catmull-Rom; without those reads {row['bilinear_only_ms']:.0f} ms = "
-            f"{row['bilinear_only_ms'] / row['inference_ms']:.1%})")
+            f"{row['bilinear_only_ms'] / row['inference_ms']:.1%}; without the lighting test "
+            f"{row['no_lighting_test_ms']:.0f} ms = {row['no_lighting_test_ms'] / row['inference_ms']:.1%})")
 
 
 def _size(text: str) -> tuple[int, int]:
