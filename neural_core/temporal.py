@@ -26,7 +26,9 @@ Where every tap matched and they differ (texture, edges) the history is read wit
 spline instead: bilinear reads blur a little every frame, and that adds up. The history weight
 is scaled by the share of the bilinear footprint that matched, and next to a motion edge, where
 a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is capped at
-`edge_history_weight`.
+`edge_history_weight`. Where the light on a surface changes (a moving lamp or shadow), which
+the clamp cannot see on a lit gradient or a textured surface, the history fades out: the local
+brightness change from it, averaged over frames, passes `lighting_floor` (`lighting_*`).
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.
@@ -51,7 +53,7 @@ USED_PASSES = ("motion", "depth") + ID_PASSES
 # a numpy fast path), and what the tap tests read as planes: each test then runs on contiguous
 # (4 taps, N) arrays (a field strided out of a record costs ~8x more per operation).
 RGB, AGE = slice(0, 3), 3
-F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, DRIFT = 0, 1, 2, 3, 4, 5
+F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING = 0, 1, 2, 3, 4, 5
 FIELDS = 6
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)     # Rec. 709
 # Rows per band of work: a band's temporaries stay in the CPU cache; whole-frame numpy steps
@@ -406,7 +408,8 @@ class TemporalFilter:
         self.key = None
         self.size = None            # (H, W) of the history
         self.past = None            # (H * W, 4): previous output and age
-        self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, one surface
+        self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, one surface,
+                                    # lighting change
         self.past_has = frozenset()  # which of depth / ids the fields hold
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
         self.last_sharpened_fraction = 0.0
@@ -437,7 +440,8 @@ class TemporalFilter:
             # The layout depends on the height alone: the lighting test's means stop at a band's
             # edge, so the output must not depend on the number of threads.
             bands = _bands(size[0], size[0] // BAND_ROWS)
-            counts = list(_pool().map(lambda rows: self._filter_band(frame, current, rows, out, past, fields), bands))
+            counts = list(_pool().map(
+                lambda rows: self._filter_band(frame, current, rows, out, past, fields), bands))
             fraction = sum(kept for kept, _ in counts) / (size[0] * size[1])
             self.last_sharpened_fraction = sum(sharp for _, sharp in counts) / (size[0] * size[1])
             if fraction < self.settings.cut_fraction:
@@ -483,7 +487,7 @@ class TemporalFilter:
         were sharpened."""
         # With the row below: the one-surface flags of the band's last row need it.
         below = _Surface.of(frame, slice(rows.start, min(rows.stop + 1, self.size[0])))
-        history, keep, total, sharp, drift = self._reproject(frame, rows, below)
+        history, keep, total, sharp, light_change = self._reproject(frame, rows, below)
         age = (history[:, AGE] + 1.0) * keep
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0), self.settings.min_weight)
         # A pixel whose footprint only partly shows its surface sits on that surface's edge,
@@ -495,7 +499,7 @@ class TemporalFilter:
         np.minimum(history_weight, self.settings.edge_history_weight, out=history_weight, where=edge)
         cur = current[:, rows].reshape(3, -1)
         if self.settings.lighting_gain > 0:
-            drift, gate = self._lighting_change(cur, history, keep, drift, rows.stop - rows.start)
+            light_change, gate = self._lighting_change(cur, history, keep, light_change, rows.stop - rows.start)
             history_weight *= gate
             age *= gate
         band_out = out[:, rows].reshape(3, -1)
@@ -503,12 +507,12 @@ class TemporalFilter:
         band_out -= cur
         band_out *= history_weight
         band_out += cur
-        self._record(frame, rows, band_out, age, past_out, fields_out, below, drift)
+        self._record(frame, rows, band_out, age, past_out, fields_out, below, light_change)
         return int(keep.sum()), int(sharp.size)
 
-    def _lighting_change(self, cur, history, keep, drift, count: int) -> tuple[np.ndarray, np.ndarray]:
+    def _lighting_change(self, cur, history, keep, light_change, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The band's brightness change from the history, averaged locally and over frames
-        (`drift`: the previous average at the pixels' past positions) -> the new average and
+        (`light_change`: the previous average at the pixels' past positions) -> the new average and
         the share of the history to keep (TemporalSettings.lighting_*)."""
         s = self.settings
         seen = keep.reshape(count, -1).astype(np.float32)
@@ -522,11 +526,11 @@ class TemporalFilter:
         local = box_sum(block_sums(change), radius)
         local /= box_sum(blocks, radius) + 1e-6
         local = upsampled(local, change.shape)
-        drift = drift * (1.0 - s.lighting_memory) + s.lighting_memory * local.ravel()
-        gate = np.abs(drift) - s.lighting_floor
+        light_change = light_change * (1.0 - s.lighting_memory) + s.lighting_memory * local.ravel()
+        gate = np.abs(light_change) - s.lighting_floor
         gate *= -s.lighting_gain
         gate += 1.0
-        return drift, _clip(gate, 0.0, 1.0)
+        return light_change, _clip(gate, 0.0, 1.0)
 
     def _reproject(self, frame, rows: slice, below: _Surface):
         """The previous output and age at the band's pixels, from the taps that show their
@@ -544,8 +548,9 @@ class TemporalFilter:
         sharp = self._where_sharpened(taps, total)
         if sharp.size:
             history[sharp, RGB] = sampler.catmull_rom(self.past, sharp)[:, RGB]
-        drift = np.take(self.fields[DRIFT], sampler.index[0]) * keep     # smooth: the nearest tap will do
-        return history, keep, total, sharp, drift
+        # Smooth: the nearest tap will do.
+        light_change = np.take(self.fields[LIGHTING], sampler.index[0]) * keep
+        return history, keep, total, sharp, light_change
 
     def _where_sharpened(self, taps, total) -> np.ndarray:
         """Pixels whose history is read with Catmull-Rom: every tap they use was kept, and the
@@ -597,7 +602,7 @@ class TemporalFilter:
         np.maximum(history, low.reshape(3, -1), out=out)
         np.minimum(out, high.reshape(3, -1), out=out)
 
-    def _record(self, frame, rows: slice, image, age, past, fields, below: _Surface, drift=0.0) -> None:
+    def _record(self, frame, rows: slice, image, age, past, fields, below: _Surface, light_change=0.0) -> None:
         """Write a band of rows of the records and fields: what the next frame reads back.
         `image`: the band's output, (3, N). `below`: the band's surface and the row below it."""
         count = rows.stop - rows.start
@@ -612,7 +617,7 @@ class TemporalFilter:
         fields[DEPTH, band] = 1.0 if below.depth is None else below.depth[:band.stop - band.start]
         fields[ID, band] = 0.0 if below.ids is None else below.ids[:band.stop - band.start]
         fields[ONE_SURFACE, band] = _one_surface_blocks(below, count, width, self.settings)
-        fields[DRIFT, band] = drift
+        fields[LIGHTING, band] = light_change
 
     def _remember(self, frame, past, fields, size, number, key) -> None:
         self.number, self.key, self.size = number, key, tuple(size)
@@ -633,7 +638,7 @@ class TemporalFilter:
             return {}
         return {"number": np.int64(self.number), "history": np.ascontiguousarray(self.history),
                 "age": np.ascontiguousarray(self.age),
-                "lighting_change": self.fields[DRIFT].reshape(self.size).copy()}
+                "lighting_change": self.fields[LIGHTING].reshape(self.size).copy()}
 
     def restore(self, state, previous_frame: schema.Frame, key=None) -> None:
         """Continue after frame `state['number']`, whose passes are `previous_frame`."""
@@ -644,7 +649,9 @@ class TemporalFilter:
         size = history.shape[:2]
         past, fields = self._spare_buffers(size)
         # Saved by a version without the lighting test: no change seen yet.
-        drift = np.asarray(state["lighting_change"], np.float32).ravel() if "lighting_change" in state else 0.0
+        light_change = (np.asarray(state["lighting_change"], np.float32).ravel()
+                        if "lighting_change" in state else 0.0)
         self._record(previous_frame, slice(0, size[0]), history.reshape(-1, 3).T,
-                     np.asarray(state["age"], np.float32).ravel(), past, fields, _Surface.of(previous_frame), drift)
+                     np.asarray(state["age"], np.float32).ravel(), past, fields, _Surface.of(previous_frame),
+                     light_change)
         self._remember(previous_frame, past, fields, size, int(state["number"]), key)
