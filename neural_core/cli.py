@@ -2,7 +2,7 @@
 
     python -m neural_core enhance FRAME.exr --model rad --out OUT.exr|OUT.png [--device auto|cpu|cuda] [--tile N]
     python -m neural_core enhance 'shot/frame_####.exr' --model rad --out 'out/frame_####.exr'
-        [--frames 10-20] [--no-temporal]     (a sequence: see neural_core.sequence)
+        [--frames 10-20] [--no-temporal] [--no-follow-lighting]     (a sequence: see neural_core.sequence)
     python -m neural_core info MODEL.onnx|rad|crn
     python -m neural_core demo [--out out/demo_side_by_side.png] [--model rad]
 
