@@ -13,6 +13,10 @@
 #   .venv/bin/python -m training make-scenes --kinds interior --count 4 --seed 20600 --resolution 128x64 \
 #       --reference-samples 512 --sequence 8 --out data/temporal_val_interior
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_val_interior --out /tmp/temporal_val_interior.json
+# and 6 streets (seeds 20700+; session 8: the lighting test's cost on noisy streets, and a shot
+# whose road moves unlike its Vector pass, docs/temporal.md):
+#   .venv/bin/python -m training make-scenes --kinds street --count 6 --seed 20700 --resolution 128x64 \
+#       --reference-samples 512 --sequence 8 --out data/temporal_val_street
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-data/temporal_heldout}
