@@ -4,8 +4,9 @@
 
 Per size: the bundled model's Enhancer.enhance and TemporalFilter.apply on a synthetic shot of
 plausible passes (a camera pan, a block of another object id moving faster, fresh noise in
-every frame; the Vector pass says how everything moves), alternating so that
-load from other jobs hits both alike; medians after a warm-up. Target (issue 12): temporal step <= 10 % of inference at 1080p.
+every frame; the Vector pass says how everything moves), alternating so that load from other
+jobs hits both alike; medians after a warm-up. Target (issue 12): temporal step <= 10 % of
+inference at 1080p.
 """
 from __future__ import annotations
 
@@ -57,10 +58,10 @@ def time_temporal(width: int, height: int, reps: int = 5, model: str = "rad",
                   threads: int | None = None) -> dict:
     enhancer = Enhancer.from_pretrained(model, device="cpu", threads=threads)
     required = [k for k in enhancer.metadata.required_passes if k not in ("motion",)]
-    # The default filter, and the same without the Catmull-Rom reads (which run where the
-    # history's taps differ: here, with per-pixel noise in the image, on most pixels; on the
-    # rendered validation shots on ~8 %).
-    # And the same without the lighting test (--no-follow-lighting).
+    # The default filter, the same without the Catmull-Rom reads (which run where the history's
+    # taps differ: here, with per-pixel noise in the image, on most pixels of the first frames
+    # and ~1-3 % later; on the rendered validation shots on ~8 %), and the same without the
+    # lighting test (--no-follow-lighting).
     filters = {"bilinear only": TemporalFilter(TemporalSettings(sharpen_contrast=np.inf)), "default": TemporalFilter(),
                "no lighting test": TemporalFilter(settings_for(False))}
     inference, step = [], {name: [] for name in filters}
