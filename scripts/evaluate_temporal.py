@@ -1,7 +1,7 @@
 """Per-shot temporal evaluation of the bundled RAD on `make-scenes --sequence` data (issue 12).
 
     .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout [--model rad]
-        [--out docs/temporal_eval.json]
+        [--out docs/temporal_eval.json] [--no-follow-lighting]
 
 For every shot (a run of consecutive frame ids) it measures, on sRGB display images:
 - the occlusion-masked warping error (training/metrics/temporal.py) of the input render, the
@@ -15,6 +15,7 @@ Prints a markdown table and writes the numbers as JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ from neural_core.dataset_format import DatasetReader  # noqa: E402
 from neural_core.display import to_display  # noqa: E402
 from neural_core.files import write_text_atomic  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
-from neural_core.temporal import TemporalFilter, TemporalSettings  # noqa: E402
+from neural_core.temporal import TemporalFilter, TemporalSettings, settings_for  # noqa: E402
 from training.metrics import image as image_metrics  # noqa: E402
 from training.metrics.temporal import occlusion_mask, warping_error  # noqa: E402
 
@@ -115,9 +116,11 @@ def main(argv=None) -> int:
     parser.add_argument("--clamp-radius", type=int, default=defaults.clamp_radius)
     parser.add_argument("--min-weight", type=float, default=defaults.min_weight)
     parser.add_argument("--edge-history-weight", type=float, default=defaults.edge_history_weight)
+    parser.add_argument("--follow-lighting", action=argparse.BooleanOptionalAction, default=True,
+                        help="the lighting test (docs/temporal.md, step 5; default: on)")
     args = parser.parse_args(argv)
-    settings = TemporalSettings(min_weight=args.min_weight, clamp_radius=args.clamp_radius,
-                                edge_history_weight=args.edge_history_weight)
+    settings = dataclasses.replace(settings_for(args.follow_lighting), min_weight=args.min_weight,
+                                   clamp_radius=args.clamp_radius, edge_history_weight=args.edge_history_weight)
     data = Path(args.data)
     fast, reference = DatasetReader(data / "fast"), DatasetReader(data / "reference")
     scenes = json.loads((data / "scenes.json").read_text()).get("scenes", {})
