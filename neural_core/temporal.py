@@ -206,16 +206,18 @@ def id_plane(frame: schema.Frame, rows: slice = slice(None)) -> np.ndarray | Non
 
 
 def box_sum(plane: np.ndarray, radius: int) -> np.ndarray:
-    """Sum over the (2 radius + 1)^2 pixels around each pixel of a (H, W) plane that exist
-    (running sums)."""
-    padded = np.zeros((plane.shape[0] + 2 * radius + 1, plane.shape[1]), np.float32)
-    np.cumsum(plane, axis=0, out=padded[radius + 1:plane.shape[0] + radius + 1])
-    padded[plane.shape[0] + radius + 1:] = padded[plane.shape[0] + radius]
-    rows = padded[2 * radius + 1:] - padded[:plane.shape[0]]
-    padded = np.zeros((rows.shape[0], rows.shape[1] + 2 * radius + 1), np.float32)
-    np.cumsum(rows, axis=1, out=padded[:, radius + 1:rows.shape[1] + radius + 1])
-    padded[:, rows.shape[1] + radius + 1:] = padded[:, rows.shape[1] + radius:rows.shape[1] + radius + 1]
-    return padded[:, 2 * radius + 1:] - padded[:, :rows.shape[1]]
+    """Sum over the (2 radius + 1)^2 pixels around each pixel of a (H, W) plane that exist."""
+    return _column_sums(_column_sums(plane, radius).T, radius).T
+
+
+def _column_sums(plane: np.ndarray, radius: int) -> np.ndarray:
+    """Sum over the 2 radius + 1 rows around each row that exist, from running sums: the sum
+    up to row i + radius (the last row past the end) minus the sum before row i - radius."""
+    height = plane.shape[0]
+    running = np.zeros((height + 2 * radius + 1,) + plane.shape[1:], np.float32)
+    np.cumsum(plane, axis=0, out=running[radius + 1:height + radius + 1])
+    running[height + radius + 1:] = running[height + radius]
+    return running[2 * radius + 1:] - running[:height]
 
 
 def block_sums(plane: np.ndarray) -> np.ndarray:
@@ -548,8 +550,9 @@ class TemporalFilter:
         sharp = self._where_sharpened(taps, total)
         if sharp.size:
             history[sharp, RGB] = sampler.catmull_rom(self.past, sharp)[:, RGB]
-        # Smooth: the nearest tap will do.
-        light_change = np.take(self.fields[LIGHTING], sampler.index[0]) * keep
+        # Smooth: the nearest tap will do (and nothing to read with the lighting test off).
+        light_change = (np.take(self.fields[LIGHTING], sampler.index[0]) * keep
+                        if self.settings.lighting_gain > 0 else 0.0)
         return history, keep, total, sharp, light_change
 
     def _where_sharpened(self, taps, total) -> np.ndarray:

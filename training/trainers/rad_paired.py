@@ -54,9 +54,9 @@ class PairedRADTrainer(Trainer):
             if self.opts.no_worse_weight:
                 terms["worse"] = worse_than_input(out, batch["image"], batch["target"])
                 terms["loss"] = terms["loss"] + self.opts.no_worse_weight * terms["worse"]
+            # A pure L1 run (e.g. PSNR-targeted training) skips the VGG forward/backward, which
+            # costs more than the generator itself on a CPU.
             if self.opts.vgg_weight:
-                # A pure L1 run (e.g. PSNR-targeted training) skips the VGG forward/backward,
-                # which costs more than the generator itself on a CPU.
                 terms["vgg"] = self.vgg_loss(out, batch["target"])
                 terms["loss"] = terms["loss"] + self.opts.vgg_weight * terms["vgg"]
         return terms
