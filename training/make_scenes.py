@@ -287,7 +287,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--resolution", type=_resolution, default=DEFAULT_RESOLUTION,
                         help="WxH (default %(default)s)")
     parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS),
-                        help="comma-separated scene kinds: street, interior, tabletop, closeup "
+                        help="comma-separated scene kinds: street, interior, tabletop, closeup, studio "
                              "(training/scenes/README.md)")
     parser.add_argument("--fast", default=RANDOM,
                         help="comma-separated fast renders: 'random' (OUT/fast/: 1-64 spp and 1-12 "

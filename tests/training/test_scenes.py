@@ -48,7 +48,16 @@ def summary(kind, seed):
             "textured_materials": sum(any(n.bl_idname.startswith("ShaderNodeTex") and
                                           n.bl_idname != "ShaderNodeTexCoord" for n in m.node_tree.nodes)
                                       for m in materials),
-            "aovs_match_bsdf": all(aov_matches_bsdf(m) for m in materials)}
+            "aovs_match_bsdf": all(aov_matches_bsdf(m) for m in materials),
+            "lobes": sorted({lobe for m in materials for lobe in lobes(m)})}
+
+def lobes(material):
+    # Principled BSDF lobes past diffuse/specular/metal that the material turns on, and volumes.
+    found = [name for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled"
+             for name in ("Transmission", "Subsurface", "Coat", "Sheen")
+             if n.inputs[name + " Weight"].default_value > 0]
+    output = next(n for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial")
+    return found + (["Volume"] if output.inputs["Volume"].is_linked else [])
 
 def aov_matches_bsdf(material):
     # The roughness/metallic AOVs are fed from the very sockets the Principled BSDF reads.
@@ -144,6 +153,26 @@ def test_scenes_have_fine_textures_real_hdris_and_varied_cameras(summaries):
     lenses = {s["info"]["lens"] for s in scenes}
     heights = {s["info"]["camera_height"] for s in scenes}
     assert len(lenses) >= 5 and len(heights) >= 5
+
+
+def test_studio_scenes_have_what_the_other_kinds_lack():
+    """The studio kind (a figure on a ground plane) draws glass, subsurface, coat, sheen and
+    haze, which no other kind uses; its surfaces are tagged like every other kind's, and it is
+    lit by one of Blender's HDRIs."""
+    scenes = build_summaries(*(f"studio:{seed}" for seed in range(21000, 21006)))
+    others = build_summaries(*(f"{kind}:3" for kind in KINDS))
+    assert not any(s["lobes"] for s in others), [s["lobes"] for s in others]
+    assert set().union(*(s["lobes"] for s in scenes)) == {"Transmission", "Subsurface", "Coat",
+                                                         "Sheen", "Volume"}
+    for scene in scenes:
+        assert "Transmission" in scene["lobes"] and scene["aovs_match_bsdf"]
+        assert "ShaderNodeTexEnvironment" in scene["world_nodes"]
+        surfaces = [o for o in scene["objects"] if o["type"] == "MESH" and o["name"] != "Haze"]
+        assert "person" in {o["class"] for o in surfaces}
+        for obj in surfaces:
+            assert obj["pass_index"] == schema.pass_index_for_class(obj["class"]), obj
+            assert all(m["pass_index"] == obj["pass_index"] and m["aovs"] == ["metallic", "roughness"]
+                       for m in obj["materials"]), obj
 
 
 def test_closeups_fill_the_frame_with_a_product(summaries):

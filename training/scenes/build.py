@@ -7,7 +7,7 @@ from collections import Counter
 from addon import blender_api
 from neural_core import schema
 
-from . import interior, street, tabletop
+from . import interior, street, studio, tabletop
 from .blender_compat import reset_blender
 from .geometry import Builder
 from .lighting import add_camera, add_sky_dome, add_sun, setup_hdri_world, setup_world, sky_colors
@@ -15,7 +15,7 @@ from .materials import MaterialLibrary
 from .render import enable_passes
 
 KINDS = {"street": street.build, "interior": interior.build, "tabletop": tabletop.build,
-         "closeup": tabletop.build_closeup}
+         "closeup": tabletop.build_closeup, "studio": studio.build}
 
 
 def build_scene(kind: str, seed: int, resolution=(320, 180), frame: int = 1) -> dict:

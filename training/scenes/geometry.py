@@ -102,3 +102,14 @@ class Builder:
 def rotate2d(x: float, y: float, angle: float) -> tuple[float, float]:
     c, s = math.cos(angle), math.sin(angle)
     return x * c - y * s, x * s + y * c
+
+
+def monkey_mesh(name: str, size: float) -> bpy.types.Mesh:
+    """Blender's Suzanne, `size` metres across, sitting on its origin, facing -y (the camera)."""
+    bm = bmesh.new()
+    bmesh.ops.create_monkey(bm)
+    bmesh.ops.subdivide_edges(bm, edges=bm.edges, cuts=1, use_grid_fill=True)
+    bmesh.ops.scale(bm, vec=(size / 2.7,) * 3, verts=bm.verts)
+    low = min(v.co.z for v in bm.verts)
+    bmesh.ops.translate(bm, vec=(0.0, 0.0, -low), verts=bm.verts)
+    return _mesh_from_bmesh(name, bm, smooth=True)

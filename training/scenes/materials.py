@@ -143,6 +143,54 @@ def plain_material(name: str, class_name: str, color, roughness: float, metallic
     return material
 
 
+def special_material(name: str, class_name: str, rng: random.Random, kind: str):
+    """Principled BSDF lobes the other materials never use, for the `studio` kind: `glass`
+    (transmission), `subsurface` (wax, skin, marble), `coat` (clear-coated paint) or `sheen`
+    (velvet). The AOVs get the base roughness and metallic, as the BSDF does."""
+    material = _new_material(name, class_name)
+    nodes = _NodeMaker(material)
+    inputs = nodes.bsdf.inputs
+    hue = rng.random()
+    if kind == "glass":
+        color = colorsys.hsv_to_rgb(hue, rng.uniform(0.0, 0.3), rng.uniform(0.85, 1.0))
+        inputs["Transmission Weight"].default_value = 1.0
+        inputs["IOR"].default_value = rng.uniform(1.33, 1.6)
+        roughness = rng.choice((0.0, rng.uniform(0.0, 0.25)))
+    elif kind == "subsurface":
+        color = colorsys.hsv_to_rgb(rng.uniform(0.0, 0.12), rng.uniform(0.1, 0.6), rng.uniform(0.4, 0.9))
+        inputs["Subsurface Weight"].default_value = 1.0
+        inputs["Subsurface Scale"].default_value = rng.uniform(0.02, 0.2)
+        roughness = rng.uniform(0.25, 0.6)
+    elif kind == "coat":
+        color = colorsys.hsv_to_rgb(hue, rng.uniform(0.5, 1.0), rng.uniform(0.05, 0.7))
+        inputs["Coat Weight"].default_value = 1.0
+        inputs["Coat Roughness"].default_value = rng.uniform(0.0, 0.1)
+        roughness = rng.uniform(0.3, 0.7)
+    elif kind == "sheen":
+        color = colorsys.hsv_to_rgb(hue, rng.uniform(0.4, 0.9), rng.uniform(0.03, 0.4))
+        inputs["Sheen Weight"].default_value = 1.0
+        roughness = rng.uniform(0.7, 1.0)
+    else:
+        raise ValueError(f"unknown special material {kind!r}")
+    inputs["Base Color"].default_value = (*color, 1.0)
+    nodes.bsdf_with_aovs(nodes.value(roughness), nodes.value(0.0))
+    material.diffuse_color = (*color, 1.0)
+    return material
+
+
+def fog_material(name: str, density: float, color=(1.0, 1.0, 1.0)):
+    """A homogeneous scattering volume and no surface: haze in the air of a scene."""
+    material = bpy.data.materials.new(name)
+    tree = node_tree(material)
+    tree.nodes.clear()
+    output = tree.nodes.new("ShaderNodeOutputMaterial")
+    volume = tree.nodes.new("ShaderNodeVolumePrincipled")
+    volume.inputs["Density"].default_value = density
+    volume.inputs["Color"].default_value = (*color, 1.0)
+    tree.links.new(volume.outputs["Volume"], output.inputs["Volume"])
+    return material
+
+
 def textured_material(name: str, class_name: str, rng: random.Random, palette: Palette):
     """Two colours and two roughness values of `palette`, mixed by a random fine pattern
     (training.scenes.textures). The AOVs get the mixed roughness, exactly as the BSDF does."""
