@@ -53,8 +53,8 @@ USED_PASSES = ("motion", "depth") + ID_PASSES
 # a numpy fast path), and what the tap tests read as planes: each test then runs on contiguous
 # (4 taps, N) arrays (a field strided out of a record costs ~8x more per operation).
 RGB, AGE = slice(0, 3), 3
-F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING = 0, 1, 2, 3, 4, 5
-FIELDS = 6
+F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING, CONTRAST = 0, 1, 2, 3, 4, 5, 6
+FIELDS = 7
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)     # Rec. 709
 # Rows per band of work: a band's temporaries stay in the CPU cache; whole-frame numpy steps
 # are memory-bound.
@@ -393,6 +393,23 @@ def _one_surface_blocks(surface: "_Surface", count: int, width: int, s: Temporal
     return same.ravel()
 
 
+def _block_contrast(plane: np.ndarray, rows: slice, contrast: float, out: np.ndarray) -> None:
+    """For a band of rows of a (H, W) plane: 1 where the square roots of the 2x2 block at each
+    pixel (its top left; values clipped to [0, 1]) span more than `contrast`, else 0, into `out`
+    (the band's rows). In the last row or column the block holds the pixels that exist, as
+    `Sampler`'s taps do there."""
+    count, width = rows.stop - rows.start, plane.shape[1]
+    stop = min(rows.stop + 1, plane.shape[0])
+    root = np.sqrt(_clip(plane[rows.start:stop].copy(), 0.0, 1.0))
+    lower = root[1:count + 1] if stop > rows.stop else np.concatenate([root[1:count], root[count - 1:]])
+    high, low = np.maximum(root[:count], lower), np.minimum(root[:count], lower)
+    spread = high - low          # the last column's block: that column alone
+    if width > 1:
+        np.subtract(np.maximum(high[:, :-1], high[:, 1:]), np.minimum(low[:, :-1], low[:, 1:]),
+                    out=spread[:, :-1])
+    out[...] = spread > contrast
+
+
 class TemporalFilter:
     """Feed the enhanced frames of one shot in order: `apply(frame, enhanced, number)`.
 
@@ -411,7 +428,7 @@ class TemporalFilter:
         self.size = None            # (H, W) of the history
         self.past = None            # (H * W, 4): previous output and age
         self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, one surface,
-                                    # lighting change
+                                    # lighting change, contrast
         self.past_has = frozenset()  # which of depth / ids the fields hold
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
         self.last_sharpened_fraction = 0.0
@@ -455,6 +472,8 @@ class TemporalFilter:
             if "motion" in frame:
                 self._record(frame, slice(0, size[0]), out.reshape(3, -1), 0.0, past, fields, _Surface.of(frame))
             self.last_history_fraction = self.last_sharpened_fraction = 0.0
+        if "motion" in frame:
+            self._record_contrast(out, fields)
         self.last_reset = reason
         self._spare = (self.past, self.fields)
         self._remember(frame, past, fields, size, number, key)
@@ -547,7 +566,7 @@ class TemporalFilter:
         weight /= np.where(keep, total, 1.0)
         taps = np.take(self.past, sampler.index, axis=0)               # (4 taps, N, RGB + age)
         history = np.einsum("kn,knc->nc", weight, taps)                 # 0 where not kept
-        sharp = self._where_sharpened(taps, total)
+        sharp = self._where_sharpened(sampler, total)
         if sharp.size:
             history[sharp, RGB] = sampler.catmull_rom(self.past, sharp)[:, RGB]
         # Smooth: the nearest tap will do (and nothing to read with the lighting test off).
@@ -555,21 +574,14 @@ class TemporalFilter:
                         if self.settings.lighting_gain > 0 else 0.0)
         return history, keep, total, sharp, light_change
 
-    def _where_sharpened(self, taps, total) -> np.ndarray:
+    def _where_sharpened(self, sampler: Sampler, total) -> np.ndarray:
         """Pixels whose history is read with Catmull-Rom: every tap they use was kept, and the
         taps differ (bilinear blur shows there; elsewhere it costs nothing to see and the spline
-        costs 4x the reads)."""
+        costs 4x the reads). The taps are the 2x2 block at the top-left tap, whose contrast the
+        previous frame recorded (`_record_contrast`)."""
         if not np.isfinite(self.settings.sharpen_contrast):
             return np.empty(0, np.intp)
-        contrast = self.settings.sharpen_contrast
-        green = taps[..., 1]                                       # (4 taps, N): ~brightness
-        high, low = _clip(green.max(axis=0), 0.0, 1.0), _clip(green.min(axis=0), 0.0, 1.0)
-        # The contrast is in ~display units (square roots). sqrt(h) - sqrt(l) <= sqrt(h - l), so
-        # only pixels with h - l > contrast^2 can pass (with a margin for rounding): the square
-        # roots are taken there alone.
-        candidates = np.flatnonzero((total >= 1.0 - 1e-6) & (high - low > 0.99 * contrast * contrast))
-        passed = np.sqrt(high[candidates]) - np.sqrt(low[candidates]) > contrast
-        return candidates[passed]
+        return np.flatnonzero((total >= 1.0 - 1e-6) & (np.take(self.fields[CONTRAST], sampler.index[0]) > 0))
 
     def _taps_match(self, sampler: Sampler, b_col, b_row, surface: _Surface) -> np.ndarray:
         """(4, N) True where a tap shows the pixel's surface (the tests in the module doc).
@@ -622,6 +634,21 @@ class TemporalFilter:
         fields[ONE_SURFACE, band] = _one_surface_blocks(below, count, width, self.settings)
         fields[LIGHTING, band] = light_change
 
+    def _record_contrast(self, image, fields) -> None:
+        """fields[CONTRAST]: 1 where the 2x2 block with the pixel at its top left (the taps a
+        pixel of the next frame reads there, `Sampler`) differs by more than `sharpen_contrast`
+        in square-root green (~ display brightness), else 0. `image`: the whole output, (3, H, W):
+        a band's last row needs the next band's first. Found here once per pixel on contiguous
+        rows rather than from the 4 gathered taps of every read: the step ~5 % faster at 1080p,
+        the same pixels sharpened."""
+        if not np.isfinite(self.settings.sharpen_contrast):
+            return
+        height = image.shape[1]
+        contrast = fields[CONTRAST].reshape(image.shape[1:])
+        list(_pool().map(lambda rows: _block_contrast(image[1], rows, self.settings.sharpen_contrast,
+                                                      out=contrast[rows]),
+                         _bands(height, height // BAND_ROWS)))
+
     def _remember(self, frame, past, fields, size, number, key) -> None:
         self.number, self.key, self.size = number, key, tuple(size)
         if "motion" not in frame:
@@ -657,4 +684,5 @@ class TemporalFilter:
         self._record(previous_frame, slice(0, size[0]), history.reshape(-1, 3).T,
                      np.asarray(state["age"], np.float32).ravel(), past, fields, _Surface.of(previous_frame),
                      light_change)
+        self._record_contrast(np.ascontiguousarray(history.transpose(2, 0, 1)), fields)
         self._remember(previous_frame, past, fields, size, int(state["number"]), key)
