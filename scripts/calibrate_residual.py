@@ -8,7 +8,7 @@ per validation frame, scales its residual by each candidate (what `training expo
 fast setting, the PSNR gain over the denoised render on display images: mean and worst scene.
 
     .venv/bin/python scripts/calibrate_residual.py runs/RUN/rad.onnx \
-        --val data/corpus2/val data/corpus2_closeup/val data/corpus2_val2
+        --val data/corpus2/val data/corpus2_closeup/val data/corpus2_val2 data/corpus2_studio/val
 
 It recommends the largest mean gain (averaged over the settings) whose worst scene in every
 setting is at most --worst-limit dB below the denoised render; if no scale keeps to that, the
@@ -31,7 +31,7 @@ from neural_core.runtime import Enhancer  # noqa: E402
 from training.evaluate import display  # noqa: E402
 from training.metrics.image import psnr  # noqa: E402
 
-DEFAULT_VAL = ("data/corpus2/val", "data/corpus2_closeup/val", "data/corpus2_val2")
+DEFAULT_VAL = ("data/corpus2/val", "data/corpus2_closeup/val", "data/corpus2_val2", "data/corpus2_studio/val")
 DEFAULT_SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 

@@ -39,15 +39,12 @@ PY=${PY:-.venv/bin/python}
     --out data/corpus2_low/train
 # studio: a figure on a ground plane in what no other kind has: glass, subsurface scattering, clear
 #        coat, sheen, haze (training/scenes/studio.py). Validation (seeds 33000+, as val/), then
-#        120 training scenes with drawn fast settings (seeds 13000+) and 60 at 1-3 bounces
-#        (seeds 13500+: light through glass and haze is what a low-bounce render misses).
+#        120 training scenes with drawn fast settings (seeds 13000+; 998 s of rendering on 2 cores).
 "$PY" -m training make-scenes --count "${STUDIO_VAL_COUNT:-6}" --seed 33000 --resolution 256x128 \
     --kinds studio --fast 4spp-1b,16spp-12b --reference-samples 256 --reference-raw \
     --out data/corpus2_studio/val
 "$PY" -m training make-scenes --count "${STUDIO_COUNT:-120}" --seed 13000 --resolution 256x128 \
     --kinds studio --fast random --out data/corpus2_studio/train
-"$PY" -m training make-scenes --count "${STUDIO_LOW_COUNT:-60}" --seed 13500 --resolution 256x128 \
-    --kinds studio --fast random --fast-bounces 1-3 --out data/corpus2_studio/train_low
 # val2:  12 more validation scenes, table tops and close-ups in turn (seeds 32000+): the first two
 #        validation sets did not show a failure on close glossy table tops at full bounces.
 "$PY" -m training make-scenes --count "${VAL2_COUNT:-12}" --seed 32000 --resolution 256x128 \

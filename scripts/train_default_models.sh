@@ -55,12 +55,24 @@ fi
 "$PY" -m training train-rad "${low[@]}" --run-dir runs/rad_low_h5 --no-worse-weight 5
 if [ "${WITH_ABLATION:-0}" = 1 ]; then wait "$ablation"; fi
 
+# 2f. + 120 studio scenes (glass, subsurface, clear coat, sheen, haze: what no other kind has),
+#     same recipe. The bundled model is the one of 2e or 2f that the validation scenes choose
+#     (rad.md). Side by side on the second core: the same with the studio scenes drawn twice as
+#     often (runs/rad_studio2x).
+STUDIO=data/corpus2_studio/train
+studio=("${permuted[@]}" --init-from runs/rad_low_h5 --steps 6000 --lr 1e-4 --checkpoint-every 1000
+        --no-worse-weight 5)
+ALL=data/corpus2/train,data/corpus2_closeup/train,data/corpus2_low/train
+"$PY" -m training train-rad "${studio[@]}" --data "$ALL,$STUDIO,$STUDIO" --run-dir runs/rad_studio2x & studio2x=$!
+"$PY" -m training train-rad "${studio[@]}" --data "$ALL,$STUDIO" --run-dir runs/rad_studio
+wait "$studio2x"
+
 # 3. The residual scale, on the validation scenes only (the recommendation printed last), then
 #    the export (RESIDUAL_SCALE and CHECKPOINT=step_NNNNNNN.pt override).
 RUN=${RUN:-rad_low_h5}
 "$PY" -m training export "runs/$RUN" --out "runs/$RUN/rad.onnx"
 "$PY" scripts/calibrate_residual.py "runs/$RUN/rad.onnx" \
-    --val data/corpus2/val data/corpus2_closeup/val data/corpus2_val2
+    --val data/corpus2/val data/corpus2_closeup/val data/corpus2_val2 data/corpus2_studio/val
 ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$RUN/checkpoints/$CHECKPOINT"; true; }
 "$PY" -m training export "runs/$RUN" --residual-scale "${RESIDUAL_SCALE:-0.7}" \
     --out neural_core/models/rad.onnx $(ckpt)
