@@ -17,6 +17,13 @@
 # whose road moves unlike its Vector pass, docs/temporal.md):
 #   .venv/bin/python -m training make-scenes --kinds street --count 6 --seed 20700 --resolution 128x64 \
 #       --reference-samples 512 --sequence 8 --out data/temporal_val_street
+# and 4 studio shots (seeds 20900+; session 9: glass, subsurface, haze; none of it in training):
+#   .venv/bin/python -m training make-scenes --kinds studio --count 4 --seed 20900 --resolution 128x64 \
+#       --reference-samples 512 --sequence 8 --out data/temporal_val_studio
+# and 2 shots at 4 spp, 256x128 (seeds 21100+; session 9: the issue's own setting):
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 2 --seed 21100 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_val_4spp
+# Any of these: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-data/temporal_heldout}
