@@ -132,6 +132,26 @@ def test_a_change_of_lighting_over_a_still_surface_is_followed_not_lagged():
     assert errors[-1] < 0.5 * errors[0]             # the noise is still averaged away
 
 
+def test_a_few_flickering_bright_pixels_do_not_restart_the_history():
+    """A small lamp (3x3 pixels, 8-60x the surface's brightness, random every frame) on a still
+    surface under steady light: the lamp's own flicker is no lighting change of the surface around
+    it. Each pixel's change counts at most `lighting_pixel_limit` in the local mean, so the
+    history there keeps growing; without the limit the lamp trips the test."""
+    lamp = (slice(H // 2 - 1, H // 2 + 2), slice(W // 2 - 1, W // 2 + 2))
+    around = (slice(H // 2 - 6, H // 2 + 7), slice(W // 2 - 6, W // 2 + 7))
+    brightness = np.random.default_rng(7).uniform(5.0, 20.0, 10).astype(np.float32)
+
+    def ages_around(limit):
+        filt = TemporalFilter(TemporalSettings(lighting_pixel_limit=limit))
+        for t, (_, enhanced) in enumerate(_still_textured_surface([1.0] * 10)):
+            enhanced[lamp] = brightness[t]
+            filt.apply(synthetic_frame(0, speed=0), enhanced, t + 1)
+        return filt.age[around]
+
+    assert ages_around(TemporalSettings().lighting_pixel_limit).min() == 9    # every frame kept
+    assert ages_around(np.inf).min() < 5                                       # restarted
+
+
 def test_vector_pass_convention_maps_a_pixel_to_its_past_and_future():
     motion = np.zeros((1, 1, 4), np.float32)
     motion[0, 0] = (4.0, 2.0, 4.0, 2.0)    # measured: camera moving +x, +y (content moves left, down)
