@@ -1,11 +1,11 @@
-"""Studio shots: a figure on a ground plane before a cyclorama, in the materials and media no other
-kind has: glass (transmission), subsurface scattering, clear coat, sheen, and sometimes haze (a
-scattering volume). A kind for checking the model on content it was not trained on, and for
-adding that content to a corpus later.
+"""Studio shots: a figure on a ground plane, often before a backdrop wall, in the materials and media
+no other kind has: glass (transmission), subsurface scattering, clear coat, sheen, and sometimes haze (a
+scattering volume). A kind for checking the model on content it was not trained on
+(docs/studio_eval.txt), and for a corpus with it (scripts/make_default_corpus.sh).
 
 Cityscapes classes by role (training/scenes/README.md):
 
-    ground, cyclorama -> terrain     backdrop wall -> wall
+    ground -> terrain                backdrop wall -> wall
     figure, bust -> person           glass pieces -> car          props, pedestals -> truck
 """
 from __future__ import annotations
@@ -22,8 +22,7 @@ from .materials import fog_material, special_material
 SPECIAL = ("glass", "subsurface", "coat", "sheen")
 
 
-def build(builder: Builder, rng: random.Random) -> Layout:
-    b = builder
+def build(b: Builder, rng: random.Random) -> Layout:
     b.box("terrain", (30.0, 30.0, 0.02), (0.0, 0.0, -0.02))
     if rng.random() < 0.6:
         b.box("wall", (12.0, 0.1, 5.0), (0.0, rng.uniform(2.0, 5.0), 0.0),
