@@ -1,7 +1,7 @@
-"""Studio shots: a figure on a ground plane, often before a backdrop wall, in the materials and media
-no other kind has: glass (transmission), subsurface scattering, clear coat, sheen, and sometimes haze (a
-scattering volume). A kind for checking the model on content it was not trained on
-(docs/studio_eval.txt), and for a corpus with it (scripts/make_default_corpus.sh).
+"""Studio shots: a figure on a ground plane, often before a backdrop wall, in the materials and
+media no other kind has: glass (transmission), subsurface scattering, clear coat, sheen, and
+sometimes haze (a scattering volume). A kind for checking the model on content it was not
+trained on (docs/studio_eval.txt), and for a corpus with it (scripts/make_default_corpus.sh).
 
 Cityscapes classes by role (training/scenes/README.md):
 
