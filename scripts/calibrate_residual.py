@@ -70,6 +70,10 @@ def main(argv=None) -> int:
     parser.add_argument("--worst-limit", type=float, default=0.3,
                         help="dB the worst scene may lose against the denoised render")
     args = parser.parse_args(argv)
+    missing = [root for root in args.val if not (Path(root) / "reference").is_dir()]
+    if missing:
+        parser.error(f"no validation scenes in {', '.join(missing)}: render them with "
+                     f"scripts/make_default_corpus.sh, or name other roots with --val")
     table = gains(Enhancer.from_pretrained(args.model, device="cpu"), args.val, args.scales)
     print("PSNR gain over the denoised render, dB: mean / worst scene")
     print("scale  " + "  ".join(f"{setting:>17}" for setting in table))
