@@ -317,6 +317,30 @@ def test_rad_on_the_denoiser_starts_as_the_denoised_image(tmp_path):
     np.testing.assert_allclose(out, inputs[0].numpy(), rtol=2e-6, atol=2e-6)
 
 
+def test_rad_context_module_exports_and_starts_as_the_network_without_it(tmp_path):
+    """The context module (coarsest branch pooled, two convs, added back) is added to a trained
+    network with its last conv at zero: the output is unchanged. Trained, its ONNX graph
+    (padded to the 32 px grid, so pooling never meets a partial window) matches PyTorch."""
+    from training.checkpoint import load_widened
+    torch.manual_seed(0)
+    old = trained_like(RADNet(denoised_rad_config()))
+    torch.nn.init.normal_(old.to_rgb.weight, std=0.1)
+    new = trained_like(RADNet(denoised_rad_config(context_pool=8)))
+    assert load_widened(new, old.state_dict(), "old.pt") == []
+    inputs = old.example_inputs(1, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(new(*inputs), old(*inputs))
+    torch.nn.init.normal_(new.context.out.weight, std=0.1)       # as after training
+    with torch.no_grad():
+        assert (new(*inputs) - old(*inputs)).abs().max() > 1e-3
+    meta = metadata_for("rad", new.config, trained_on="test: RAD with context")
+    path = export_onnx(new, meta, tmp_path / "rad.onnx")
+    expected, actual = run_both(new, meta, path, example_passes(meta, 1, ODD_H, ODD_W))
+    np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="context_pool"):
+        denoised_rad_config(context_pool=16)
+
+
 def test_rad_on_the_denoiser_reads_the_noisy_image(tmp_path):
     torch.manual_seed(0)
     model = trained_like(RADNet(denoised_rad_config()))

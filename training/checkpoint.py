@@ -137,11 +137,14 @@ def weights_to_start_from(path: str | os.PathLike, device: str | torch.device = 
 def load_widened(model: torch.nn.Module, state: dict, source: str) -> list[str]:
     """Load `state` into `model`, where a tensor may have grown along its input channels (dim 1:
     a G-buffer pass added at the end of the stack). The old channels are copied and the new ones
-    start at zero, so the network starts out computing exactly what the old one did. Returns the
+    start at zero, so the network starts out computing exactly what the old one did; so do
+    modules the model lists in `added_modules` (they start as the identity). Returns the
     widened tensors' names; any other mismatch is an error naming the tensor."""
     own = model.state_dict()
     unknown = sorted(set(state) - set(own))
-    missing = sorted(k for k in set(own) - set(state) if own[k].is_floating_point())
+    added = tuple(getattr(model, "added_modules", ()))
+    missing = sorted(k for k in set(own) - set(state)
+                     if own[k].is_floating_point() and not k.startswith(added))
     if unknown or missing:
         raise CheckpointError(f"{source} is another network: {len(unknown)} tensor(s) this one lacks "
                               f"({unknown[:3]}), {len(missing)} it lacks ({missing[:3]})")

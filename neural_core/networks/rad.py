@@ -41,7 +41,7 @@ from .rad_kernel import KernelHead, MultiScaleKernelHead
 from .rad_norm import RAD, ResidualConv, RunningNorm, _Convs
 
 __all__ = ["RADConfig", "RADNet", "RAD", "RunningNorm", "ResidualConv", "GBufferEncoder",
-           "KernelHead", "MultiScaleKernelHead", "BasicBlock", "Branch", "Fusion"]
+           "KernelHead", "MultiScaleKernelHead", "BasicBlock", "Branch", "Fusion", "Context"]
 
 NORMS = ("batch", "none")
 
@@ -105,6 +105,11 @@ class RADConfig(JSONConfig):
     # The residual's last conv starts at zero, so a fresh network returns its input exactly: a
     # model on top of Cycles' denoiser starts as "the denoised render" and only learns changes.
     zero_residual: bool = False
+    # Context for light that comes from further away than the branches see (indirect light in
+    # a room): k > 0 average-pools the coarsest branch by k, runs two 3x3 convs there and adds
+    # the result back before decoding. Its last conv starts at zero, so it can be added to a
+    # trained network without changing its output (`added_modules`). Cheap: 1/(4k)^2 of the pixels.
+    context_pool: int = 0
 
     def __post_init__(self) -> None:
         # Values read back from JSON arrive as lists; keep the dataclass hashable-ish and tidy.
@@ -197,6 +202,9 @@ class RADConfig(JSONConfig):
             problems.append("kernel_scales must be 1 .. num_branches (one decoder level per scale)")
         if self.output_rad and self.stream_level != 0:
             problems.append("output_rad needs the full-resolution G-buffer embedding (stream_level 0)")
+        if self.context_pool < 0 or (self.context_pool and self.alignment * self.context_pool > 32):
+            problems.append("context_pool must be 0 (off) or keep the pooled grid within the 32 px "
+                            "grid the exported graph pads to")
         if self.stream_kernel % 2 != 1 or self.decoder_kernel % 2 != 1:
             problems.append("stream_kernel and decoder_kernel must be odd")
         if self.class_groups is not None:
@@ -312,6 +320,24 @@ class Fusion(nn.Module):
         return fused
 
 
+class Context(nn.Module):
+    """x + upsample(zero-started 1x1(relu(3x3(relu(3x3(avgpool_k(x))))))): what lies up to
+    ~3k pixels of the coarsest branch away (indirect light) reaches each pixel."""
+
+    def __init__(self, channels: int, pool: int, convs: _Convs):
+        super().__init__()
+        self.pool = pool
+        self.convs = nn.Sequential(convs.plain(channels, channels), nn.ReLU(),
+                                   convs.plain(channels, channels), nn.ReLU())
+        self.out = convs.plain(channels, channels, kernel=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.avg_pool2d(x, self.pool, ceil_mode=True)
+        return x + upsample_to(self.out(self.convs(pooled)), x)
+
+
 # ---------------------------------------------------------------------------------------------
 # The network
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +347,12 @@ class RADNet(nn.Module):
     -> enhanced image (B,3,H,W) in the encoded (log1p) domain. Any H, W >= 1."""
 
     kind = "rad"
+
+    @property
+    def added_modules(self) -> tuple[str, ...]:
+        """Modules that start as the identity, so a trained network without them can start
+        them from scratch (training's --init-from)."""
+        return ("context.",) if self.context is not None else ()
 
     def __init__(self, config: RADConfig | None = None):
         super().__init__()
@@ -344,6 +376,7 @@ class RADNet(nn.Module):
             if s + 1 < cfg.num_branches:
                 self.transitions.append(nn.Sequential(
                     convs.plain(channels[s], channels[s + 1], stride=2), nn.ReLU()))
+        self.context = Context(channels[-1], cfg.context_pool, convs) if cfg.context_pool else None
         # Decoder: from the lowest-resolution branch up, upsample + concat + conv.
         self.decoder = nn.ModuleList(
             convs.plain(channels[j + 1] + channels[j], channels[j], kernel=cfg.decoder_kernel)
@@ -367,7 +400,7 @@ class RADNet(nn.Module):
                 xs = self.fusions[s](xs)
             if s < len(self.transitions):
                 xs.append(self.transitions[s](xs[-1]))
-        y = xs[-1]
+        y = xs[-1] if self.context is None else self.context(xs[-1])
         decoded = [y]                      # decoder features, coarsest level first
         for conv_layer, skip in zip(self.decoder, reversed(xs[:-1])):
             y = F.leaky_relu(_decode(conv_layer, y, skip), 0.2)
