@@ -171,6 +171,8 @@ def _info(args: argparse.Namespace) -> int:
         print(f"WARNING: {UNTRAINED_WARNING}")
     print(f"class source:   {meta.class_source}")
     print(f"grid multiple:  {meta.grid_multiple} (the graph pads to it)    images per run: {meta.num_images}")
+    if meta.model_kind == "rad":
+        print(f"tile overlap:   {meta.tile_overlap} px (tiles then match the whole frame)")
     print("required passes (and how to enable them in Blender):")
     for key in meta.required_passes:
         names = " / ".join(schema.pass_spec(key).blender_names) or "(render settings)"

@@ -24,7 +24,7 @@ from torch import nn
 
 from . import schema
 from .files import write_atomic
-from .metadata import OUTPUT_NAME, RAD_GRID_ALIGNMENT, ModelMetadata
+from .metadata import DEFAULT_TILE_OVERLAP, OUTPUT_NAME, RAD_GRID_ALIGNMENT, ModelMetadata
 from .networks import config_for
 from .networks.common import without_parametrizations
 
@@ -181,6 +181,7 @@ def metadata_for(kind: str, config=None, stats: schema.GBufferStats | None = Non
         gbuffer_std=list(stats.std), class_source=class_source,
         num_images=cfg.num_images if kind == "crn" else 1,
         grid_multiple=cfg.size_multiple if kind == "crn" else RAD_GRID_ALIGNMENT,
+        tile_overlap=cfg.tile_overlap if kind == "rad" else DEFAULT_TILE_OVERLAP,
         trained_on=trained_on, config=json.loads(json.dumps(cfg.to_dict())))  # as read back
 
 

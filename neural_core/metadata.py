@@ -30,6 +30,11 @@ OUTPUT_NAME = "enhanced"
 # level's pixel grid is an exact half of the one above in tiles and whole frames alike: that is
 # what makes tiled output match whole-frame output.
 RAD_GRID_ALIGNMENT = 32
+# Tiles overlap by at least this; the 32 px of each tile nearest a shared edge are dropped and
+# the next 64 px cross-fade. Measured on a fresh RAD (small config), tiled output then differs
+# from the whole frame by ~1e-6 (1/255 is the requirement). A network that sees further (RAD's
+# context module) records a larger overlap in its metadata (`tile_overlap`).
+DEFAULT_TILE_OVERLAP = 128
 
 
 # What the CLI and the add-on say about a model whose metadata says `untrained`.
@@ -48,6 +53,7 @@ class ModelMetadata:
     class_source: str = "object_index"
     num_images: int = 1                       # CRN may emit k images; the runtime uses the first
     grid_multiple: int = 1                    # the graph pads H and W to multiples of this
+    tile_overlap: int = DEFAULT_TILE_OVERLAP   # px tiles must overlap to match the whole frame
     trained_on: str = "untrained: freshly initialised weights"
     config: dict = field(default_factory=dict)  # the network config, to rebuild it in PyTorch
     schema_version: str = schema.SCHEMA_VERSION
@@ -153,6 +159,8 @@ class ModelMetadata:
                             f"{INPUT_FORMAT!r})")
         if self.grid_multiple < 1:
             problems.append(f"grid multiple {self.grid_multiple}")
+        if self.tile_overlap < 0:
+            problems.append(f"tile overlap {self.tile_overlap}")
         if problems:
             raise ModelMetadataError(f"{source} does not match this schema: " + "; ".join(problems))
 

@@ -52,10 +52,6 @@ DEFAULT_TILE_SIZE = 1024
 # overlapping tiles, measured back to back: inference 1.86 s vs 2.05-2.18 s (no overlap computed
 # twice), crops and blending 24 ms vs 100 ms, for a peak RSS of ~1.3 GB instead of ~1.1 GB.
 WHOLE_FRAME_TILES = 2
-# Tiles overlap by 128 px; the 32 px of each tile nearest a shared edge are dropped and the
-# next 64 px cross-fade. Measured on a fresh RAD (small config), tiled output then differs from
-# the whole frame by ~1e-6 (1/255 is the requirement).
-DEFAULT_OVERLAP = 128
 
 GPU_HELP = ("to run on an NVIDIA GPU, install the add-on's GPU package (onnxruntime-gpu, which "
             "needs an NVIDIA driver with CUDA 13 and cuDNN 9) in place of onnxruntime; "
@@ -126,6 +122,7 @@ class Enhancer:
         tile_size: tile side in px (default DEFAULT_TILE_SIZE; 0 = never tile); frames of at
             most WHOLE_FRAME_TILES tiles' worth of pixels run whole.
         threads: CPU threads for onnxruntime (default: all cores).
+        overlap: px tiles overlap (default: what the model's metadata says it needs).
         """
         device = str(device).lower()
         if device not in DEVICES:
@@ -137,9 +134,14 @@ class Enhancer:
         metadata = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map,
                                             source=str(used_path))
         check_graph(session, metadata, str(used_path))
-        return cls(session, metadata, used_path, provider, reason,
-                   DEFAULT_TILE_SIZE if tile_size is None else int(tile_size),
-                   DEFAULT_OVERLAP if overlap is None else int(overlap))
+        tile_size = DEFAULT_TILE_SIZE if tile_size is None else int(tile_size)
+        # By default the overlap the model needs for tiles to match the whole frame.
+        overlap = metadata.tile_overlap if overlap is None else int(overlap)
+        if metadata.model_kind == "rad" and 0 < tile_size < 2 * overlap:
+            raise PhotorealError(f"tile size {tile_size} px is too small for {used_path.name}: its tiles "
+                                 f"overlap by {overlap} px, so use tiles of at least {2 * overlap} px "
+                                 f"(or 0: never tile)")
+        return cls(session, metadata, used_path, provider, reason, tile_size, overlap)
 
     # -- facts for the UI ---------------------------------------------------------------------
     @property

@@ -125,6 +125,29 @@ def test_tiled_output_matches_whole_frame_within_1_over_255(rad_model):
     assert not np.array_equal(out, reference), "tiles really ran separately"
 
 
+def test_a_model_that_sees_further_gets_the_tile_overlap_it_records(tmp_path):
+    """RAD's context module reads ~4 pooled cells around a pixel: its metadata records a wider
+    tile overlap, the runtime uses it, tiles still match the whole frame, and tiles too small to
+    hold that overlap are refused with the size that works."""
+    import torch
+    net = build("rad", context_pool=8)            # cells of 4 x 8 = 32 px
+    torch.nn.init.normal_(net.context.out.weight, std=0.5)   # as after training
+    meta = metadata_for(net)
+    assert meta.tile_overlap == 256 and metadata_for(build("rad")).tile_overlap == 128
+    path = export_model(net, tmp_path / "rad_context.onnx", meta)
+    frame = make_frame(640, 1024, seed=6)
+    whole = Enhancer.from_pretrained(path, device="cpu", tile_size=0, threads=1).enhance(frame)
+    tiled = Enhancer.from_pretrained(path, device="cpu", tile_size=512, threads=1)
+    assert tiled.overlap == 256
+    narrow = Enhancer.from_pretrained(path, device="cpu", tile_size=512, threads=1, overlap=128)
+    error = {name: (np.abs(enhancer.enhance(frame) - whole) / np.maximum(1.0, np.abs(whole))).max()
+             for name, enhancer in (("recorded", tiled), ("default", narrow))}
+    assert tiled.last_num_tiles > 2
+    assert error["recorded"] < 1 / 255 and error["recorded"] < 0.2 * error["default"]
+    with pytest.raises(PhotorealError, match="at least 512 px"):
+        Enhancer.from_pretrained(path, device="cpu", tile_size=256)
+
+
 def test_frames_of_up_to_two_tiles_of_pixels_run_whole(rad):
     """1080p runs whole with the default 1024 px tiles (faster, ~1.3 GB); 1440p and 4K are tiled."""
     assert rad.tile_size == 1024
