@@ -102,6 +102,7 @@ class FromPasses(nn.Module):
         self.image_passes = list(metadata.image_passes)
         self.class_source = metadata.class_source
         self.multiple = metadata.grid_multiple
+        self.full_bounce_scale = metadata.full_bounce_scale
         std = torch.tensor(metadata.gbuffer_std, dtype=torch.float32).clamp_min(1e-6)
         # Not in the state dict: they come from the metadata, not from training.
         self.register_buffer("mean", torch.tensor(metadata.gbuffer_mean).view(1, -1, 1, 1), persistent=False)
@@ -117,7 +118,16 @@ class FromPasses(nn.Module):
             image = pad_to_multiple(torch.cat([encode_radiance(named[k]) for k in self.image_passes], 1),
                                     self.multiple)
             encoded = self.network(image, self._gbuffers(named, image), classes)
+            if self.full_bounce_scale != 1.0:
+                encoded = self._scale_full_bounce_residual(encoded, image[:, :3], named["bounces"])
         return decode_radiance(encoded[..., :height, :width])
+
+    def _scale_full_bounce_residual(self, encoded, base, bounces) -> torch.Tensor:
+        """Renders with every bounce miss no light: there the correction on top of the denoised
+        image (encoded domain) is scaled by `full_bounce_scale` (calibrated on validation
+        scenes, scripts/calibrate_residual.py)."""
+        full = (pad_to_multiple(bounces, self.multiple) >= 1.0).to(encoded.dtype)
+        return base + (encoded - base) * (1.0 + (self.full_bounce_scale - 1.0) * full)
 
     def _gbuffers(self, named: dict, image: torch.Tensor) -> torch.Tensor:
         if not self.gbuffer_passes:

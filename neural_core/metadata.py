@@ -54,6 +54,9 @@ class ModelMetadata:
     num_images: int = 1                       # CRN may emit k images; the runtime uses the first
     grid_multiple: int = 1                    # the graph pads H and W to multiples of this
     tile_overlap: int = DEFAULT_TILE_OVERLAP   # px tiles must overlap to match the whole frame
+    # RAD on top of the denoiser: its residual on renders with every bounce (bounces plane 1),
+    # relative to other renders; applied inside the graph (export.FromPasses).
+    full_bounce_scale: float = 1.0
     trained_on: str = "untrained: freshly initialised weights"
     config: dict = field(default_factory=dict)  # the network config, to rebuild it in PyTorch
     schema_version: str = schema.SCHEMA_VERSION
@@ -161,6 +164,10 @@ class ModelMetadata:
             problems.append(f"grid multiple {self.grid_multiple}")
         if self.tile_overlap < 0:
             problems.append(f"tile overlap {self.tile_overlap}")
+        if self.full_bounce_scale != 1.0 and (self.model_kind != "rad" or "bounces" not in self.gbuffer_passes
+                                              or not 0.0 <= self.full_bounce_scale <= 10.0):
+            problems.append(f"full-bounce residual scale {self.full_bounce_scale} (needs a RAD model "
+                            f"with the bounces input, and a scale of 0 to 10)")
         if problems:
             raise ModelMetadataError(f"{source} does not match this schema: " + "; ".join(problems))
 

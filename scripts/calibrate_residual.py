@@ -12,7 +12,9 @@ fast setting, the PSNR gain over the denoised render on display images: mean and
 
 It recommends the largest mean gain (averaged over the settings) whose worst scene in every
 setting is at most --worst-limit dB below the denoised render; if no scale keeps to that, the
-scale with the best worst scene.
+scale with the best worst scene. With --by-bounces it recommends one scale for the renders
+with every bounce (nothing missing to add) and one for the others (`training export
+--residual-scale LOW --full-bounce-scale FULL`).
 """
 from __future__ import annotations
 
@@ -35,8 +37,9 @@ DEFAULT_VAL = ("data/corpus2/val", "data/corpus2_closeup/val", "data/corpus2_val
 DEFAULT_SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def gains(model: Enhancer, roots, scales) -> dict[str, np.ndarray]:
-    """{setting: (scenes, scales) PSNR of the scaled output minus the denoised render's}."""
+def gains(model: Enhancer, roots, scales, full_bounce: dict | None = None) -> dict[str, np.ndarray]:
+    """{setting: (scenes, scales) PSNR of the scaled output minus the denoised render's}.
+    `full_bounce`, if given, receives {setting: whether its renders have every bounce}."""
     rows: dict[str, list] = {}
     for root in map(Path, roots):
         reference = DatasetReader(root / "reference")
@@ -48,6 +51,8 @@ def gains(model: Enhancer, roots, scales) -> dict[str, np.ndarray]:
                 denoised = schema.encode_radiance(np.array(frame["image"][..., :3], np.float32))
                 residual = schema.encode_radiance(model.enhance(frame)) - denoised
                 base = psnr(display(frame["image"][..., :3]), target)
+                if full_bounce is not None and "bounces" in frame:
+                    full_bounce[folder.name[len("fast-"):]] = bool(frame["bounces"].min() >= 1.0)
                 rows.setdefault(folder.name[len("fast-"):], []).append(
                     [psnr(display(schema.decode_radiance(denoised + s * residual)), target) - base
                      for s in scales])
@@ -69,19 +74,29 @@ def main(argv=None) -> int:
     parser.add_argument("--scales", nargs="+", type=float, default=list(DEFAULT_SCALES))
     parser.add_argument("--worst-limit", type=float, default=0.3,
                         help="dB the worst scene may lose against the denoised render")
+    parser.add_argument("--by-bounces", action="store_true",
+                        help="one scale for renders with every bounce, one for the others")
     args = parser.parse_args(argv)
     missing = [root for root in args.val if not (Path(root) / "reference").is_dir()]
     if missing:
         parser.error(f"no validation scenes in {', '.join(missing)}: render them with "
                      f"scripts/make_default_corpus.sh, or name other roots with --val")
-    table = gains(Enhancer.from_pretrained(args.model, device="cpu"), args.val, args.scales)
+    full_bounce: dict[str, bool] = {}
+    table = gains(Enhancer.from_pretrained(args.model, device="cpu"), args.val, args.scales, full_bounce)
     print("PSNR gain over the denoised render, dB: mean / worst scene")
     print("scale  " + "  ".join(f"{setting:>17}" for setting in table))
     for i, scale in enumerate(args.scales):
         cells = (f"{g[:, i].mean():+8.2f} / {g[:, i].min():+5.2f}" for g in table.values())
         print(f"{scale:5.2f}  " + "  ".join(cells))
-    print(f"recommended --residual-scale {recommend(table, args.scales, args.worst_limit):g} "
-          f"(worst scene at most {args.worst_limit} dB below the denoised render)")
+    limit = f"(worst scene at most {args.worst_limit} dB below the denoised render)"
+    if not args.by_bounces:
+        print(f"recommended --residual-scale {recommend(table, args.scales, args.worst_limit):g} {limit}")
+        return 0
+    groups = {full: {k: v for k, v in table.items() if full_bounce.get(k) == full} for full in (False, True)}
+    if not all(groups.values()):
+        parser.error("--by-bounces needs validation renders both with every bounce and with fewer")
+    low, full = (recommend(groups[f], args.scales, args.worst_limit) for f in (False, True))
+    print(f"recommended --residual-scale {low:g} --full-bounce-scale {full:g} {limit}")
     return 0
 
 

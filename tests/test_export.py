@@ -341,6 +341,35 @@ def test_rad_context_module_exports_and_starts_as_the_network_without_it(tmp_pat
         denoised_rad_config(context_pool=16)
 
 
+def test_the_residual_on_renders_with_every_bounce_has_its_own_scale(tmp_path):
+    """`full_bounce_scale` scales the correction (encoded domain) where the bounces plane says
+    nothing is missing, inside the graph; other renders keep the weights' residual."""
+    from neural_core.schema import encode_radiance
+    torch.manual_seed(0)
+    passes = (*schema.DEFAULT_GBUFFER_PASSES, "bounces")
+    model = trained_like(RADNet(denoised_rad_config(gbuffer_passes=passes)))
+    torch.nn.init.normal_(model.to_rgb.weight, std=0.1)
+    plain = metadata_for("rad", model.config, trained_on="test: RAD")
+    scaled = metadata_for("rad", model.config, trained_on="test: RAD")
+    scaled.full_bounce_scale = 0.5
+    paths = {name: export_onnx(model, meta, tmp_path / f"{name}.onnx")
+             for name, meta in (("plain", plain), ("scaled", scaled))}
+    inputs = list(example_passes(plain, 1, ODD_H, ODD_W))
+    bounces = plain.input_names.index("bounces")
+    for depth, factor in ((1.0, 0.5), (0.5, 1.0)):
+        inputs[bounces] = torch.full_like(inputs[bounces], depth)
+        out = {name: session(path).run([OUTPUT_NAME], feeds(plain, inputs))[0] for name, path in paths.items()}
+        base = encode_radiance(inputs[0].numpy())
+        residual = {name: encode_radiance(o) - base for name, o in out.items()}
+        unclamped = (out["plain"] > 1e-6) & (out["scaled"] > 1e-6)     # the output stops at 0
+        assert np.abs(residual["plain"]).max() > 1e-2 and unclamped.mean() > 0.9
+        np.testing.assert_allclose(residual["scaled"][unclamped], factor * residual["plain"][unclamped], atol=2e-5)
+    bad = metadata_for("rad", denoised_rad_config(), trained_on="test: RAD")
+    bad.full_bounce_scale = 0.5
+    with pytest.raises(ModelMetadataError, match="bounces input"):
+        bad.validate()
+
+
 def test_rad_on_the_denoiser_reads_the_noisy_image(tmp_path):
     torch.manual_seed(0)
     model = trained_like(RADNet(denoised_rad_config()))

@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--residual-scale", type=float, default=1.0,
                    help="RAD on top of the denoiser: scale its residual by this (0-1], chosen on "
                         "validation scenes with scripts/calibrate_residual.py (default 1)")
+    x.add_argument("--full-bounce-scale", type=float, default=None,
+                   help="the same for renders with every bounce (no light missing), if it differs "
+                        "(needs the bounces input; calibrate_residual.py --by-bounces)")
 
     s = sub.add_parser("stats", help="compute and save a dataset's G-buffer statistics",
                        description="Compute a dataset's G-buffer mean/std and save them next to the "
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return train(opts_mod.CRNOptions, crn_trainer, args)
     if args.command == "export":
         from .export import export_run
-        path = export_run(args.run, args.out, args.checkpoint or None, args.fp16, args.residual_scale)
+        path = export_run(args.run, args.out, args.checkpoint or None, args.fp16, args.residual_scale,
+                           args.full_bounce_scale)
         print(f"exported {path}")
         return 0
     if args.command == "evaluate":

@@ -57,16 +57,20 @@ def scale_residual(model: torch.nn.Module, scale: float) -> None:
         model.to_rgb.bias.mul_(scale)
 
 
-def trained_on(payload: dict, run: str | os.PathLike, residual_scale: float = 1.0) -> str:
+def trained_on(payload: dict, run: str | os.PathLike, residual_scale: float = 1.0,
+               full_bounce_scale: float | None = None) -> str:
     info = payload["info"]
     vgg = "; ".join(info.get("vgg", {}).values()) or "no VGG"
     fallback = " [VGG FALLBACK: random features]" if "FIXED RANDOM" in vgg else ""
     scaled = f", residual x{residual_scale:g}" if residual_scale != 1.0 else ""
+    if full_bounce_scale is not None:
+        scaled += f" (x{full_bounce_scale:g} on renders with every bounce)"
     return (f"{info['kind']} {info['mode']} training, {payload['step']} steps, run {Path(run).resolve().name}"
             f"{scaled}{fallback}; data: {info['data']}")
 
 
-def metadata_from(payload: dict, run: str | os.PathLike, residual_scale: float = 1.0) -> ModelMetadata:
+def metadata_from(payload: dict, run: str | os.PathLike, residual_scale: float = 1.0,
+                  full_bounce_scale: float | None = None) -> ModelMetadata:
     from neural_core.export import metadata_for
     info = payload["info"]
     stats = info.get("gbuffer_stats")
@@ -78,18 +82,24 @@ def metadata_from(payload: dict, run: str | os.PathLike, residual_scale: float =
                              f"not the schema passes {passes}; the add-on cannot feed them. Train on "
                              f"exported scenes or an EPE list written by the add-on's exporter")
     gstats = schema.GBufferStats.from_dict(stats) if info["kind"] == "rad" and stats else None
-    return metadata_for(info["kind"], info["net_config"], gstats, trained_on(payload, run, residual_scale),
-                        info.get("class_source", "object_index"))
+    metadata = metadata_for(info["kind"], info["net_config"], gstats,
+                            trained_on(payload, run, residual_scale, full_bounce_scale),
+                            info.get("class_source", "object_index"))
+    if full_bounce_scale is not None:
+        # Relative to the weights, which carry residual_scale already.
+        metadata.full_bounce_scale = full_bounce_scale / residual_scale
+        metadata.validate(str(run))
+    return metadata
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike, checkpoint_path=None,
-               fp16: bool = False, residual_scale: float = 1.0) -> Path:
+               fp16: bool = False, residual_scale: float = 1.0, full_bounce_scale: float | None = None) -> Path:
     from neural_core.export import export_onnx
     payload = load_run(run, checkpoint_path)
     model = generator_from(payload)
     if residual_scale != 1.0:
         scale_residual(model, residual_scale)
-    metadata = metadata_from(payload, run, residual_scale)
+    metadata = metadata_from(payload, run, residual_scale, full_bounce_scale)
     out = Path(out)
     export_onnx(model, metadata, out)
     if fp16:
