@@ -1,5 +1,6 @@
-"""RAD on top of Cycles' denoiser (the bundled config) vs the previous bundled config (the
-kernel-predicting `small` RAD on the raw render), ONNX Runtime on the CPU, same run.
+"""RAD on top of Cycles' denoiser (the bundled model's config, read from its metadata) vs the
+bundled config before it (the kernel-predicting `small` RAD on the raw render), ONNX Runtime on
+the CPU, same run.
 
     python -m benchmarks.rad_versions [--reps 5] [--threads N] [--size 1920x1080]
     python -m benchmarks.rad_versions --files PREVIOUS.onnx NEW.onnx   # two trained models
@@ -21,15 +22,19 @@ from . import bench_core
 
 CONFIGS = {
     "previous bundled RAD (small, kernel-predicting, raw render in)": "small",
-    "bundled RAD (on Cycles' denoiser: denoised + noisy in, residual out)": "denoised",
+    "bundled RAD (on Cycles' denoiser: denoised + noisy in, residual out)": "bundled",
 }
 
 
 def export(preset: str, out_dir: Path) -> Path:
     from neural_core.export import export_onnx, metadata_for
+    from neural_core.metadata import read_onnx_metadata
     from neural_core.networks import RADConfig, RADNet
+    from neural_core.runtime import resolve_model_path
 
-    model = RADNet(getattr(RADConfig, preset)()).eval()
+    config = (RADConfig.from_dict(read_onnx_metadata(resolve_model_path("rad")).config)
+              if preset == "bundled" else getattr(RADConfig, preset)())
+    model = RADNet(config).eval()
     return export_onnx(model, metadata_for("rad", model.config, trained_on="untrained: benchmark"),
                        out_dir / f"rad_{preset}.onnx")
 
