@@ -26,7 +26,8 @@ class TrainOptions:
                        "several paired roots, comma-separated")
     steps: int = option(10000, "total optimisation steps; a resumed run continues up to this step")
     batch_size: int = option(4, "batch size per process (per GPU under torchrun)")
-    crop: int = option(256, "side of the square random training crops, in pixels")
+    crop: int = option(256, "side of the square random training crops, in pixels; 0 trains on whole "
+                                "frames (all of one size)")
     lr: float = option(1e-4, "Adam learning rate of the generator")
     lr_schedule: str = option("constant", "constant, or cosine: decay every learning rate to 0 at "
                               "--steps (more steps given on resume stretch the curve)")

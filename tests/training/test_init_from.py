@@ -69,3 +69,14 @@ def test_load_widened_copies_old_channels_zeroes_new_and_refuses_other_changes()
         checkpoint.load_widened(torch.nn.Linear(3, 4), {"other": torch.zeros(1)}, "old.pt")
     with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
         checkpoint.weights_to_start_from(Path(__file__).parent)
+
+
+def test_crop_0_trains_rad_on_whole_frames(lit_root, tmp_path):
+    """--crop 0: every sample is the whole frame (cut to the network's size multiple), so the
+    context a network sees in training is the frame it sees at inference."""
+    trainer = PairedRADTrainer(RADOptions(run_dir=str(tmp_path / "run"), data=str(lit_root), steps=1,
+                                          gbuffer_passes=BOUNCES, **{**FAST, "crop": 0}))
+    batch = next(trainer.batches())
+    multiple = trainer.size_multiple
+    assert batch["gbuffers"].shape[-2:] == (48 - 48 % multiple, 64 - 64 % multiple)
+    trainer.close()

@@ -127,7 +127,8 @@ class Trainer:
 
     def dataset(self, source: Source, crop: int | None = None) -> CropDataset:
         stats = stats_mod.as_gbuffer_stats(self.gbuffer_stats) if self.gbuffer_stats and source.gbuffer_channels else None
-        return CropDataset(source, crop or self.opts.crop, stats, multiple=self.size_multiple,
+        # --crop 0: whole frames (every frame of the data one size, as make-scenes renders them).
+        return CropDataset(source, crop or self.opts.crop or None, stats, multiple=self.size_multiple,
                            depth_scale=getattr(self.opts, "depth_scale", 1.0),
                            color_permute=getattr(self.opts, "color_permute", 0.0))
 
