@@ -111,6 +111,7 @@ class RADConfig(JSONConfig):
     # the result back before decoding. Its last conv starts at zero, so it can be added to a
     # trained network without changing its output (`added_modules`). Cheap: 1/(4k)^2 of the pixels.
     context_pool: int = 0
+    context_layers: int = 2           # 3x3 convs at the pooled resolution
 
     def __post_init__(self) -> None:
         # Values read back from JSON arrive as lists; keep the dataclass hashable-ish and tidy.
@@ -174,11 +175,11 @@ class RADConfig(JSONConfig):
     @property
     def tile_overlap(self) -> int:
         """Px that tiles must overlap for tiled output to match the whole frame (< 1/255). The
-        context module reads 2 pooled cells either way of its own and upsamples bilinearly: 4
-        cells, and half of an overlap is cross-fade. Context pooling 8 (cells of 32 px): 256 px
+        context module reads a pooled cell either way per conv and upsamples bilinearly: 4 cells
+        with 2 convs, and half of an overlap is cross-fade. Context pooling 8 (cells of 32 px): 256 px
         gave 0.41/255 at most on a real frame in 512 px tiles, 128 px gave 9.9/255."""
         cell = self.alignment * self.context_pool
-        return max(DEFAULT_TILE_OVERLAP, 8 * cell)
+        return max(DEFAULT_TILE_OVERLAP, 2 * (self.context_layers + 2) * cell)
 
     @property
     def alignment(self) -> int:
@@ -212,6 +213,8 @@ class RADConfig(JSONConfig):
             problems.append("kernel_scales must be 1 .. num_branches (one decoder level per scale)")
         if self.output_rad and self.stream_level != 0:
             problems.append("output_rad needs the full-resolution G-buffer embedding (stream_level 0)")
+        if self.context_layers < 1:
+            problems.append("context_layers must be at least 1")
         if self.context_pool < 0 or (self.context_pool and self.alignment * self.context_pool > 32):
             problems.append("context_pool must be 0 (off) or keep the pooled grid within the 32 px "
                             "grid the exported graph pads to")
@@ -334,11 +337,10 @@ class Context(nn.Module):
     """x + upsample(zero-started 1x1(relu(3x3(relu(3x3(avgpool_k(x))))))): what lies up to
     ~3k pixels of the coarsest branch away (indirect light) reaches each pixel."""
 
-    def __init__(self, channels: int, pool: int, convs: _Convs):
+    def __init__(self, channels: int, pool: int, layers: int, convs: _Convs):
         super().__init__()
         self.pool = pool
-        self.convs = nn.Sequential(convs.plain(channels, channels), nn.ReLU(),
-                                   convs.plain(channels, channels), nn.ReLU())
+        self.convs = nn.Sequential(*[m for _ in range(layers) for m in (convs.plain(channels, channels), nn.ReLU())])
         self.out = convs.plain(channels, channels, kernel=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -386,7 +388,8 @@ class RADNet(nn.Module):
             if s + 1 < cfg.num_branches:
                 self.transitions.append(nn.Sequential(
                     convs.plain(channels[s], channels[s + 1], stride=2), nn.ReLU()))
-        self.context = Context(channels[-1], cfg.context_pool, convs) if cfg.context_pool else None
+        self.context = (Context(channels[-1], cfg.context_pool, cfg.context_layers, convs)
+                        if cfg.context_pool else None)
         # Decoder: from the lowest-resolution branch up, upsample + concat + conv.
         self.decoder = nn.ModuleList(
             convs.plain(channels[j + 1] + channels[j], channels[j], kernel=cfg.decoder_kernel)
