@@ -51,7 +51,7 @@ class PhotorealSettings(bpy.types.PropertyGroup):
                                        "frames above 2 tiles' worth of pixels run as tiles "
                                        "(1024: 1080p runs whole; 0 = never tile, as the "
                                        "command line's --tile 0; else at least 256, and "
-                                       "twice the model's tile overlap: 512 for the bundled RAD)")
+                                       "twice the model's tile overlap: 640 for the bundled RAD)")
     enhance_on_render: BoolProperty(
         name="Enhance on Render", default=False, update=_enhance_on_render_changed,
         description="Enhance every rendered frame (F12, animations, blender -b). Cycles gets a "

@@ -69,27 +69,33 @@ if [ "${WITH_STUDIO:-0}" = 1 ]; then
 fi
 
 # 2g. The bundled model: 2e with the context module (the coarsest branch pooled by 8 to 1/32 of
-#     the frame, two 3x3 convs, added back through a conv that starts at zero, so the run starts
+#     the frame, three 3x3 convs, added back through a conv that starts at zero, so the run starts
 #     from 2e's exact output): light from further away than the branches see (indirect light in
-#     a room). WITH_ABLATION=1 also trains pooling 4 (runs/rad_ctx4) side by side.
+#     a room). WITH_ABLATION=1 also trains the variants it was chosen against, two at a time:
+#     pooling 4 and 8 with two convs (runs/rad_ctx4, runs/rad_ctx8), four convs (runs/rad_ctx8_l4).
 context=("${permuted[@]}" --data data/corpus2/train,data/corpus2_closeup/train,data/corpus2_low/train
          --init-from runs/rad_low_h5 --steps 6000 --lr 1e-4 --checkpoint-every 1000 --no-worse-weight 5)
 if [ "${WITH_ABLATION:-0}" = 1 ]; then
     "$PY" -m training train-rad "${context[@]}" --net-config '{"context_pool": 4}' --run-dir runs/rad_ctx4 &
     ablation=$!
+    "$PY" -m training train-rad "${context[@]}" --net-config '{"context_pool": 8}' --run-dir runs/rad_ctx8
+    wait "$ablation"
+    "$PY" -m training train-rad "${context[@]}" --net-config '{"context_pool": 8, "context_layers": 4}' \
+        --run-dir runs/rad_ctx8_l4 & ablation=$!
 fi
-"$PY" -m training train-rad "${context[@]}" --net-config '{"context_pool": 8}' --run-dir runs/rad_ctx8
+"$PY" -m training train-rad "${context[@]}" --net-config '{"context_pool": 8, "context_layers": 3}' \
+    --run-dir runs/rad_ctx8_l3
 if [ "${WITH_ABLATION:-0}" = 1 ]; then wait "$ablation"; fi
 
 # 3. The residual scales, on the validation scenes only (the recommendation printed last: one
 #    for renders with every bounce, one for the others), then the export (RESIDUAL_SCALE,
 #    FULL_BOUNCE_SCALE and CHECKPOINT=step_NNNNNNN.pt override).
-RUN=${RUN:-rad_ctx8}
+RUN=${RUN:-rad_ctx8_l3}
 "$PY" -m training export "runs/$RUN" --out "runs/$RUN/rad.onnx"
 "$PY" scripts/calibrate_residual.py "runs/$RUN/rad.onnx" --by-bounces \
     --val data/corpus2/val data/corpus2_closeup/val data/corpus2_val2 data/corpus2_studio/val
 ckpt() { [ -n "${CHECKPOINT:-}" ] && echo "--checkpoint runs/$RUN/checkpoints/$CHECKPOINT"; true; }
-"$PY" -m training export "runs/$RUN" --residual-scale "${RESIDUAL_SCALE:-0.6}" \
+"$PY" -m training export "runs/$RUN" --residual-scale "${RESIDUAL_SCALE:-0.7}" \
     --full-bounce-scale "${FULL_BOUNCE_SCALE:-0.5}" --out neural_core/models/rad.onnx $(ckpt)
 
 # 4. Evaluate on the held-out scenes against Blender's own denoising, scene by scene (and, once,

@@ -240,7 +240,8 @@ def test_bundled_model_is_trained_by_the_project_and_documented(kind):
     assert f"{kind} " in meta.trained_on and "steps" in meta.trained_on
     # RAD: the bundled model is the preset on top of Cycles' denoiser (RADConfig.denoised) with
     # the context module (stage 2g of scripts/train_default_models.sh).
-    default = (RADConfig.denoised(gbuffer_passes=tuple(meta.gbuffer_passes), context_pool=8).to_dict()
+    default = (RADConfig.denoised(gbuffer_passes=tuple(meta.gbuffer_passes), context_pool=8,
+                                  context_layers=3).to_dict()
                if kind == "rad" else build_network(kind, None).config.to_dict())
     default = json.loads(json.dumps(default))
     if kind == "crn":  # k only matters for the diversity loss: the export keeps the first image
