@@ -44,7 +44,7 @@ def gains(model: Enhancer, roots, scales, full_bounce: dict | None = None) -> di
     for root in map(Path, roots):
         reference = DatasetReader(root / "reference")
         for folder in fast_folders(root):
-            fast = DatasetReader(folder)
+            fast, setting = DatasetReader(folder), folder.name[len("fast-"):]
             for n in [n for n in fast.frames if n in reference.frames]:
                 frame = fast.read_frame(n)
                 target = display(reference.read_frame(n)["image"])
@@ -52,8 +52,8 @@ def gains(model: Enhancer, roots, scales, full_bounce: dict | None = None) -> di
                 residual = schema.encode_radiance(model.enhance(frame)) - denoised
                 base = psnr(display(frame["image"][..., :3]), target)
                 if full_bounce is not None and "bounces" in frame:
-                    full_bounce[folder.name[len("fast-"):]] = bool(frame["bounces"].min() >= 1.0)
-                rows.setdefault(folder.name[len("fast-"):], []).append(
+                    full_bounce[setting] = bool(frame["bounces"].min() >= 1.0)
+                rows.setdefault(setting, []).append(
                     [psnr(display(schema.decode_radiance(denoised + s * residual)), target) - base
                      for s in scales])
     return {setting: np.array(values) for setting, values in rows.items()}
