@@ -6,7 +6,7 @@ import traceback
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import compositor, dataset_export, enhance, readback
+from . import compositor, dataset_export, denoise_node, enhance, passes, readback
 from .core import errors, metadata, schema
 
 
@@ -51,12 +51,17 @@ class PHOTOREAL_OT_enhance(_Reporting, bpy.types.Operator):
         wm = context.window_manager
         wm.progress_begin(0, 4)
 
+        made_without_denoiser = passes.renders_without_denoiser(scene)   # before prepare turns it on
         required, notes = enhance.prepare_scene(scene, view_layer)
         for note in notes:
             self.report({"WARNING"}, note)
         wm.progress_update(1)
 
         frame = None if self.rerender else readback.read_render_passes(scene, view_layer.name)
+        if made_without_denoiser and _needs_denoised(scene, frame, required):
+            frame = denoise_node.denoised_render(frame, readback.temp_directory())
+            self.report({"INFO"}, "the render was made with Cycles' denoiser off: Blender's Denoise "
+                                  "node denoised it first (no new render)")
         if frame is None or not _usable(scene, frame, required):
             if scene.camera is None:   # else render() fails with a message wrapped twice
                 raise errors.PhotorealError(
@@ -86,6 +91,16 @@ def _view_layer(context):
     scene = context.scene
     layer = getattr(context, "view_layer", None)
     return layer if layer is not None and layer.name in scene.view_layers else scene.view_layers[0]
+
+
+def _needs_denoised(scene, frame, required) -> bool:
+    """Is this a usable render for a model on top of Cycles' denoiser but for its noisy image?
+    Made with the denoiser off, its Combined is the noisy image: Blender's Denoise node then
+    gives the denoised one (addon/denoise_node.py), no new render needed."""
+    if frame is None or "noisy" not in required or "noisy" in frame:
+        return False
+    return all(key in frame for key in denoise_node.INPUTS) and _usable(
+        scene, frame, [key for key in required if key != "noisy"])
 
 
 def _usable(scene, frame, required) -> bool:

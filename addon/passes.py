@@ -53,6 +53,11 @@ def denoiser_stores_noisy_image(view_layer) -> bool:
     return bool(scene.cycles.use_denoising and view_layer.cycles.denoising_store_passes)
 
 
+def renders_without_denoiser(scene) -> bool:
+    """Cycles with its denoiser off: the Combined of its renders is the noisy image."""
+    return is_cycles(scene) and not scene.cycles.use_denoising
+
+
 def enable_denoiser(view_layer) -> None:
     """Models on top of Cycles' denoiser read its output and its input: turn both on."""
     view_layer.id_data.cycles.use_denoising = True

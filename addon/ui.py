@@ -64,7 +64,8 @@ class PHOTOREAL_PT_compositor(bpy.types.Panel):
             box.label(text=label, icon="CHECKBOX_HLT" if enabled else "CHECKBOX_DEHLT")
         if "noisy" in required and passes.is_cycles(context.scene):
             box.label(text="This model works on top of Cycles' denoiser:", icon="INFO")
-            box.label(text="Enhance turns the denoiser on (and keeps its noisy image)")
+            box.label(text="Enhance turns the denoiser on (and keeps its noisy image);")
+            box.label(text="a render made with it off gets Blender's Denoise node first")
 
 
 # The pass keys whose Blender names say more to an artist.

@@ -70,6 +70,41 @@ def test_operator_turns_on_the_denoiser_the_model_works_on(addon, tmp_path):
     np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), cli, atol=1e-5, rtol=1e-5)
 
 
+def test_a_render_made_without_the_denoiser_is_denoised_by_the_node_not_rendered_again(addon, tmp_path):
+    """A user who rendered with Cycles' denoiser off (every other pass on) presses the button:
+    no new render; Blender's Denoise node gives the denoised image the model starts from, and
+    the render's Combined is its noisy image. The enhanced image equals the runtime on exactly
+    that frame, and the user's render result is left as it was."""
+    scene = build_scene(strength=1.0)
+    assert bpy.ops.photoreal.enhance() == {"FINISHED"}        # turns every needed pass on
+    scene.cycles.use_denoising = False                       # ... and the user turns it off
+    bpy.ops.render.render()
+    before = exr.read_frame(save_render(scene, tmp_path / "before.exr"))
+    assert "noisy" not in before and "albedo" in before and "normal" in before
+
+    renders = []
+    count = lambda s, *_: renders.append(s.name)  # noqa: E731
+    bpy.app.handlers.render_pre.append(count)
+    try:
+        assert bpy.ops.photoreal.enhance() == {"FINISHED"}
+    finally:
+        bpy.app.handlers.render_pre.remove(count)
+    assert scene.name not in renders, "the user's scene was rendered again"
+    assert "Photoreal Denoise" not in bpy.data.scenes
+
+    after = exr.read_frame(save_render(scene, tmp_path / "after.exr"))
+    np.testing.assert_array_equal(after["image"], before["image"])   # the render result is intact
+    denoise_node = submodule("denoise_node")
+    with denoise_node.DenoiseNode() as node:
+        denoised = node(before)
+    assert np.abs(denoised - before["image"]).mean() > 1e-3, "the node changed nothing at 2 spp"
+    frame = schema.with_light_paths(schema.on_denoised(before, denoised), **submodule("passes").light_paths(scene))
+    assert frame["noisy"] is before["image"]
+    from neural_core.runtime import Enhancer
+    expected = Enhancer.from_pretrained(cli_model_argument(), device="cpu").enhance(frame, engine="CYCLES")
+    np.testing.assert_allclose(image_rgb(bpy.data.images["Photoreal Enhance"]), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_the_render_light_paths_reach_the_model(addon, tmp_path):
     """A model that reads the render's light-path depth (`bounces`) gets the scene's Max/Diffuse
     Bounces from the button, exactly what `--bounces` gives it on the command line, and a

@@ -481,6 +481,13 @@ def with_model_sources(frame: Frame, class_source: str | None, engine: str | Non
     return frame
 
 
+def on_denoised(frame: Frame, denoised: np.ndarray) -> Frame:
+    """A Cycles render made with the denoiser off, as a model on top of the denoiser reads it:
+    its Combined is the noisy image and `denoised` (Blender's Denoise node on it: the add-on's
+    addon/denoise_node.py) the denoised one."""
+    return {**frame, "noisy": frame["image"], "image": np.asarray(denoised[..., :3], np.float32)}
+
+
 def bounce_depth(max_bounces: int, diffuse_bounces: int | None = None) -> float:
     """The bounces plane's value: the render's diffuse light-path depth over FULL_BOUNCE_DEPTH,
     in [0, 1] (1 = full light transport, as the training references)."""

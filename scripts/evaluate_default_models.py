@@ -5,8 +5,9 @@ RAD works on top of Cycles' denoiser. On every held-out scene and every fast set
 
 - denoiser off: the render as it is (Cycles' Noisy Image) and Blender's Denoise node applied to
   it in the compositor (OIDN, albedo + normal; `training.baselines.denoise_node --input noisy`).
-  RAD then gets what the add-on makes of that scene: it turns Cycles' denoiser on.
-- denoiser on (Blender's default): the denoised render (Combined).
+  RAD then gets what the add-on's button makes of such a render: the Denoise node's output as
+  the denoised image, the render as the noisy one (schema.on_denoised) - "RAD on the node".
+- denoiser on (Blender's default): the denoised render (Combined); RAD on it - "RAD".
 
 CRN (class labels -> reference) is compared with nearest-neighbour retrieval: the training
 reference whose label map agrees with the held-out one on the most pixels.
@@ -27,14 +28,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from neural_core import exr  # noqa: E402
+from neural_core import exr, schema  # noqa: E402
 from neural_core.dataset_format import DatasetReader  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
 from training.evaluate import display, write_grid  # noqa: E402
 from training.metrics.image import psnr, ssim  # noqa: E402
 
-# (comparison, baseline method): RAD minus the baseline, per scene.
-COMPARISONS = {"denoiser off": "Denoise node", "denoiser on": "denoised render"}
+# comparison: (RAD's output, the baseline it is measured against), per scene.
+COMPARISONS = {"denoiser off": ("RAD on the node", "Denoise node"), "denoiser on": ("RAD", "denoised render")}
 CROP = 96   # side of the 100 % texture crops
 
 
@@ -78,6 +79,9 @@ def evaluate_rad(args, rad: Enhancer | None, kinds: dict[int, str]) -> dict:
             if args.denoise_node:
                 outputs["Denoise node"] = read_rgb(args.denoise_node / setting / "frames" / f"{n:06d}.exr")
             if rad is not None:
+                if "Denoise node" in outputs:     # the button on a render made without the denoiser
+                    without = {**frame, "image": frame["noisy"]}
+                    outputs["RAD on the node"] = rad.enhance(schema.on_denoised(without, outputs["Denoise node"]))
                 outputs["RAD"] = rad.enhance(frame)
             scores = {name: score(out, target) for name, out in outputs.items()}
             rows.setdefault(setting, []).append({"frame": n, "kind": kinds.get(n, "?"), **scores})
@@ -115,15 +119,14 @@ def summarise(rows: list[dict]) -> dict:
     per_kind = {k: {m: float(np.mean([r[m]["psnr"] for r in rows if r["kind"] == k])) for m in methods}
                 for k in kinds}
     margins = {}
-    if "RAD" in methods:
-        for comparison, baseline in COMPARISONS.items():
-            if baseline in methods:
-                gains = [r["RAD"]["psnr"] - r[baseline]["psnr"] for r in rows]
-                worst = int(np.argmin(gains))
-                margins[comparison] = {"baseline": baseline, "mean_db": float(np.mean(gains)),
-                                       "worst_db": float(gains[worst]),
-                                       "worst_scene": f"{rows[worst]['frame']} ({rows[worst]['kind']})",
-                                       "ssim_gain": table["RAD"]["ssim"] - table[baseline]["ssim"]}
+    for comparison, (rad, baseline) in COMPARISONS.items():
+        if rad in methods and baseline in methods:
+            gains = [r[rad]["psnr"] - r[baseline]["psnr"] for r in rows]
+            worst = int(np.argmin(gains))
+            margins[comparison] = {"rad": rad, "baseline": baseline, "mean_db": float(np.mean(gains)),
+                                   "worst_db": float(gains[worst]),
+                                   "worst_scene": f"{rows[worst]['frame']} ({rows[worst]['kind']})",
+                                   "ssim_gain": table[rad]["ssim"] - table[baseline]["ssim"]}
     return {"mean": table, "per_kind_psnr": per_kind, "rad_margin": margins}
 
 
@@ -157,7 +160,7 @@ def markdown(results: dict) -> str:
             kinds = " | ".join(f"{block['per_kind_psnr'][k][method]:.2f}" for k in block["per_kind_psnr"])
             lines.append(f"| {method} | {m['psnr']:.2f} | {m['ssim']:.4f} | {kinds} |")
         for comparison, margin in block["rad_margin"].items():
-            lines.append(f"\n{comparison}: RAD − {margin['baseline']} = {margin['mean_db']:+.2f} dB on the "
+            lines.append(f"\n{comparison}: {margin['rad']} − {margin['baseline']} = {margin['mean_db']:+.2f} dB on the "
                          f"mean, worst scene {margin['worst_db']:+.2f} dB (scene {margin['worst_scene']}), "
                          f"SSIM {margin['ssim_gain']:+.4f}")
         lines.append("")
