@@ -49,12 +49,17 @@ def scale_residual(model: torch.nn.Module, scale: float) -> None:
     scenes."""
     if not 0.0 < scale <= 1.0:
         raise ValueError(f"--residual-scale must be in (0, 1], not {scale}")
-    if not getattr(getattr(model, "config", None), "zero_residual", False):
-        raise ValueError("--residual-scale needs a network that returns image + residual "
-                         "(RADConfig.denoised); this one predicts the image itself")
+    require_residual_network(model, "--residual-scale")
     with torch.no_grad():
         model.to_rgb.weight.mul_(scale)
         model.to_rgb.bias.mul_(scale)
+
+
+def require_residual_network(model: torch.nn.Module, option: str) -> None:
+    """Residual scales only mean something for a network that returns image + residual."""
+    if not getattr(getattr(model, "config", None), "zero_residual", False):
+        raise ValueError(f"{option} needs a network that returns image + residual "
+                         "(RADConfig.denoised); this one predicts the image itself")
 
 
 def trained_on(payload: dict, run: str | os.PathLike, residual_scale: float = 1.0,
@@ -99,6 +104,8 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, checkpoint_path=N
     model = generator_from(payload)
     if residual_scale != 1.0:
         scale_residual(model, residual_scale)
+    if full_bounce_scale is not None:
+        require_residual_network(model, "--full-bounce-scale")
     metadata = metadata_from(payload, run, residual_scale, full_bounce_scale)
     out = Path(out)
     export_onnx(model, metadata, out)

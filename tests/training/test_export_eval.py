@@ -128,3 +128,6 @@ def test_residual_scale_is_refused_for_a_network_without_a_residual(rad_run, tmp
         export_run(rad_run, tmp_path / "m.onnx", residual_scale=0.5)
     with pytest.raises(ValueError, match="in \\(0, 1\\]"):
         export_run(rad_run, tmp_path / "m.onnx", residual_scale=1.5)
+    with pytest.raises(ValueError, match="--full-bounce-scale needs a network that returns image"):
+        export_run(rad_run, tmp_path / "m.onnx", full_bounce_scale=0.5)
+    assert not (tmp_path / "m.onnx").exists()
