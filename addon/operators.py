@@ -58,7 +58,7 @@ class PHOTOREAL_OT_enhance(_Reporting, bpy.types.Operator):
         wm.progress_update(1)
 
         frame = None if self.rerender else readback.read_render_passes(scene, view_layer.name)
-        if made_without_denoiser and _needs_denoised(scene, frame, required):
+        if made_without_denoiser and _usable_but_for_noisy(scene, frame, required):
             frame = denoise_node.denoised_render(frame, readback.temp_directory())
             self.report({"INFO"}, "the render was made with Cycles' denoiser off: Blender's Denoise "
                                   "node denoised it first (no new render)")
@@ -93,7 +93,7 @@ def _view_layer(context):
     return layer if layer is not None and layer.name in scene.view_layers else scene.view_layers[0]
 
 
-def _needs_denoised(scene, frame, required) -> bool:
+def _usable_but_for_noisy(scene, frame, required) -> bool:
     """Is this a usable render for a model on top of Cycles' denoiser but for its noisy image?
     Made with the denoiser off, its Combined is the noisy image: Blender's Denoise node then
     gives the denoised one (addon/denoise_node.py), no new render needed."""
