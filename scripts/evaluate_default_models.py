@@ -44,6 +44,12 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.stack([channels[c] for c in "RGB"], axis=-1)
 
 
+def without_denoiser(frame: dict, node_output: np.ndarray) -> dict:
+    """A held-out frame as the add-on's button reads a render made with Cycles' denoiser off:
+    Combined is the noisy image, and the Denoise node's output is the denoised one."""
+    return schema.on_denoised({**frame, "image": frame["noisy"]}, node_output)
+
+
 def nearest_by_labels(labels: np.ndarray, candidates: list[np.ndarray]) -> int:
     """Index of the candidate label map that agrees with `labels` on the most pixels."""
     return int(np.argmax([np.mean(c == labels) for c in candidates]))
@@ -79,9 +85,8 @@ def evaluate_rad(args, rad: Enhancer | None, kinds: dict[int, str]) -> dict:
             if args.denoise_node:
                 outputs["Denoise node"] = read_rgb(args.denoise_node / setting / "frames" / f"{n:06d}.exr")
             if rad is not None:
-                if "Denoise node" in outputs:     # the button on a render made without the denoiser
-                    without = {**frame, "image": frame["noisy"]}
-                    outputs["RAD on the node"] = rad.enhance(schema.on_denoised(without, outputs["Denoise node"]))
+                if "Denoise node" in outputs:
+                    outputs["RAD on the node"] = rad.enhance(without_denoiser(frame, outputs["Denoise node"]))
                 outputs["RAD"] = rad.enhance(frame)
             scores = {name: score(out, target) for name, out in outputs.items()}
             rows.setdefault(setting, []).append({"frame": n, "kind": kinds.get(n, "?"), **scores})

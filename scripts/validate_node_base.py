@@ -27,8 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_residual import DEFAULT_VAL  # noqa: E402
-from evaluate_default_models import fast_folders, read_rgb  # noqa: E402
-from neural_core import schema  # noqa: E402
+from evaluate_default_models import fast_folders, read_rgb, without_denoiser  # noqa: E402
 from neural_core.dataset_format import DatasetReader  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
 from training.evaluate import display  # noqa: E402
@@ -49,7 +48,7 @@ def scores(model: Enhancer, root: Path, node_root: Path) -> dict[str, list]:
             frame, target = fast.read_frame(n), display(reference.read_frame(n)["image"])
             node = read_rgb(node_dir / setting / "frames" / f"{n:06d}.exr")
             outputs = (frame["image"], node, model.enhance(frame),
-                       model.enhance(schema.on_denoised({**frame, "image": frame["noisy"]}, node)))
+                       model.enhance(without_denoiser(frame, node)))
             rows.setdefault(setting, []).append(
                 (f"{root} {n}", {c: psnr(display(o), target) for c, o in zip(COLUMNS, outputs)}))
     return rows
