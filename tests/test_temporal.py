@@ -225,6 +225,22 @@ def test_accumulation_removes_flicker_and_keeps_the_image():
     assert error(filtered) < 0.5 * error(per_frame)
 
 
+def test_a_one_frame_history_counts_as_one_plus_start_trust_frames_then_a_running_mean():
+    """Frame 2 blends frame 1 in as 1 + start_trust frames; from frame 3 on it is a running mean.
+    A still ramp (wide clamp ranges) whose brightness steps by less than the lighting test sees."""
+    ramp = np.broadcast_to(np.linspace(0.2, 0.8, W, dtype=np.float32)[None, :, None], (H, W, 3))
+    frames = [ramp + np.float32(0.004 * t) for t in range(3)]
+    inner = (slice(4, -4), slice(4, -4))
+    for trust in (0.0, TemporalSettings().start_trust):
+        filt = TemporalFilter(TemporalSettings(start_trust=trust))
+        outputs = [filt.apply(synthetic_frame(0, speed=0), frames[t], t + 1).copy() for t in range(3)]
+        second = frames[0] + (frames[1] - frames[0]) / (2.0 + trust)
+        np.testing.assert_allclose(outputs[1][inner], second[inner], atol=1e-6)
+        np.testing.assert_allclose(outputs[2][inner], (outputs[1] + (frames[2] - outputs[1]) / 3.0)[inner],
+                                   atol=1e-6)
+    assert TemporalSettings().start_trust == 2.0
+
+
 def test_no_ghosting_in_the_region_a_moving_object_uncovers():
     """Where the box was a frame ago the background must not keep the box's colour."""
     filt = TemporalFilter()
