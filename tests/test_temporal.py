@@ -296,6 +296,86 @@ def test_object_edges_keep_their_history_from_their_own_side():
     assert np.abs(out[rows][~box[rows]] - image[rows][~box[rows]]).max() < 0.25
 
 
+def test_what_a_moving_box_uncovers_takes_none_of_its_colour_in_a_pan():
+    """The camera pans half a pixel per frame and a box moves faster: behind the box the
+    background's footprints straddle box and background. The box's taps are nearer, so the
+    edge mix (`partial_footprint_bilinear`) does not read them: the uncovered background has
+    no more error than with no edge mix."""
+    columns = np.arange(W, dtype=np.float32) + 0.5
+
+    def frame_at(t):
+        frame = synthetic_frame(0)
+        on_box = (columns >= 6.0 + 2.5 * t) & (columns < 6.0 + 2.5 * t + BOX)
+        rows = slice(8, 8 + BOX)
+        frame["object_index"][:] = 1.0
+        frame["depth"][:] = 10.0
+        frame["motion"][:] = 0.0
+        frame["motion"][..., 0] = frame["motion"][..., 2] = -0.5      # the background pans right
+        frame["object_index"][rows, on_box] = 2.0
+        frame["depth"][rows, on_box] = 5.0
+        frame["motion"][rows, on_box, 0] = frame["motion"][rows, on_box, 2] = -2.5
+        image = np.repeat((0.3 + 0.2 * np.sin((columns - 0.5 * t) / 3.0))[None, :, None], H, 0).repeat(3, -1)
+        image[rows, on_box] = (2.0, 1.5, 1.0)
+        return frame, image.astype(np.float32)
+
+    def uncovered_error(share):
+        """Mean squared error over the frames, in the background within 2 columns of where
+        the box was a frame ago."""
+        filt, errors = TemporalFilter(TemporalSettings(partial_footprint_bilinear=share)), []
+        for t in range(6):
+            frame, image = frame_at(t)
+            enhanced = image + np.random.default_rng(t).normal(0, 0.02, image.shape).astype(np.float32)
+            out = filt.apply(frame, enhanced, t + 1)
+            if t == 0:
+                continue
+            was_box = np.zeros((H, W), bool)
+            was_box[:, :-2] = frame_at(t - 1)[0]["object_index"][:, 2:, 0] == 2.0
+            was_box |= np.roll(was_box, 1, axis=1) | np.roll(was_box, 2, axis=1)
+            uncovered = was_box & (frame["object_index"][..., 0] == 1.0)
+            uncovered[:8] = uncovered[8 + BOX:] = False
+            errors.append(np.mean((out[uncovered] - image[uncovered]) ** 2))
+        return np.mean(errors)
+
+    assert uncovered_error(TemporalSettings().partial_footprint_bilinear) <= 1.05 * uncovered_error(0.0)
+
+
+def test_anti_aliased_edges_between_two_surfaces_moving_alike_flicker_less():
+    """Two objects side by side (ids 1 and 2, same depth) pan by half a pixel per frame: the
+    pixels at their border read half of their history bilinearly from both sides, as their
+    colour mixes both; they flicker less than when they read their own side only, and stay as
+    close to the true image."""
+    columns = np.arange(W, dtype=np.float32) + 0.5
+
+    def frame_at(t):
+        frame = synthetic_frame(0)
+        frame["depth"][:] = 10.0
+        border = 20.0 + 0.5 * t
+        frame["object_index"][:] = np.where(columns < border, 1.0, 2.0)[None, :, None]
+        frame["motion"][:] = 0.0
+        frame["motion"][..., 0] = frame["motion"][..., 2] = -0.5
+        # Each pixel's colour is the share of it that each side covers (anti-aliasing).
+        coverage = np.clip(border - np.arange(W, dtype=np.float32), 0.0, 1.0)
+        image = np.repeat((0.2 * coverage + 0.8 * (1.0 - coverage))[None, :, None], H, 0).repeat(3, -1)
+        return frame, image
+
+    def border_flicker_and_error(share):
+        filt = TemporalFilter(TemporalSettings(partial_footprint_bilinear=share))
+        outputs, errors = [], []
+        for t in range(8):
+            frame, image = frame_at(t)
+            enhanced = image + np.random.default_rng(t).normal(0, 0.03, image.shape).astype(np.float32)
+            outputs.append(filt.apply(frame, enhanced, t + 1).copy())
+            errors.append(np.mean((outputs[-1] - image) ** 2))
+        near = slice(18, 26)
+        flicker = np.mean([np.mean((b[:, near] - a[:, near]) ** 2) for a, b in zip(outputs, outputs[1:])])
+        return flicker, np.mean(errors[2:])
+
+    own_side, own_error = border_flicker_and_error(0.0)
+    mixed, mixed_error = border_flicker_and_error(TemporalSettings().partial_footprint_bilinear)
+    assert mixed < 0.9 * own_side, (mixed, own_side)
+    assert mixed_error <= 1.05 * own_error
+
+
 def test_one_surface_shortcut_changes_nothing(monkeypatch):
     """Pixels that read a block of one surface are tested against one tap; the result is that
     of testing every tap."""
