@@ -23,7 +23,11 @@
 # and 2 shots at 4 spp, 256x128 (seeds 21100+; session 9: the issue's own setting):
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 2 --seed 21100 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_val_4spp
-# Any of these: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
+# Held-out set B (session 12; seeds 21300+): 4 shots at the issue's own setting, 4 spp at 256x128:
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 21300 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_4spp
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_4spp --out docs/temporal_eval_4spp.json
+# Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-data/temporal_heldout}
