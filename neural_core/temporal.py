@@ -243,11 +243,33 @@ def magnification_weight(motion: np.ndarray, rows: slice, power: float) -> np.nd
     p -> p + b(p) (central differences): the area a pixel's surface had a frame ago, < 1 where
     the view closes in on it (TemporalSettings.magnification_power)."""
     halo, inner = _halo(rows, 1, motion.shape[0])
-    b_col, b_row = backward_flow(motion[halo])
-    col_by_row, col_by_col = np.gradient(b_col)
-    row_by_row, row_by_col = np.gradient(b_row)
-    det = (1.0 + col_by_col) * (1.0 + row_by_row) - col_by_row * row_by_col
-    return (_clip(det[inner], 0.0, 1.0) ** power).ravel().astype(np.float32)
+    b_col, b_row = (np.ascontiguousarray(plane) for plane in backward_flow(motion[halo]))
+    det = _central_difference(b_col, axis=1)
+    det += 1.0
+    row_by_row = _central_difference(b_row, axis=0)
+    row_by_row += 1.0
+    det *= row_by_row
+    cross = _central_difference(b_col, axis=0)
+    cross *= _central_difference(b_row, axis=1)
+    det -= cross
+    return (_clip(det[inner], 0.0, 1.0) ** np.float32(power)).ravel()
+
+
+def _central_difference(plane: np.ndarray, axis: int) -> np.ndarray:
+    """The derivative of a (H, W) float32 plane along `axis`, as np.gradient takes it (central
+    differences, one-sided at the ends), and 0 along an axis of one element."""
+    out = np.zeros(plane.shape, np.float32)
+    n = plane.shape[axis]
+    if n < 2:
+        return out
+
+    def part(start, stop):
+        return (slice(None),) * axis + (slice(start, stop),)
+    np.subtract(plane[part(2, n)], plane[part(0, n - 2)], out=out[part(1, n - 1)])
+    out[part(1, n - 1)] *= 0.5
+    np.subtract(plane[part(1, 2)], plane[part(0, 1)], out=out[part(0, 1)])
+    np.subtract(plane[part(n - 1, n)], plane[part(n - 2, n - 1)], out=out[part(n - 1, n)])
+    return out
 
 
 def id_plane(frame: schema.Frame, rows: slice = slice(None)) -> np.ndarray | None:

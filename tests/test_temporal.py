@@ -140,6 +140,21 @@ def test_magnification_weight_is_one_in_a_pan_and_the_area_ratio_in_a_zoom():
     np.testing.assert_allclose(weight, (1 / 1.05 ** 2) ** 2, rtol=1e-4)
 
 
+@pytest.mark.parametrize("height, width", [(1, 8), (8, 1), (1, 1), (2, 3)])
+def test_frames_one_pixel_high_or_wide_are_filtered(height, width):
+    """Every step handles a frame too small for a 3-pixel difference (e.g. a 1-pixel-high
+    border render): no exception, and the history is used where it can be."""
+    filt = TemporalFilter()
+    for t in range(3):
+        motion = np.zeros((height, width, 4), np.float32)
+        motion[..., 0] = motion[..., 2] = -0.3
+        frame = {"motion": motion, "depth": np.full((height, width, 1), 5.0, np.float32),
+                 "object_index": np.ones((height, width, 1), np.float32)}
+        image = np.full((height, width, 3), 0.2 + 0.1 * t, np.float32)
+        out = filt.apply(frame, image, t + 1)
+        assert np.isfinite(out).all() and out.shape == (height, width, 3)
+
+
 def test_history_of_a_texture_the_camera_closes_in_on_stays_sharp():
     """A zoom by 1.05 per frame (a street shot driving along its road closes in by ~1.06): the
     history is resampled up every frame; weighed by the area ratio it keeps less of that blur
