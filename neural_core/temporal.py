@@ -26,9 +26,14 @@ Where every tap matched and they differ (texture, edges) the history is read wit
 spline instead: bilinear reads blur a little every frame, and that adds up. The history weight
 is scaled by the share of the bilinear footprint that matched, and next to a motion edge, where
 a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is capped at
-`edge_history_weight`. Where the light on a surface changes (a moving lamp or shadow), which
-the clamp cannot see on a lit gradient or a textured surface, the history fades out: the local
-brightness change from it, averaged over frames, passes `lighting_floor` (`lighting_*`).
+`edge_history_weight`. Where only part of the footprint matched (an anti-aliased edge) part of
+the history is read bilinearly from all taps, unless a left-out tap is nearer (a disocclusion).
+Where the view closes in on a surface its history, resampled up, has less detail: the weight
+falls with the area ratio (`magnification_power`). A one-frame history counts as 1 +
+`start_trust` frames at its first blend. Where the light on a surface changes (a moving lamp or
+shadow), which the clamp cannot see on a lit gradient or a textured surface, the history fades
+out: the local brightness change from it, averaged over frames, passes `lighting_floor`
+(`lighting_*`).
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.
@@ -73,14 +78,15 @@ class TemporalSettings:
     # Session 12, 26 validation shots: 0 / 1 / 2 / 3 gave a warping error of 0.967 / 0.909 /
     # 0.889 / 0.880x the reference's on the mean (worst 3.22 / 2.95 / 2.83 / 2.77x) and PSNR
     # +0.18 / +0.12 / +0.08 / +0.05 dB over per-frame enhancement (shots more than 0.2 dB below
-    # it: 5 / 5 / 5 / 6); the shots meeting both targets 15 / 16 / 17 / 17 of 26. Counting the frames of the whole history up instead (session 11)
-    # cost more PSNR for the same flicker (docs/temporal.md).
+    # it: 5 / 5 / 5 / 6); the shots meeting both targets 15 / 16 / 17 / 17 of 26. Counting the
+    # first frame as more for the whole shot instead (session 11) cost more PSNR for the same
+    # flicker (docs/temporal.md).
     start_trust: float = 2.0
     # A pixel whose footprint only partly shows its surface (some taps left out) is mostly an
     # anti-aliased edge: its colour mixes both sides, and so did the previous frame's at the
     # same place. This share of its history is read bilinearly from all 4 taps (the rest from
     # its own side's), except where a left-out tap is nearer than the pixel: a disocclusion,
-    # where what moved away must not bleed into what it uncovers. Such pixels (3-12 % of a
+    # where what moved away must not bleed into what it uncovers. Such pixels (3-16 % of a
     # validation frame) carried 50-70 % of the flicker of the shots that missed 1.1x. Session
     # 12, 26 validation shots, 0 / 0.25 / 0.5 / 0.75: warping error 0.889 / 0.842 / 0.810 /
     # 0.789x the reference's on the mean, PSNR over per-frame +0.08 / +0.12 / +0.12 / +0.11 dB,
@@ -585,7 +591,8 @@ class TemporalFilter:
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0 + self._start_trust(age, keep)),
                                           self.settings.min_weight)
         if self.settings.magnification_power:
-            history_weight *= magnification_weight(frame["motion"], rows, self.settings.magnification_power)
+            history_weight *= magnification_weight(frame["motion"], rows,
+                                                   self.settings.magnification_power)
         # A pixel whose footprint only partly shows its surface sits on that surface's edge,
         # where its colour also holds the other side: its history counts only that much.
         history_weight *= np.minimum(total, 1.0)
@@ -666,7 +673,8 @@ class TemporalFilter:
         pixels = np.flatnonzero(keep & (total < 1.0 - 1e-6)) if share else np.empty(0, np.intp)
         if surface.depth is not None and "depth" in self.past_has and pixels.size:
             index, footprint = sampler.index[:, pixels], sampler.weight[:, pixels] > 0
-            nearer = np.take(self.fields[DEPTH], index) < surface.depth[pixels] * (1.0 - self.settings.depth_tolerance)
+            nearer = (np.take(self.fields[DEPTH], index)
+                      < surface.depth[pixels] * (1.0 - self.settings.depth_tolerance))
             pixels = pixels[~(nearer & footprint).any(axis=0)]
         if pixels.size:
             bilinear = np.einsum("kn,knc->nc", sampler.weight[:, pixels], taps[:, pixels, RGB])
