@@ -87,7 +87,7 @@ class TemporalSettings:
     # same place. This share of its history is read bilinearly from all 4 taps (the rest from
     # its own side's), except where a left-out tap is nearer than the pixel: a disocclusion,
     # where what moved away must not bleed into what it uncovers. Such pixels (3-16 % of a
-    # validation frame) carried 50-70 % of the flicker of the shots that missed 1.1x. Session
+    # validation frame) carried 40-60 % of the flicker of the shots that missed 1.1x. Session
     # 12, 26 validation shots, 0 / 0.25 / 0.5 / 0.75: warping error 0.889 / 0.842 / 0.810 /
     # 0.789x the reference's on the mean, PSNR over per-frame +0.08 / +0.12 / +0.12 / +0.11 dB,
     # shots meeting both targets 17 / 18 / 18 / 18 (docs/temporal.md).
