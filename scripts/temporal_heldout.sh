@@ -27,6 +27,10 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 21300 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_4spp
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_4spp --out docs/temporal_eval_4spp.json
+# Held-out set C (session 12; seeds 21500+): a table top, a close-up, a studio set-up and an interior, same setting:
+#   .venv/bin/python -m training make-scenes --kinds tabletop,closeup,studio,interior --count 4 --seed 21500 \
+#       --resolution 256x128 --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_c
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_c --out docs/temporal_eval_c.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
