@@ -249,7 +249,7 @@ def magnification_weight(motion: np.ndarray, rows: slice, power: float) -> np.nd
     p -> p + b(p) (central differences): the area a pixel's surface had a frame ago, < 1 where
     the view closes in on it (TemporalSettings.magnification_power)."""
     halo, inner = _halo(rows, 1, motion.shape[0])
-    b_col, b_row = (np.ascontiguousarray(plane) for plane in backward_flow(motion[halo]))
+    b_col, b_row = backward_flow(motion[halo])
     det = _central_difference(b_col, axis=1)
     det += 1.0
     row_by_row = _central_difference(b_row, axis=0)
@@ -262,20 +262,11 @@ def magnification_weight(motion: np.ndarray, rows: slice, power: float) -> np.nd
 
 
 def _central_difference(plane: np.ndarray, axis: int) -> np.ndarray:
-    """The derivative of a (H, W) float32 plane along `axis`, as np.gradient takes it (central
-    differences, one-sided at the ends), and 0 along an axis of one element."""
-    out = np.zeros(plane.shape, np.float32)
-    n = plane.shape[axis]
-    if n < 2:
-        return out
-
-    def part(start, stop):
-        return (slice(None),) * axis + (slice(start, stop),)
-    np.subtract(plane[part(2, n)], plane[part(0, n - 2)], out=out[part(1, n - 1)])
-    out[part(1, n - 1)] *= 0.5
-    np.subtract(plane[part(1, 2)], plane[part(0, 1)], out=out[part(0, 1)])
-    np.subtract(plane[part(n - 1, n)], plane[part(n - 2, n - 1)], out=out[part(n - 1, n)])
-    return out
+    """np.gradient along `axis` (central differences, one-sided at the ends), and 0 along an axis
+    of one element, where np.gradient raises."""
+    if plane.shape[axis] < 2:
+        return np.zeros(plane.shape, np.float32)
+    return np.gradient(plane, axis=axis)
 
 
 def id_plane(frame: schema.Frame, rows: slice = slice(None)) -> np.ndarray | None:

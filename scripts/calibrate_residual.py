@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_default_models import fast_folders  # noqa: E402
+from evaluate_default_models import fast_folders, setting_of  # noqa: E402
 from neural_core import schema  # noqa: E402
 from neural_core.dataset_format import DatasetReader  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
@@ -44,7 +44,7 @@ def gains(model: Enhancer, roots, scales, full_bounce: dict | None = None) -> di
     for root in map(Path, roots):
         reference = DatasetReader(root / "reference")
         for folder in fast_folders(root):
-            fast, setting = DatasetReader(folder), folder.name[len("fast-"):]
+            fast, setting = DatasetReader(folder), setting_of(folder)
             for n in [n for n in fast.frames if n in reference.frames]:
                 frame = fast.read_frame(n)
                 target = display(reference.read_frame(n)["image"])

@@ -72,12 +72,17 @@ def fast_folders(root: Path) -> list[Path]:
     return folders
 
 
+def setting_of(folder: Path) -> str:
+    """The fast setting a fast-*/ folder holds: fast-4spp-1b -> 4spp-1b."""
+    return folder.name[len("fast-"):]
+
+
 def evaluate_rad(args, rad: Enhancer | None, kinds: dict[int, str]) -> dict:
     reference = DatasetReader(args.eval / "reference")
     rows: dict = {}
     best_texture: dict = {}
     for folder in fast_folders(args.eval):
-        setting = folder.name[len("fast-"):]
+        setting = setting_of(folder)
         fast = DatasetReader(folder)
         for n in [n for n in fast.frames if n in reference.frames]:   # a set still rendering
             frame, target = fast.read_frame(n), reference.read_frame(n)["image"]

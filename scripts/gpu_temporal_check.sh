@@ -3,7 +3,7 @@
 # Blender too), the network on the GPU. One run, ~3 minutes:
 #   1. python -m benchmarks.temporal 1920x1080 on the machine's CPU (ONNX Runtime's CPU
 #      inference and the filter in the same run);
-#   2. benchmarks/gpu.py's inference section: the bundled models in PyTorch on CUDA (the GPU
+#   2. scripts/gpu_check.sh's inference section: the bundled models in PyTorch on CUDA (the GPU
 #      machine has no onnxruntime-gpu), for the filter's share of a GPU frame.
 #
 #   bash scripts/gpu_temporal_check.sh [OUT_DIR]        (default: benchmarks/results)
@@ -12,14 +12,9 @@ cd "$(dirname "$0")/.."
 OUT_DIR=${1:-benchmarks/results}
 PY=${PY:-python3}
 mkdir -p "$OUT_DIR"
-if compgen -G ".gpuwhl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/gpu_site .gpuwhl/*.whl
-    export PYTHONPATH=/tmp/gpu_site${PYTHONPATH:+:$PYTHONPATH}
-fi
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
     "$PY" -m benchmarks.temporal 1920x1080 --reps 7
 } 2>&1 | tee "$OUT_DIR/temporal-gpu-machine-$(date +%F).txt"
-"$PY" -m benchmarks.gpu --out "$OUT_DIR" --sections inference
+bash scripts/gpu_check.sh "$OUT_DIR" --sections inference

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_temporal import display  # noqa: E402
 from sweep_temporal import VALIDATION, _grid, load_shots  # noqa: E402
 from neural_core import temporal  # noqa: E402
-from training.metrics.temporal import occlusion_mask  # noqa: E402
+from training.metrics.temporal import pixel_errors  # noqa: E402
 
 CLASSES = ("restarted", "motion edge", "partly kept", "clamped", "rest")
 
@@ -61,16 +61,6 @@ def pixel_classes(seen: dict, motion: np.ndarray) -> dict[str, np.ndarray]:
             "clamped": rest & (moved > 0.002), "rest": rest & (moved <= 0.002)}
 
 
-def pair_errors(previous: np.ndarray, current: np.ndarray, frame: dict, previous_frame: dict):
-    """(per-pixel squared difference to the warped previous frame, the metric's mask)."""
-    sampler, mask = occlusion_mask(frame["motion"], previous_frame["motion"])
-    error = np.zeros(mask.shape)
-    for channel in range(3):
-        warped = sampler.bilinear(np.ascontiguousarray(previous[..., channel]))
-        error += (current[..., channel] - warped) ** 2
-    return error / 3, mask
-
-
 def split_shot(shot: dict, settings: temporal.TemporalSettings) -> dict[str, tuple[float, float]]:
     """class -> (share of the counted pixels, part of the ratio to the reference's error)."""
     filt, outputs, seen = RecordingFilter(settings), [], []
@@ -82,8 +72,9 @@ def split_shot(shot: dict, settings: temporal.TemporalSettings) -> dict[str, tup
     parts = {name: [0.0, 0.0] for name in CLASSES}
     frames, reference_sum = shot["frames"], 0.0
     for t in range(1, len(outputs)):
-        error, mask = pair_errors(outputs[t - 1], outputs[t], frames[t], frames[t - 1])
-        reference, _ = pair_errors(shot["references"][t - 1], shot["references"][t], frames[t], frames[t - 1])
+        motions = frames[t]["motion"], frames[t - 1]["motion"]
+        error, mask = pixel_errors(outputs[t - 1], outputs[t], *motions)
+        reference, _ = pixel_errors(shot["references"][t - 1], shot["references"][t], *motions)
         reference_sum += reference[mask].mean()
         for name, where in pixel_classes(seen[t], frames[t]["motion"]).items():
             parts[name][0] += (where & mask).sum() / mask.sum() / (len(outputs) - 1)

@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_residual import DEFAULT_VAL  # noqa: E402
-from evaluate_default_models import fast_folders, read_rgb, without_denoiser  # noqa: E402
+from evaluate_default_models import fast_folders, read_rgb, setting_of, without_denoiser  # noqa: E402
 from neural_core.dataset_format import DatasetReader  # noqa: E402
 from neural_core.runtime import Enhancer  # noqa: E402
 from training.evaluate import display  # noqa: E402
@@ -43,7 +43,7 @@ def scores(model: Enhancer, root: Path, node_root: Path) -> dict[str, list]:
     reference, rows = DatasetReader(root / "reference"), {}
     node_dir = node_root / str(root.relative_to("data")).replace("/", "_")
     for folder in fast_folders(root):
-        setting, fast = folder.name[len("fast-"):], DatasetReader(folder)
+        setting, fast = setting_of(folder), DatasetReader(folder)
         for n in [n for n in fast.frames if n in reference.frames]:
             frame, target = fast.read_frame(n), display(reference.read_frame(n)["image"])
             node = read_rgb(node_dir / setting / "frames" / f"{n:06d}.exr")

@@ -334,13 +334,14 @@ class Fusion(nn.Module):
 
 
 class Context(nn.Module):
-    """x + upsample(zero-started 1x1(relu(3x3(relu(3x3(avgpool_k(x))))))): what lies up to
-    ~3k pixels of the coarsest branch away (indirect light) reaches each pixel."""
+    """x + upsample(zero-started 1x1((relu(3x3))^layers(avgpool_k(x)))): what lies up to
+    ~(layers + 1) k pixels of the coarsest branch away (indirect light) reaches each pixel."""
 
     def __init__(self, channels: int, pool: int, layers: int, convs: _Convs):
         super().__init__()
         self.pool = pool
-        self.convs = nn.Sequential(*[m for _ in range(layers) for m in (convs.plain(channels, channels), nn.ReLU())])
+        self.convs = nn.Sequential(*[module for _ in range(layers)
+                                     for module in (convs.plain(channels, channels), nn.ReLU())])
         self.out = convs.plain(channels, channels, kernel=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)

@@ -44,17 +44,25 @@ def motion_boundary(d_col: np.ndarray, d_row: np.ndarray) -> np.ndarray:
     return grad_sq > 0.01 * (d_col ** 2 + d_row ** 2) + 0.002
 
 
+def pixel_errors(previous: np.ndarray, current: np.ndarray, motion: np.ndarray,
+                 previous_motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-pixel squared difference of frame t and the warped frame t-1, summed over the
+    channels, float64; the mask of the pixels E_t counts)."""
+    sampler, mask = occlusion_mask(motion, previous_motion)
+    errors = np.zeros(mask.shape)
+    for c in range(current.shape[-1]):
+        warped = sampler.bilinear(np.ascontiguousarray(previous[..., c], np.float32))
+        errors += (current[..., c] - warped).astype(np.float64) ** 2
+    return errors, mask
+
+
 def pair_error(previous: np.ndarray, current: np.ndarray, motion: np.ndarray,
                previous_motion: np.ndarray) -> float | None:
     """E_t for one pair; None when no pixel is left after masking."""
-    sampler, mask = occlusion_mask(motion, previous_motion)
+    errors, mask = pixel_errors(previous, current, motion, previous_motion)
     if not mask.any():
         return None
-    total = 0.0
-    for c in range(current.shape[-1]):
-        warped = sampler.bilinear(np.ascontiguousarray(previous[..., c], np.float32))
-        total += float(((current[..., c] - warped)[mask].astype(np.float64) ** 2).sum())
-    return total / (current.shape[-1] * int(mask.sum()))
+    return float(errors[mask].sum()) / (current.shape[-1] * int(mask.sum()))
 
 
 def warping_error(frames: list[np.ndarray], motions: list[np.ndarray]) -> float | None:
