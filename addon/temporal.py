@@ -58,7 +58,7 @@ def _report(scene, reason: str | None) -> None:
     """Say on stderr why the history restarted; a missing Vector pass only once per job."""
     if not reason or reason == "first frame" or reason in _SAID:
         return
-    if "Vector" in reason:
+    if reason.startswith("the frame has no Vector pass"):
         _SAID.add(reason)
         reason += ("; frames are enhanced one by one. Enable View Layer > Passes > Vector and "
                    "turn off Motion Blur, or turn off Photoreal > Temporal Stability")

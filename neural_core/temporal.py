@@ -432,6 +432,20 @@ def _depths_close(depth: np.ndarray, reference: np.ndarray, tolerance: float) ->
     return np.abs(depth - reference) <= tolerance * reference
 
 
+def _without_broken_vectors(frame: schema.Frame) -> tuple[schema.Frame, str | None]:
+    """A frame whose Vector pass holds NaN or inf, as one without it (its history restarts and
+    nothing of it is kept for the next frame) and the reason; else the frame as it is."""
+    motion = frame.get("motion")
+    with np.errstate(over="ignore", invalid="ignore"):
+        if motion is None or np.isfinite(motion.sum()):
+            return frame, None
+    bad = int((~np.isfinite(motion)).sum())
+    if not bad:        # finite values whose sum overflowed
+        return frame, None
+    return ({key: value for key, value in frame.items() if key != "motion"},
+            f"the Vector pass has {bad} NaN/inf value(s)")
+
+
 def _one_surface_blocks(surface: "_Surface", count: int, width: int, s: TemporalSettings) -> np.ndarray:
     """(rows x W,) True where the 2x2 block with the pixel at its top left shows one surface:
     the pixel is like its right and lower neighbours and the lower one like its right one,
@@ -516,13 +530,14 @@ class TemporalFilter:
     def apply(self, frame: schema.Frame, enhanced: np.ndarray, number: int, key=None) -> np.ndarray:
         """(H, W, 3) enhanced frame `number` -> the temporally filtered (H, W, 3) float32."""
         start = time.perf_counter()
+        frame, broken_vectors = _without_broken_vectors(frame)
         # Colour is planar, (3, H, W), as the runtime returns it (then without a copy): every
         # per-channel step is then one long contiguous loop (interleaved, ~3x slower).
         current = np.ascontiguousarray(np.asarray(enhanced, np.float32).transpose(2, 0, 1))
         size = current.shape[1:]
         out = np.empty(current.shape, np.float32)   # new arrays: the runtime may reuse its buffer
         past, fields = self._spare_buffers(size)
-        reason = self._reset_reason(frame, size, number, key)
+        reason = broken_vectors or self._reset_reason(frame, size, number, key)
         if reason is None:
             # Row bands in parallel: every step is a memory-bound numpy loop that releases the GIL.
             # The layout depends on the height alone: the lighting test's means stop at a band's

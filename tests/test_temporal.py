@@ -273,6 +273,23 @@ def test_history_resets(change, expected):
     np.testing.assert_array_equal(out, enhanced)
 
 
+def test_a_vector_pass_with_nan_restarts_the_history_and_says_so():
+    """One NaN in the Vector pass (a broken render or EXR) made the sampler index out of range
+    (an IndexError from numpy). Now the frame is the per-frame result, the reason names the pass,
+    and the next frame starts a new history."""
+    filt = TemporalFilter()
+    filt.apply(synthetic_frame(0), noisy(0), 1)
+    frame = synthetic_frame(1)
+    frame["motion"][5, 7, 0] = np.nan
+    frame["motion"][6, 7, 3] = np.inf
+    out = filt.apply(frame, noisy(1), 2)
+    np.testing.assert_array_equal(out, noisy(1))
+    assert filt.last_reset == "the Vector pass has 2 NaN/inf value(s)"
+    assert "motion" in frame                          # the caller's frame is left as it was
+    out = filt.apply(synthetic_frame(2), noisy(2), 3)
+    assert filt.last_reset == "first frame" and np.isfinite(out).all()
+
+
 def test_accumulation_removes_flicker_and_keeps_the_image():
     filt = TemporalFilter()
     per_frame, filtered = [], []
