@@ -9,7 +9,9 @@ For every shot (a run of consecutive frame ids) it measures, on sRGB display ima
   reference render, and the ratios to the reference's;
 - mean PSNR against the reference, per-frame and filtered;
 - disocclusions: the error against the reference in the pixels that have no valid past (the
-  metric's forward-backward test fails there), per-frame and filtered (ghosting shows up here).
+  metric's forward-backward test fails there), per-frame and filtered (ghosting shows up here);
+- with --window N, the same ratio and PSNR change over each run of N frames of a long shot
+  (frames 1-N, N-2N+1, ...): whether the filter drifts as its history gets older.
 Prints a markdown table and writes the numbers as JSON.
 """
 from __future__ import annotations
@@ -51,7 +53,7 @@ def shots(numbers: list[int]) -> list[list[int]]:
 
 
 def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader, enhancer,
-                  settings: TemporalSettings) -> dict:
+                  settings: TemporalSettings, window: int = 0) -> dict:
     filt = TemporalFilter(settings)
     images = {s: [] for s in STREAMS}
     motions, ms, kept = [], [], []
@@ -74,9 +76,27 @@ def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader
         result[f"{name}_psnr"] = float(np.mean([image_metrics.psnr(a, b) for a, b in
                                                 zip(images[name], images["reference"])]))
     result.update(disocclusion_errors(images, motions))
+    if window:
+        result["windows"] = windows(images, motions, shot, window)
     result["temporal_ms_mean"] = float(np.mean(ms[1:]))
     result["history_fraction_mean"] = float(np.mean(kept[1:]))
     return result
+
+
+def windows(images: dict, motions: list, shot: list[int], length: int) -> list[dict]:
+    """The filtered stream's warping error over the reference's and its PSNR change against
+    per-frame enhancement, over frames [0, length), [length - 1, 2 length - 1), ... (each frame
+    pair in one window)."""
+    rows = []
+    for start in range(0, len(shot) - 1, length - 1):
+        part = slice(start, min(start + length, len(shot)))
+        ratio = (warping_error(images["temporal"][part], motions[part])
+                 / warping_error(images["reference"][part], motions[part]))
+        gain = np.mean([image_metrics.psnr(a, r) - image_metrics.psnr(b, r) for a, b, r in
+                        zip(images["temporal"][part], images["per_frame"][part], images["reference"][part])])
+        rows.append({"frames": [shot[part][0], shot[part][-1]], "temporal_ratio_to_reference": float(ratio),
+                     "psnr_change_vs_per_frame": float(gain)})
+    return rows
 
 
 def disocclusion_errors(images: dict, motions: list) -> dict:
@@ -104,6 +124,10 @@ def table(results: dict) -> str:
             f"{r['per_frame_ratio_to_reference']:.2f}x | {r['temporal_ratio_to_reference']:.2f}x | "
             f"{r['per_frame_psnr']:.2f} | {r['temporal_psnr']:.2f} | "
             f"{r.get('per_frame_disoccluded_mse', 0):.3g} / {r.get('temporal_disoccluded_mse', 0):.3g} |")
+    for name, r in results.items():
+        lines += [f"- {name}, frames {w['frames'][0]}-{w['frames'][1]}: {w['temporal_ratio_to_reference']:.2f}x "
+                  f"the reference's warping error, {w['psnr_change_vs_per_frame']:+.2f} dB against per-frame"
+                  for w in r.get("windows", [])]
     return "\n".join(lines)
 
 
@@ -116,6 +140,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clamp-radius", type=int, default=defaults.clamp_radius)
     parser.add_argument("--min-weight", type=float, default=defaults.min_weight)
     parser.add_argument("--edge-history-weight", type=float, default=defaults.edge_history_weight)
+    parser.add_argument("--window", type=int, default=0, metavar="N",
+                        help="also report runs of N frames of each shot (long shots: does it drift?)")
     parser.add_argument("--follow-lighting", action=argparse.BooleanOptionalAction, default=True,
                         help="the lighting test (docs/temporal.md, step 5; default: on)")
     args = parser.parse_args(argv)
@@ -128,7 +154,8 @@ def main(argv=None) -> int:
     results = {}
     for shot in shots([n for n in fast.frames if n in set(reference.frames)]):
         kind = scenes.get(str((shot[0] - 1) // 100), {}).get("kind", "?")
-        results[f"{kind} {shot[0]}-{shot[-1]}"] = evaluate_shot(shot, fast, reference, enhancer, settings)
+        results[f"{kind} {shot[0]}-{shot[-1]}"] = evaluate_shot(shot, fast, reference, enhancer, settings,
+                                                                    args.window)
         print(f"{kind} {shot[0]}-{shot[-1]} done", file=sys.stderr, flush=True)
     print(table(results))
     write_text_atomic(args.out, json.dumps({"model": args.model, "data": str(data),

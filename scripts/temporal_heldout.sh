@@ -31,6 +31,14 @@
 #   .venv/bin/python -m training make-scenes --kinds tabletop,closeup,studio,interior --count 4 --seed 21500 \
 #       --resolution 256x128 --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_c
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_c --out docs/temporal_eval_c.json
+# Long shots (session 13; validation, seeds 21700+): a street and an interior of 24 frames, judged by runs of 8:
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 2 --seed 21700 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 256 --sequence 24 --out data/temporal_val_long      # ~25 min
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_val_long --window 8 --out docs/temporal_eval_long.json
+# A larger frame (session 13; validation, seeds 21800+): a street and an interior at 512x256:
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 2 --seed 21800 --resolution 512x256 \
+#       --fast-samples 4 --reference-samples 256 --sequence 8 --out data/temporal_val512         # ~30 min
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_val512 --out docs/temporal_eval_512.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
