@@ -22,8 +22,9 @@ in the other side; a pixel with no such tap gets the per-frame result. A tap fai
 - the forward-backward check of Lai et al. 2018 fails with the tap's forward flow f~:
   |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5, b the flow to t-1 at p. Two objects of one class
   moving differently fail here.
-Where every tap matched and they differ (texture, edges) the history is read with a Catmull-Rom
-spline instead: bilinear reads blur a little every frame, and that adds up. The history weight
+A bilinear read blurs a little, and a history read every frame would blur more and more (fine
+textures smear): the colour is recorded pre-sharpened by what the next frame's read will blur
+(`presharpen`; its fraction is known from the forward flow). The history weight
 is scaled by the share of the bilinear footprint that matched, and next to a motion edge, where
 a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is capped at
 `edge_history_weight`. Where only part of the footprint matched (an anti-aliased edge) part of
@@ -58,8 +59,8 @@ USED_PASSES = ("motion", "depth") + ID_PASSES
 # a numpy fast path), and what the tap tests read as planes: each test then runs on contiguous
 # (4 taps, N) arrays (a field strided out of a record costs ~8x more per operation).
 RGB, AGE = slice(0, 3), 3
-F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING, CONTRAST = 0, 1, 2, 3, 4, 5, 6
-FIELDS = 7
+F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING = 0, 1, 2, 3, 4, 5
+FIELDS = 6
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)     # Rec. 709
 # Rows per band of work: a band's temporaries stay in the CPU cache; whole-frame numpy steps
 # are memory-bound.
@@ -90,8 +91,11 @@ class TemporalSettings:
     # validation frame) carried 40-60 % of the flicker of the shots that missed 1.1x. Session
     # 12, 26 validation shots, 0 / 0.25 / 0.5 / 0.75: warping error 0.889 / 0.842 / 0.810 /
     # 0.789x the reference's on the mean, PSNR over per-frame +0.08 / +0.12 / +0.12 / +0.11 dB,
-    # shots meeting both targets 17 / 18 / 18 / 18 (docs/temporal.md).
-    partial_footprint_bilinear: float = 0.5
+    # shots meeting both targets 17 / 18 / 18 / 18 (docs/temporal.md). With the pre-sharpened
+    # history (session 13, 30 validation shots), 0.5 / 0.65 / 0.75 / 0.85 / 1: warping error
+    # 0.882 / 0.861 / 0.850 / 0.842 / 0.832x, PSNR +0.354 / +0.364 / +0.363 / +0.359 / +0.345
+    # dB, shots meeting both 23 / 23 / 24 / 23 / 23.
+    partial_footprint_bilinear: float = 0.75
     # Where the camera closes in (a dolly, a zoom), a surface covers more pixels than a frame ago:
     # its history was resampled up, holds less detail than the frame, and every frame adds more
     # of that blur. The history weight is scaled by det(J)^p, J the Jacobian of the map from a
@@ -116,10 +120,17 @@ class TemporalSettings:
     # shot 1.14 / 1.06 / 1.01x of the reference's warping error, and the error where the
     # metric finds no valid past (disocclusions, motion edges) +2 / +9 / +25 % of per-frame's.
     edge_history_weight: float = 0.2
-    # The history is read with Catmull-Rom instead of bilinearly where its 4 taps differ by more
-    # than this (in ~display units; ~8 % of the pixels). Validation shots at 256x128: PSNR
-    # +0.5 to +0.7 dB on three of six; inf turns it off.
-    sharpen_contrast: float = 0.05
+    # A bilinear read at fraction f of a pixel blurs by ~f (1 - f) / 2 times the second
+    # difference along that axis, and a history is read every frame: fine textures smear (a
+    # 512x256 interior's wallpaper: -1.13 dB against per-frame enhancement by frame 8). The
+    # colour is recorded with `presharpen` times that blur taken off in advance, f from the
+    # pixel's forward flow (where the next frame reads it). The pair never amplifies a
+    # frequency, so it stays stable over any number of frames. Session 13, 30 validation shots
+    # (with partial_footprint_bilinear 0.75): shots meeting both targets 24, against 23 with the
+    # Catmull-Rom reads it replaces (sessions 6-12, where a 2x2 block's contrast passed 0.05);
+    # PSNR over per-frame +0.36 against +0.27 dB on the mean, worst -2.58 against -2.99 dB;
+    # warping error 0.850 against 0.832x. 0 turns it off (docs/temporal.md).
+    presharpen: float = 1.0
     # Lighting that changes over a still surface (a moving lamp or shadow) keeps the old light
     # in the history: the clamp range of a lit gradient or a soft shadow still holds it. The
     # filter follows the local brightness change from the history to the current frame (the
@@ -190,19 +201,6 @@ class Sampler:
         np.multiply(fc, 1 - fr, out=self.weight[1])
         np.multiply(1 - fc, fr, out=self.weight[2])
         np.multiply(fc, fr, out=self.weight[3])
-        self.grid, self.corner, self.fraction = (h, w), (r0, c0), (fr, fc)
-
-    def catmull_rom(self, records: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-        """(P, C) records of the grid read with a Catmull-Rom spline over the 4x4 taps around
-        each of the band's `pixels` -> (len(pixels), C). Sharper than the bilinear read, whose
-        blur adds up over the frames an accumulated history is carried along; it can
-        overshoot (the filter clamps what it reads)."""
-        (h, w), (r0, c0), (fr, fc) = self.grid, self.corner, self.fraction
-        rows = np.clip(r0[pixels].astype(np.intp) + np.arange(-1, 3)[:, None], 0, h - 1) * w
-        cols = np.clip(c0[pixels].astype(np.intp) + np.arange(-1, 3)[:, None], 0, w - 1)
-        index = (rows[:, None] + cols[None, :]).reshape(16, -1)
-        weight = (_catmull_rom_weights(fr[pixels])[:, None] * _catmull_rom_weights(fc[pixels])[None, :])
-        return np.einsum("kn,knc->nc", weight.reshape(16, -1), np.take(records, index, axis=0))
 
     def bilinear(self, plane: np.ndarray) -> np.ndarray:
         values = np.take(plane.ravel(), self.index)
@@ -212,13 +210,6 @@ class Sampler:
 def _clip(values: np.ndarray, low, high) -> np.ndarray:
     """np.clip in place, as a maximum and a minimum: the same values, ~1.5x faster in numpy 1.x."""
     return np.minimum(np.maximum(values, low, out=values), high, out=values)
-
-
-def _catmull_rom_weights(t: np.ndarray) -> np.ndarray:
-    """(4, N) weights of the taps at -1, 0, 1, 2 for fractions t (they sum to 1)."""
-    t2, t3 = t * t, t * t * t
-    return np.stack([(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2,
-                     (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2]).astype(np.float32)
 
 
 def fb_inconsistent(b_col, b_row, f_col, f_row, relative=0.01, absolute=0.5) -> np.ndarray:
@@ -476,29 +467,48 @@ def _one_surface_blocks(surface: "_Surface", count: int, width: int, s: Temporal
     return same.ravel()
 
 
-def _block_contrast(plane: np.ndarray, rows: slice, contrast: float, out: np.ndarray) -> None:
-    """For a band of rows of a (H, W) plane: 1 where the square roots of the 2x2 block at each
-    pixel (its top left; values clipped to [0, 1]) span more than `contrast`, else 0, into `out`
-    (the band's rows). In the last row or column the block holds the pixels that exist, as
-    `Sampler`'s taps do there."""
-    count, width = rows.stop - rows.start, plane.shape[1]
-    stop = min(rows.stop + 1, plane.shape[0])
-    root = np.sqrt(_clip(plane[rows.start:stop].copy(), 0.0, 1.0))
-    lower = root[1:count + 1] if stop > rows.stop else np.concatenate([root[1:count], root[count - 1:]])
-    high, low = np.maximum(root[:count], lower), np.minimum(root[:count], lower)
-    spread = high - low          # the last column's block: that column alone
-    if width > 1:
-        np.subtract(np.maximum(high[:, :-1], high[:, 1:]), np.minimum(low[:, :-1], low[:, 1:]),
-                    out=spread[:, :-1])
-    out[...] = spread > contrast
+def presharpened(image: np.ndarray, f_col: np.ndarray, f_row: np.ndarray, rows: slice,
+                 strength: float) -> np.ndarray:
+    """A band of rows of the (3, H, W) `image` with `strength` times the blur of a bilinear read
+    taken off in advance (TemporalSettings.presharpen) -> (3, rows, W). A read at fraction f
+    gives the value there plus ~f (1 - f) / 2 times the second difference along that axis; f is
+    the fractional part of the band's forward flow (`f_col`, `f_row`: (rows, W)), where the
+    next frame will read each pixel. The frame's first and last rows and columns are kept."""
+    height, width = image.shape[1:]
+    halo, inner = _halo(rows, 1, height)
+    block = image[:, halo]
+    band = block[:, inner]
+    out = band.copy()
+    if width > 2:
+        second = band[:, :, :-2] + band[:, :, 2:]
+        second -= 2.0 * band[:, :, 1:-1]
+        second *= _blur_share(f_col[:, 1:-1], strength)
+        out[:, :, 1:-1] -= second
+    # Rows with a row above and below in the frame, in the band and in `block`.
+    first, last = int(rows.start == 0), int(rows.stop == height)
+    own = slice(first, band.shape[1] - last)
+    if own.stop > own.start:
+        at = inner.start + own.start
+        second = block[:, at - 1:at - 1 + own.stop - own.start] + block[:, at + 1:at + 1 + own.stop - own.start]
+        second -= 2.0 * band[:, own]
+        second *= _blur_share(f_row[own], strength)
+        out[:, own] -= second
+    return out
+
+
+def _blur_share(flow: np.ndarray, strength: float) -> np.ndarray:
+    """strength f (1 - f) / 2, f the fractional part of `flow`."""
+    f = flow - np.floor(flow)
+    f *= 1.0 - f
+    f *= np.float32(0.5 * strength)
+    return f
 
 
 class TemporalFilter:
     """Feed the enhanced frames of one shot in order: `apply(frame, enhanced, number)`.
 
     After each call: `last_reset` says why the history was reset (None if it was used),
-    `last_history_fraction` how many pixels kept it, `last_sharpened_fraction` how many read it
-    with Catmull-Rom, `last_ms` what the step cost.
+    `last_history_fraction` how many pixels kept it, `last_ms` what the step cost.
     """
 
     def __init__(self, settings: TemporalSettings | None = None):
@@ -511,15 +521,15 @@ class TemporalFilter:
         self.size = None            # (H, W) of the history
         self.past = None            # (H * W, 4): previous output and age
         self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, one surface,
-                                    # lighting change, contrast
+                                    # lighting change
         self.past_has = frozenset()  # which of depth / ids the fields hold
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
-        self.last_sharpened_fraction = 0.0
         self._spare = (None, None)
 
     @property
     def history(self) -> np.ndarray | None:
-        """(H, W, 3) previous output."""
+        """(H, W, 3) previous output, as recorded for the next frame's read (pre-sharpened,
+        TemporalSettings.presharpen)."""
         return None if self.past is None else self.past[:, RGB].reshape(*self.size, 3)
 
     @property
@@ -545,8 +555,7 @@ class TemporalFilter:
             bands = _bands(size[0], size[0] // BAND_ROWS)
             counts = list(_pool().map(
                 lambda rows: self._filter_band(frame, current, rows, out, past, fields), bands))
-            fraction = sum(kept for kept, _ in counts) / (size[0] * size[1])
-            self.last_sharpened_fraction = sum(sharp for _, sharp in counts) / (size[0] * size[1])
+            fraction = sum(counts) / (size[0] * size[1])
             if fraction < self.settings.cut_fraction:
                 reason = f"cut: {fraction:.0%} of the pixels have history"
         if reason is None:
@@ -554,10 +563,10 @@ class TemporalFilter:
         else:
             out[:] = current
             if "motion" in frame:
-                self._record(frame, slice(0, size[0]), out.reshape(3, -1), 0.0, past, fields, _Surface.of(frame))
-            self.last_history_fraction = self.last_sharpened_fraction = 0.0
+                self._record(frame, slice(0, size[0]), 0.0, past, fields, _Surface.of(frame))
+            self.last_history_fraction = 0.0
         if "motion" in frame:
-            self._record_contrast(out, fields)
+            self._record_colour(out, past, fields)
         self.last_reset = reason
         self._spare = (self.past, self.fields)
         self._remember(frame, past, fields, size, number, key)
@@ -588,11 +597,10 @@ class TemporalFilter:
 
     def _filter_band(self, frame, current, rows: slice, out, past_out, fields_out) -> tuple[int, int]:
         """Blend the history into one band of rows of `out` ((3, H, W), as `current`), write
-        the band's records to `past_out` -> how many of its pixels kept their history, how many
-        were sharpened."""
+        the band's ages and fields (`_record`) -> how many of its pixels kept their history."""
         # With the row below: the one-surface flags of the band's last row need it.
         below = _Surface.of(frame, slice(rows.start, min(rows.stop + 1, self.size[0])))
-        history, keep, total, sharp, light_change = self._reproject(frame, rows, below)
+        history, keep, total, light_change = self._reproject(frame, rows, below)
         age = (history[:, AGE] + 1.0) * keep
         history_weight = 1.0 - np.maximum(1.0 / (age + 1.0 + self._start_trust(age, keep)),
                                           self.settings.min_weight)
@@ -616,8 +624,8 @@ class TemporalFilter:
         band_out -= cur
         band_out *= history_weight
         band_out += cur
-        self._record(frame, rows, band_out, age, past_out, fields_out, below, light_change)
-        return int(keep.sum()), int(sharp.size)
+        self._record(frame, rows, age, past_out, fields_out, below, light_change)
+        return int(keep.sum())
 
     def _start_trust(self, age, keep) -> np.ndarray | float:
         """How many frames more a one-frame history counts (TemporalSettings.start_trust): all
@@ -651,8 +659,8 @@ class TemporalFilter:
 
     def _reproject(self, frame, rows: slice, below: _Surface):
         """The previous output and age at the band's pixels, from the taps that show their
-        surface -> ((N, 4) history, (N,) kept, (N,) matched share of the footprint, sharpened
-        pixels, (N,) previous lighting change)."""
+        surface -> ((N, 4) history, (N,) kept, (N,) matched share of the footprint, (N,) previous
+        lighting change)."""
         b_col, b_row = backward_flow(frame["motion"][rows])
         sampler = Sampler(b_col, b_row, self.size, rows.start)
         surface = below.subset(slice(0, b_col.size))
@@ -663,13 +671,10 @@ class TemporalFilter:
         taps = np.take(self.past, sampler.index, axis=0)               # (4 taps, N, RGB + age)
         history = np.einsum("kn,knc->nc", weight, taps)                 # 0 where not kept
         self._mix_in_other_side(history, taps, sampler, keep, total, surface)
-        sharp = self._where_sharpened(sampler, total)
-        if sharp.size:
-            history[sharp, RGB] = sampler.catmull_rom(self.past, sharp)[:, RGB]
         # Smooth: the nearest tap will do (and nothing to read with the lighting test off).
         light_change = (np.take(self.fields[LIGHTING], sampler.index[0]) * keep
                         if self.settings.lighting_gain > 0 else 0.0)
-        return history, keep, total, sharp, light_change
+        return history, keep, total, light_change
 
     def _mix_in_other_side(self, history, taps, sampler: Sampler, keep, total, surface: _Surface) -> None:
         """Where a kept pixel's footprint only partly shows its surface, read
@@ -685,15 +690,6 @@ class TemporalFilter:
         if pixels.size:
             bilinear = np.einsum("kn,knc->nc", sampler.weight[:, pixels], taps[:, pixels, RGB])
             history[pixels, RGB] += share * (bilinear - history[pixels, RGB])
-
-    def _where_sharpened(self, sampler: Sampler, total) -> np.ndarray:
-        """Pixels whose history is read with Catmull-Rom: every tap they use was kept, and the
-        taps differ (bilinear blur shows there; elsewhere it costs nothing to see and the spline
-        costs 4x the reads). The taps are the 2x2 block at the top-left tap, whose contrast the
-        previous frame recorded (`_record_contrast`)."""
-        if not np.isfinite(self.settings.sharpen_contrast):
-            return np.empty(0, np.intp)
-        return np.flatnonzero((total >= 1.0 - 1e-6) & (np.take(self.fields[CONTRAST], sampler.index[0]) > 0))
 
     def _taps_match(self, sampler: Sampler, b_col, b_row, surface: _Surface) -> np.ndarray:
         """(4, N) True where a tap shows the pixel's surface (the tests in the module doc).
@@ -729,14 +725,11 @@ class TemporalFilter:
         np.maximum(history, low.reshape(3, -1), out=out)
         np.minimum(out, high.reshape(3, -1), out=out)
 
-    def _record(self, frame, rows: slice, image, age, past, fields, below: _Surface, light_change=0.0) -> None:
-        """Write a band of rows of the records and fields: what the next frame reads back.
-        `image`: the band's output, (3, N). `below`: the band's surface and the row below it."""
-        count = rows.stop - rows.start
-        width = image.shape[1] // count
+    def _record(self, frame, rows: slice, age, past, fields, below: _Surface, light_change=0.0) -> None:
+        """Write a band of rows of the ages and fields: what the next frame reads back (the
+        colour: `_record_colour`). `below`: the band's surface and the row below it."""
+        count, width = rows.stop - rows.start, frame["motion"].shape[1]
         band = slice(rows.start * width, rows.stop * width)
-        for channel in range(3):     # one long loop each (image.T as a whole: ~2x slower)
-            past[band, channel] = image[channel]
         past[band, AGE] = age
         f_col, f_row = forward_flow(frame["motion"][rows])
         fields[F_COL, band].reshape(count, width)[...] = f_col
@@ -746,20 +739,20 @@ class TemporalFilter:
         fields[ONE_SURFACE, band] = _one_surface_blocks(below, count, width, self.settings)
         fields[LIGHTING, band] = light_change
 
-    def _record_contrast(self, image, fields) -> None:
-        """fields[CONTRAST]: 1 where the 2x2 block with the pixel at its top left (the taps a
-        pixel of the next frame reads there, `Sampler`) differs by more than `sharpen_contrast`
-        in square-root green (~ display brightness), else 0. `image`: the whole output, (3, H, W):
-        a band's last row needs the next band's first. Found here once per pixel on contiguous
-        rows rather than from the 4 gathered taps of every read: the step ~5 % faster at 1080p,
-        the same pixels sharpened."""
-        if not np.isfinite(self.settings.sharpen_contrast):
-            return
-        height = image.shape[1]
-        contrast = fields[CONTRAST].reshape(image.shape[1:])
-        list(_pool().map(lambda rows: _block_contrast(image[1], rows, self.settings.sharpen_contrast,
-                                                      out=contrast[rows]),
-                         _bands(height, height // BAND_ROWS)))
+    def _record_colour(self, image, past, fields, strength: float | None = None) -> None:
+        """past[:, RGB]: the output `image` ((3, H, W), the whole frame: a band's pre-sharpening
+        reads the rows around it), pre-sharpened for the next frame's read (`presharpened`;
+        `strength` None: TemporalSettings.presharpen). Needs this frame's forward flow in `fields`."""
+        strength = self.settings.presharpen if strength is None else strength
+        height, width = image.shape[1:]
+        f_col, f_row = (fields[k].reshape(height, width) for k in (F_COL, F_ROW))
+
+        def band(rows):
+            colour = presharpened(image, f_col[rows], f_row[rows], rows, strength) if strength else image[:, rows]
+            flat = slice(rows.start * width, rows.stop * width)
+            for channel in range(3):     # one long loop each (the whole band at once: ~2x slower)
+                past[flat, channel] = colour[channel].ravel()
+        list(_pool().map(band, _bands(height, height // BAND_ROWS)))
 
     def _remember(self, frame, past, fields, size, number, key) -> None:
         self.number, self.key, self.size = number, key, tuple(size)
@@ -775,17 +768,19 @@ class TemporalFilter:
 
     def state(self) -> dict[str, np.ndarray]:
         """The history as arrays (np.savez); the previous frame's passes are not included:
-        `restore` reads them from that frame again."""
+        `restore` reads them from that frame again. "record": the colour as recorded (pre-sharpened)."""
         if self.past is None:
             return {}
-        return {"number": np.int64(self.number), "history": np.ascontiguousarray(self.history),
+        return {"number": np.int64(self.number), "record": np.ascontiguousarray(self.history),
                 "age": np.ascontiguousarray(self.age),
                 "lighting_change": self.fields[LIGHTING].reshape(self.size).copy()}
 
     def restore(self, state, previous_frame: schema.Frame, key=None) -> None:
         """Continue after frame `state['number']`, whose passes are `previous_frame`."""
         self.reset()
-        history = np.asarray(state["history"], np.float32)
+        # Saved before session 13 (plain output as "history"): pre-sharpen it as it is recorded now.
+        recorded = "record" in state
+        history = np.asarray(state["record" if recorded else "history"], np.float32)
         if history.ndim == 3 and history.shape[0] == 3 and history.shape[-1] != 3:
             history = history.transpose(1, 2, 0)     # saved by an older version: (3, H, W)
         size = history.shape[:2]
@@ -793,8 +788,8 @@ class TemporalFilter:
         # Saved by a version without the lighting test: no change seen yet.
         light_change = (np.asarray(state["lighting_change"], np.float32).ravel()
                         if "lighting_change" in state else 0.0)
-        self._record(previous_frame, slice(0, size[0]), history.reshape(-1, 3).T,
-                     np.asarray(state["age"], np.float32).ravel(), past, fields, _Surface.of(previous_frame),
-                     light_change)
-        self._record_contrast(np.ascontiguousarray(history.transpose(2, 0, 1)), fields)
+        self._record(previous_frame, slice(0, size[0]), np.asarray(state["age"], np.float32).ravel(),
+                     past, fields, _Surface.of(previous_frame), light_change)
+        self._record_colour(np.ascontiguousarray(history.transpose(2, 0, 1)), past, fields,
+                            0.0 if recorded else None)
         self._remember(previous_frame, past, fields, size, int(state["number"]), key)
