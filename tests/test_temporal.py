@@ -73,6 +73,10 @@ def test_presharpening_leaves_ramps_and_whole_pixel_moves_alone():
     curved = _presharpened_whole(planes, 0.5, 0.0)       # x^2: second difference 2, f (1 - f) / 2 = 1/8
     np.testing.assert_allclose(curved[2, :, 1:-1], planes[2, :, 1:-1] - 0.25, rtol=1e-6, atol=1e-3)
     np.testing.assert_array_equal(curved[2, :, [0, -1]], planes[2, :, [0, -1]])
+    rows_squared = np.repeat((np.arange(H, dtype=np.float32)[:, None] ** 2)[None], W, axis=2)
+    across = _presharpened_whole(rows_squared, 0.0, 0.5)   # across the two bands' boundary too
+    np.testing.assert_allclose(across[0, 1:-1], rows_squared[0, 1:-1] - 0.25, rtol=1e-6, atol=1e-3)
+    np.testing.assert_array_equal(across[0, [0, -1]], rows_squared[0, [0, -1]])
 
 
 def test_presharpened_history_read_bilinearly_is_closer_to_the_truth_and_never_amplifies():
