@@ -8,7 +8,7 @@ model's per-frame outputs and the reference display images are computed once and
 runs/temporal_sweep/cache-*.pkl, keyed by the roots and the model's weights (delete it after
 re-rendering the data). Prints per setting the warping error as a ratio to the reference's and
 the PSNR change against per-frame enhancement, shot by shot, with the mean, the worst shot and how
-many shots meet both of issue 12's targets (<= 1.1x, >= -0.2 dB). The default roots are the 30
+many shots meet both of issue 12's targets (<= 1.1x, >= -0.2 dB). The default roots are the 32
 validation shots (scripts/temporal_heldout.sh), never the held-out ones.
 """
 from __future__ import annotations
@@ -35,10 +35,10 @@ from neural_core.temporal import TemporalFilter, TemporalSettings  # noqa: E402
 from training.metrics.image import psnr  # noqa: E402
 from training.metrics.temporal import warping_error  # noqa: E402
 
-# The 30 validation shots (scripts/temporal_heldout.sh says how each set was rendered).
+# The 32 validation shots (scripts/temporal_heldout.sh says how each set was rendered).
 VALIDATION = ("data/temporal_val", "data/temporal_val256", "data/temporal_val_interior",
               "data/temporal_val_street", "data/temporal_val_studio", "data/temporal_val_4spp",
-              "data/temporal_val_long", "data/temporal_val512")
+              "data/temporal_val_long", "data/temporal_val512", "data/temporal_val512b")
 
 
 def load_shots(roots, model: str) -> list[dict]:

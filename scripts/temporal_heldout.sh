@@ -39,6 +39,10 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 2 --seed 21800 --resolution 512x256 \
 #       --fast-samples 4 --reference-samples 256 --sequence 8 --out data/temporal_val512         # ~30 min
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_val512 --out docs/temporal_eval_512.json
+# and a table top and a close-up at 512x256 (session 13, seeds 21900+; rendered after its change was chosen):
+#   .venv/bin/python -m training make-scenes --kinds tabletop,closeup --count 2 --seed 21900 --resolution 512x256 \
+#       --fast-samples 4 --reference-samples 256 --sequence 8 --out data/temporal_val512b        # ~25 min
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_val512b --out docs/temporal_eval_512b.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
