@@ -398,10 +398,7 @@ def check_output_channels(image: np.ndarray, source: str) -> None:
 
 def check_output_image(rgb: np.ndarray, source: str) -> None:
     """Refuse a model output with NaN/inf: writing it would be a silently wrong frame."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(rgb.sum()):
-            return
-    bad = int((~np.isfinite(rgb)).sum())
+    bad = schema.non_finite_count(rgb)
     if bad:
         raise NonFiniteError(f"{source}: the model's output has {bad} NaN/inf value(s), so "
                              f"nothing was written; the model is broken (retrain or re-export "

@@ -305,6 +305,16 @@ def frame_size(frame: Frame) -> tuple[int, int]:
     return next(iter(distinct))
 
 
+def non_finite_count(values: np.ndarray) -> int:
+    """How many values are NaN or inf. A NaN or inf anywhere makes the sum NaN or inf, so a
+    finite sum proves every value finite at a fraction of the cost of a per-value mask; a sum
+    that overflows (finite values near the float32 limit) only means the precise count runs."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(values.sum()):
+            return 0
+    return int((~np.isfinite(values)).sum())
+
+
 def check_frame(frame: Frame, required: Sequence[str], engine: str | None = None,
                 source: str = "frame") -> None:
     """Raise a clear error if a required pass is missing, sizes differ or values are not finite."""
@@ -318,17 +328,11 @@ def check_frame(frame: Frame, required: Sequence[str], engine: str | None = None
         arr = frame[key]
         if key == "depth":
             continue  # depth is clamped at DEPTH_FAR, so inf on the background is legitimate
-        # A NaN or inf anywhere makes the sum NaN or inf; a finite sum proves every value finite
-        # at a fraction of the cost of a per-pixel mask. A sum that overflows (finite values
-        # near the float32 limit) only means the precise check below runs.
-        with np.errstate(over="ignore", invalid="ignore"):
-            if np.isfinite(arr.sum()):
-                continue
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            ys, xs = np.nonzero(bad.any(axis=-1))
+        count = non_finite_count(arr)
+        if count:
+            ys, xs = np.nonzero((~np.isfinite(arr)).any(axis=-1))
             raise NonFiniteError(
-                f"{source}: pass {key!r} has {int(bad.sum())} NaN/inf values "
+                f"{source}: pass {key!r} has {count} NaN/inf values "
                 f"(first at row {int(ys[0])}, column {int(xs[0])}); re-render the frame or "
                 f"clamp the offending material/light before enhancing")
 

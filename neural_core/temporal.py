@@ -427,11 +427,8 @@ def _without_broken_vectors(frame: schema.Frame) -> tuple[schema.Frame, str | No
     """A frame whose Vector pass holds NaN or inf, as one without it (its history restarts and
     nothing of it is kept for the next frame) and the reason; else the frame as it is."""
     motion = frame.get("motion")
-    with np.errstate(over="ignore", invalid="ignore"):
-        if motion is None or np.isfinite(motion.sum()):
-            return frame, None
-    bad = int((~np.isfinite(motion)).sum())
-    if not bad:        # finite values whose sum overflowed
+    bad = 0 if motion is None else schema.non_finite_count(motion)
+    if not bad:
         return frame, None
     return ({key: value for key, value in frame.items() if key != "motion"},
             f"the Vector pass has {bad} NaN/inf value(s)")
@@ -474,25 +471,16 @@ def presharpened(image: np.ndarray, f_col: np.ndarray, f_row: np.ndarray, rows: 
     gives the value there plus ~f (1 - f) / 2 times the second difference along that axis; f is
     the fractional part of the band's forward flow (`f_col`, `f_row`: (rows, W)), where the
     next frame will read each pixel. The frame's first and last rows and columns are kept."""
-    height, width = image.shape[1:]
+    height = image.shape[1]
     halo, inner = _halo(rows, 1, height)
-    block = image[:, halo]
+    block = image[:, halo]               # the band and the rows around it that exist
     band = block[:, inner]
     out = band.copy()
-    if width > 2:
-        second = band[:, :, :-2] + band[:, :, 2:]
-        second -= 2.0 * band[:, :, 1:-1]
-        second *= _blur_share(f_col[:, 1:-1], strength)
-        out[:, :, 1:-1] -= second
-    # Rows with a row above and below in the frame, in the band and in `block`.
-    first, last = int(rows.start == 0), int(rows.stop == height)
-    own = slice(first, band.shape[1] - last)
-    if own.stop > own.start:
-        at = inner.start + own.start
-        second = block[:, at - 1:at - 1 + own.stop - own.start] + block[:, at + 1:at + 1 + own.stop - own.start]
-        second -= 2.0 * band[:, own]
-        second *= _blur_share(f_row[own], strength)
-        out[:, own] -= second
+    out[:, :, 1:-1] -= np.diff(band, 2, axis=2) * _blur_share(f_col[:, 1:-1], strength)
+    # Down the columns: the rows of `block` but its first and last are the band's rows with a
+    # row above and below (all but the frame's first and last).
+    inside = slice(int(rows.start == 0), band.shape[1] - int(rows.stop == height))
+    out[:, inside] -= np.diff(block, 2, axis=1) * _blur_share(f_row[inside], strength)
     return out
 
 
@@ -595,7 +583,7 @@ class TemporalFilter:
             return f"frame {self.number} -> {number} is not the next frame"
         return None
 
-    def _filter_band(self, frame, current, rows: slice, out, past_out, fields_out) -> tuple[int, int]:
+    def _filter_band(self, frame, current, rows: slice, out, past_out, fields_out) -> int:
         """Blend the history into one band of rows of `out` ((3, H, W), as `current`), write
         the band's ages and fields (`_record`) -> how many of its pixels kept their history."""
         # With the row below: the one-surface flags of the band's last row need it.
