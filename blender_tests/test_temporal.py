@@ -20,13 +20,14 @@ def _linear(obj) -> None:
             key.interpolation = "LINEAR"
 
 
-def _textured_floor_scene(tmp_path):
+def _textured_floor_scene(tmp_path, engine: str = "CYCLES"):
     """A camera looking straight down at a noise-textured floor 10 m below, lens chosen so that
     1 m on the floor is 8 px; it moves +0.5 m in x and +0.25 m in y per frame."""
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
+    scene.render.engine = engine
     scene.cycles.samples, scene.cycles.device, scene.cycles.use_denoising = 16, "CPU", False
+    scene.eevee.taa_render_samples = 1      # an emissive floor: one sample is exact
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 32, 100
     scene.render.use_motion_blur = False
     scene.view_layers[0].use_pass_vector = True
@@ -53,9 +54,11 @@ def _textured_floor_scene(tmp_path):
     return scene
 
 
-def test_vector_pass_convention_on_a_known_camera_move(tmp_path):
-    """Camera +x, +y (Blender y up): the floor moves 4 px left and 2 px down in the image."""
-    _textured_floor_scene(tmp_path)
+@pytest.mark.parametrize("engine", ["CYCLES", blender_api.EEVEE])
+def test_vector_pass_convention_on_a_known_camera_move(tmp_path, engine):
+    """Camera +x, +y (Blender y up): the floor moves 4 px left and 2 px down in the image, and
+    EEVEE writes the Vector pass as Cycles does (the filter reads both alike)."""
+    _textured_floor_scene(tmp_path, engine)
     bpy.ops.render.render(animation=True)
     frames = [exr.read_frame(tmp_path / f"pan_{n:04d}.exr") for n in (1, 2, 3)]
     # XY and ZW both (+4, +2) on every frame: the motion is extrapolated linearly, and Blender
