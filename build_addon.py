@@ -8,7 +8,8 @@ One zip per platform, each holding:
 - wheels for Python 3.11 (Blender 4.2-5.0) and 3.13 (Blender 5.1+): onnxruntime (or
   onnxruntime-gpu with --gpu: a separate package, never both in one) and its dependencies
   flatbuffers, packaging, protobuf; OpenEXR (Blender bundles no EXR reader for Python);
-  Pillow (PNG files of the dataset export). Never numpy: Blender pins its own.
+  Pillow (PNG files of the dataset export); numba and llvmlite (the temporal filter's compiled
+  kernels; llvmlite is ~60 MB per Python version). Never numpy: Blender pins its own.
 Wheels are fetched once with `pip download --only-binary=:all: --no-deps` into .whl/ and reused,
 so later builds work offline.
 """
@@ -35,7 +36,7 @@ GPU_PLATFORMS = ("linux-x64", "windows-x64")    # onnxruntime-gpu exists only th
 # onnxruntime's own dependencies (numpy excluded: Blender's). Pinned to what the tests use.
 ORT_DEPENDENCIES = {"flatbuffers": "25.12.19", "packaging": "26.3", "protobuf": "7.36.2"}
 # Packages taken with their pins from requirements/runtime.txt.
-FROM_RUNTIME_REQUIREMENTS = ("onnxruntime", "OpenEXR", "Pillow")
+FROM_RUNTIME_REQUIREMENTS = ("onnxruntime", "OpenEXR", "Pillow", "numba", "llvmlite")
 # neural_core parts that need torch: never shipped (the add-on must not import torch).
 CORE_EXCLUDE = {"networks", "export.py", "__pycache__", "assets"}
 

@@ -29,8 +29,22 @@ _SAID: set = set()
 
 
 def _module():
+    """neural_core.temporal. Its compiled kernels are cached in the extension's user folder, never
+    beside the add-on: a system or farm install may be read-only and must stay untouched."""
     import importlib
-    return importlib.import_module(neural_core.__name__ + ".temporal")
+    name = neural_core.__name__ + ".temporal"
+    if name in sys.modules:
+        return sys.modules[name]
+    import bpy
+    import numba
+    chosen = numba.config.CACHE_DIR              # NUMBA_CACHE_DIR, when the user set one
+    if not chosen:
+        # Read when the kernels are defined (at import): only this module's use the folder.
+        numba.config.CACHE_DIR = bpy.utils.extension_path_user(__package__, path="compiled", create=True)
+    try:
+        return importlib.import_module(name)
+    finally:
+        numba.config.CACHE_DIR = chosen
 
 
 def enabled(scene) -> bool:

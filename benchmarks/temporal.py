@@ -51,7 +51,8 @@ def synthetic_frame(height: int, width: int, t: int, required) -> schema.Frame:
     motion[..., 2:4] = (-3.3, 1.2)     # ZW: 3.3 px to the right and 1.2 px lower at t + 1
     motion[block] = (-8.0, 0.0, -8.0, 0.0)
     frame["motion"] = motion
-    return frame
+    # Channel-first in memory, as the frames that Blender and the EXR reader give.
+    return {key: np.ascontiguousarray(value.transpose(2, 0, 1)).transpose(1, 2, 0) for key, value in frame.items()}
 
 
 def time_temporal(width: int, height: int, reps: int = 5, model: str = "rad",

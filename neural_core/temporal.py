@@ -39,7 +39,7 @@ The whole history is reset (the output is exactly the per-frame result) on the f
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.
 
-numpy only: this runs inside Blender.
+The per-pixel work is compiled (`temporal_kernels`, numba); this module holds the shot's state.
 """
 from __future__ import annotations
 
@@ -51,19 +51,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import schema
+from . import temporal_kernels as kernels
 
 # Passes the filter reads when the frame has them (only the Vector pass is needed).
 ID_PASSES = ("object_index", "class_aov", "material_index")
 USED_PASSES = ("motion", "depth") + ID_PASSES
-# The previous frame: its output and age as one 16-byte record per pixel (one gather per tap,
-# a numpy fast path), and what the tap tests read as planes: each test then runs on contiguous
-# (4 taps, N) arrays (a field strided out of a record costs ~8x more per operation).
-RGB, AGE = slice(0, 3), 3
-F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING = 0, 1, 2, 3, 4, 5
-FIELDS = 6
-LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)     # Rec. 709
-# Rows per band of work: a band's temporaries stay in the CPU cache; whole-frame numpy steps
-# are memory-bound.
+# The previous frame: its output and age as one 16-byte record per pixel (one gather per tap
+# reads all four), and the fields the tap tests read as planes (layouts: temporal_kernels).
+RGB, AGE = slice(0, 3), kernels.AGE
+# Rows per band of work: one band per thread, and a band's scratch stays in the CPU cache.
 BAND_ROWS = 64
 
 
@@ -175,8 +171,8 @@ def forward_flow(motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Sampler:
     """The 4 bilinear taps of (row + d_row, col + d_col) on a (H, W) grid, for the band of rows
     `row0 .. row0 + len(d_row)` of that grid: `index` (4, N) flat indices into the grid and
-    `weight` (4, N) bilinear weights, N the band's pixels (tap-major: every per-tap step runs
-    on contiguous rows)."""
+    `weight` (4, N) bilinear weights, N the band's pixels (the warping-error metric's reads;
+    the filter's own are `temporal_kernels.footprint`, the same taps)."""
 
     def __init__(self, d_col: np.ndarray, d_row: np.ndarray, grid: tuple[int, int], row0: int = 0):
         h, w = grid
@@ -187,29 +183,18 @@ class Sampler:
         self.inside = ((cols >= 0) & (cols <= w - 1) & (rows >= 0) & (rows <= h - 1)).reshape(self.shape)
         # The top-left tap stays in the last row/column but one, so all four taps exist
         # (the last row/column is then read with weight 1 from the far taps).
-        c0 = _clip(np.floor(cols), 0, max(w - 2, 0))
-        r0 = _clip(np.floor(rows), 0, max(h - 2, 0))
-        fc = _clip(np.subtract(cols, c0, out=cols), 0, 1)
-        fr = _clip(np.subtract(rows, r0, out=rows), 0, 1)
+        c0 = np.clip(np.floor(cols), 0, max(w - 2, 0))
+        r0 = np.clip(np.floor(rows), 0, max(h - 2, 0))
+        fc = np.clip(cols - c0, 0, 1)
+        fr = np.clip(rows - r0, 0, 1)
         right, down = min(w - 1, 1), (w if h > 1 else 0)
-        self.index = np.empty((4, cols.size), np.intp)
-        np.add(r0.astype(np.intp) * w, c0.astype(np.intp), out=self.index[0])
-        for tap, offset in enumerate((right, down, down + right), start=1):
-            np.add(self.index[0], offset, out=self.index[tap])
-        self.weight = np.empty((4, cols.size), np.float32)
-        np.multiply(1 - fc, 1 - fr, out=self.weight[0])
-        np.multiply(fc, 1 - fr, out=self.weight[1])
-        np.multiply(1 - fc, fr, out=self.weight[2])
-        np.multiply(fc, fr, out=self.weight[3])
+        top_left = r0.astype(np.intp) * w + c0.astype(np.intp)
+        self.index = np.stack([top_left, top_left + right, top_left + down, top_left + down + right])
+        self.weight = np.stack([(1 - fc) * (1 - fr), fc * (1 - fr), (1 - fc) * fr, fc * fr]).astype(np.float32)
 
     def bilinear(self, plane: np.ndarray) -> np.ndarray:
         values = np.take(plane.ravel(), self.index)
         return np.einsum("kn,kn->n", values, self.weight).reshape(self.shape)
-
-
-def _clip(values: np.ndarray, low, high) -> np.ndarray:
-    """np.clip in place, as a maximum and a minimum: the same values, ~1.5x faster in numpy 1.x."""
-    return np.minimum(np.maximum(values, low, out=values), high, out=values)
 
 
 def fb_inconsistent(b_col, b_row, f_col, f_row, relative=0.01, absolute=0.5) -> np.ndarray:
@@ -221,91 +206,43 @@ def fb_inconsistent(b_col, b_row, f_col, f_row, relative=0.01, absolute=0.5) -> 
 
 
 def motion_edge(motion: np.ndarray, rows: slice) -> np.ndarray:
-    """True next to a motion boundary (Lai et al.'s |grad b|^2 > 0.01 |b|^2 + 0.002, with the
-    3x3 range of b, ~2x the gradient, as the measure), for a band of rows of the Vector pass.
-    Anti-aliased pixels there mix two motions; the filter caps their history weight."""
-    halo, inner = _halo(rows, 1, motion.shape[0])
-    # XY (b up to the sign of its row, which a range ignores), planar and contiguous: the
-    # window steps then run as long loops.
-    flow = np.ascontiguousarray(motion[halo, :, :2].transpose(2, 0, 1))
-    low, high = box_min_max(flow, 1)
-    spread = high[:, inner] - low[:, inner]
-    spread *= spread
-    magnitude = flow[:, inner] ** 2
-    return spread[0] + spread[1] > 0.04 * (magnitude[0] + magnitude[1]) + 0.008
+    """(rows, W) True next to a motion boundary, for a band of rows of the Vector pass
+    (`temporal_kernels.motion_edge`; the filter caps the history weight there)."""
+    return kernels.motion_edge_band(_planes(motion), rows.start, rows.stop)
 
 
 def magnification_weight(motion: np.ndarray, rows: slice, power: float) -> np.ndarray:
     """(N,) min(det J, 1)^power for a band of rows of the Vector pass, J the Jacobian of
-    p -> p + b(p) (central differences): the area a pixel's surface had a frame ago, < 1 where
-    the view closes in on it (TemporalSettings.magnification_power)."""
-    halo, inner = _halo(rows, 1, motion.shape[0])
-    b_col, b_row = backward_flow(motion[halo])
-    det = _central_difference(b_col, axis=1)
-    det += 1.0
-    row_by_row = _central_difference(b_row, axis=0)
-    row_by_row += 1.0
-    det *= row_by_row
-    cross = _central_difference(b_col, axis=0)
-    cross *= _central_difference(b_row, axis=1)
-    det -= cross
-    return (_clip(det[inner], 0.0, 1.0) ** np.float32(power)).ravel()
+    p -> p + b(p): the area a pixel's surface had a frame ago (TemporalSettings.magnification_power)."""
+    return kernels.magnification_band(_planes(motion), rows.start, rows.stop, np.float32(power)).ravel()
 
 
-def _central_difference(plane: np.ndarray, axis: int) -> np.ndarray:
-    """np.gradient along `axis` (central differences, one-sided at the ends), and 0 along an axis
-    of one element, where np.gradient raises."""
-    if plane.shape[axis] < 2:
-        return np.zeros(plane.shape, np.float32)
-    return np.gradient(plane, axis=axis)
+def _planes(pass_: np.ndarray) -> np.ndarray:
+    """(H, W, C) pass -> (C, H, W) float32 C-contiguous: no copy for frames from Blender or the
+    EXR reader (channel-first in memory), and one kernel layout to compile."""
+    return np.ascontiguousarray(np.asarray(pass_, np.float32).transpose(2, 0, 1))
 
 
-def id_plane(frame: schema.Frame, rows: slice = slice(None)) -> np.ndarray | None:
-    key = next((k for k in ID_PASSES if k in frame), None)
-    return None if key is None else np.rint(frame[key][rows, :, 0])
+def box_min_max(planes: np.ndarray, radius: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(2 radius + 1)^2 minimum and maximum of (C, H, W) planes (edges: the pixels that exist)."""
+    planes = np.ascontiguousarray(planes, np.float32)
+    low, high = np.empty_like(planes), np.empty_like(planes)
+    kernels.band_min_max(planes, 0, planes.shape[1], radius, low, high)
+    return low, high
 
 
 def box_sum(plane: np.ndarray, radius: int) -> np.ndarray:
     """Sum over the (2 radius + 1)^2 pixels around each pixel of a (H, W) plane that exist."""
-    return _column_sums(_column_sums(plane, radius).T, radius).T
+    return kernels.box_sum(np.asarray(plane, np.float32), radius)
 
 
-def _column_sums(plane: np.ndarray, radius: int) -> np.ndarray:
-    """Sum over the 2 radius + 1 rows around each row that exist, from running sums: the sum
-    up to row i + radius (the last row past the end) minus the sum before row i - radius."""
-    height = plane.shape[0]
-    running = np.zeros((height + 2 * radius + 1,) + plane.shape[1:], np.float32)
-    np.cumsum(plane, axis=0, out=running[radius + 1:height + radius + 1])
-    running[height + radius + 1:] = running[height + radius]
-    return running[2 * radius + 1:] - running[:height]
-
-
-def block_sums(plane: np.ndarray) -> np.ndarray:
-    """(H, W) -> (ceil(H / 2), ceil(W / 2)) sums of its 2x2 blocks (past the edge: 0)."""
-    height, width = plane.shape
-    if height % 2 or width % 2:
-        padded = np.zeros((height + height % 2, width + width % 2), np.float32)
-        padded[:height, :width] = plane
-        plane = padded
-    pairs = plane[0::2] + plane[1::2]
-    return pairs[:, 0::2] + pairs[:, 1::2]
-
-
-def upsampled(blocks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Each value of `blocks` over its 2x2 block of a plane of `shape`."""
-    out = np.empty((2 * blocks.shape[0], 2 * blocks.shape[1]), np.float32)
-    out[0::2, 0::2] = blocks
-    out[0::2, 1::2] = blocks
-    out[1::2] = out[0::2]
-    return out[:shape[0], :shape[1]]
-
-
-def brightness(rgb: np.ndarray) -> np.ndarray:
-    """(3, N) linear colour -> (N,) square-root luminance (~ display units)."""
-    luminance = rgb[0] * LUMINANCE[0]
-    luminance += rgb[1] * LUMINANCE[1]
-    luminance += rgb[2] * LUMINANCE[2]
-    return np.sqrt(np.maximum(luminance, 0.0, out=luminance), out=luminance)
+def presharpened(image: np.ndarray, f_col: np.ndarray, f_row: np.ndarray, rows: slice,
+                 strength: float) -> np.ndarray:
+    """A band of rows of the (3, H, W) `image` as it is recorded for the next frame's read,
+    with `strength` times a bilinear read's blur taken off (TemporalSettings.presharpen); f_col,
+    f_row: the band's forward flow (rows, W) -> (3, rows, W)."""
+    return kernels.presharpened_band(np.asarray(image, np.float32), np.asarray(f_col, np.float32),
+                                     np.asarray(f_row, np.float32), rows.start, rows.stop, np.float32(strength))
 
 
 def _bands(height: int, count: int) -> list[slice]:
@@ -313,78 +250,11 @@ def _bands(height: int, count: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def box_min_max(planes: np.ndarray, radius: int = 1, axes=(-2, -1)) -> tuple[np.ndarray, np.ndarray]:
-    """(2 radius + 1)^2 minimum and maximum over the two `axes` (rows, columns) of `planes`
-    (edges use the pixels that exist). Fastest on planar (C, H, W) data: a shift along a
-    contiguous axis is then one long loop."""
-    return _box(planes, np.minimum, radius, axes), _box(planes, np.maximum, radius, axes)
-
-
-def band_min_max(planes: np.ndarray, rows: slice, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """`box_min_max` of (C, H, W) planes, for a band of their rows only (read with the rows
-    around it that exist)."""
-    halo, inner = _halo(rows, radius, planes.shape[1])
-    low, high = box_min_max(planes[:, halo], radius)
-    return low[:, inner], high[:, inner]
-
-
-def _halo(rows: slice, radius: int, height: int) -> tuple[slice, slice]:
-    """The band `rows` with the rows within `radius` of it that exist, and where the band sits
-    in that."""
-    halo = slice(max(rows.start - radius, 0), min(rows.stop + radius, height))
-    return halo, slice(rows.start - halo.start, rows.stop - halo.start)
-
-
-def _box(planes: np.ndarray, op, radius: int, axes) -> np.ndarray:
-    """Separable sliding-window `op` along the columns, then the rows."""
-    return _window(_window(planes, op, axes[1] % planes.ndim, radius), op, axes[0] % planes.ndim, radius)
-
-
-def _window(values: np.ndarray, op, axis: int, radius: int) -> np.ndarray:
-    """`op` over the values within `radius` of each one along `axis` (those that exist).
-
-    The window starting at i of width w + s (s <= w) is op(window_w[i], window_w[i + s]), so
-    width 7 takes 3 operations (1 -> 2 -> 4 -> 7); near the far end a window simply holds the
-    values that exist. The centred window at i is the one starting at i - radius: written
-    `radius` places further along a buffer, it is read back in place, and the first `radius`
-    (which start before the first value) are running `op`s of the first values. No padded copy
-    is made: the first step reads `values` itself."""
-    n = values.shape[axis]
-    if radius < 1 or n < 2:
-        return values
-
-    def along(array, start, stop):
-        index = [slice(None)] * array.ndim
-        index[axis] = slice(start, stop)
-        return array[tuple(index)]
-    shape = list(values.shape)
-    shape[axis] = n + radius
-    window, spare = np.empty(shape, values.dtype), np.empty(shape, values.dtype)
-    source, offset, width, target = values, 0, 1, 2 * radius + 1
-    while width < target:
-        shift = min(width, target - width, n)
-        op(along(source, offset, offset + n - shift), along(source, offset + shift, offset + n),
-           out=along(window, radius, radius + n - shift))
-        along(window, radius + n - shift, radius + n)[...] = along(source, offset + n - shift, offset + n)
-        source, offset, width = window, radius, width + shift
-        window, spare = spare, window
-    # The first `radius` windows: running `op`s (a loop of slices; op.accumulate along rows is
-    # ~10x slower).
-    running, last = along(values, 0, 1).copy(), min(2 * radius, n) - 1
-    for j in range(1, last + 1):
-        op(running, along(values, j, j + 1), out=running)
-        if j >= radius:
-            along(source, j - radius, j - radius + 1)[...] = running
-    along(source, max(last + 1 - radius, 0), radius)[...] = running   # windows past the far end
-    return along(source, 0, n)
-
-
 _POOL: list = []
 
 
 def _pool():
-    """Threads shared by every filter: one band of rows each (at most 8: the work is
-    memory-bound and stops scaling before that)."""
+    """Threads shared by every filter: one band of rows each (the kernels release the GIL)."""
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)),
                                         thread_name_prefix="photoreal-temporal"))
@@ -397,30 +267,11 @@ def shutdown() -> None:
         _POOL.pop().shutdown(wait=True)
 
 
-@dataclass
-class _Surface:
-    """What the tap tests compare, for `rows` rows of one frame ((N,) depth and ids; None where
-    the frame lacks the pass). Normals are not compared: a rotating object's normals turn with
-    it, and a 25-degree test threw away the history of 1 % of the pixels (curved and
-    anti-aliased ones) that carried a quarter of the flicker on the validation shots."""
-    depth: np.ndarray | None
-    ids: np.ndarray | None
-    rows: int = 0
-
-    @classmethod
-    def of(cls, frame: schema.Frame, rows: slice = slice(None)) -> "_Surface":
-        depth = np.minimum(frame["depth"][rows, :, 0], schema.DEPTH_FAR).ravel() if "depth" in frame else None
-        ids = id_plane(frame, rows)
-        return cls(depth, None if ids is None else ids.ravel(),
-                   len(range(*rows.indices(frame["motion"].shape[0]))))
-
-    def subset(self, pixels) -> "_Surface":
-        return _Surface(*(None if value is None else value[pixels] for value in (self.depth, self.ids)))
-
-
-def _depths_close(depth: np.ndarray, reference: np.ndarray, tolerance: float) -> np.ndarray:
-    """Within `tolerance` of the reference depth, relative to it."""
-    return np.abs(depth - reference) <= tolerance * reference
+def _in_bands(height: int, work) -> list:
+    """work(rows) for every band of rows of a frame `height` high, on the pool. The layout depends
+    on the height alone: the lighting test's means stop at a band's edge, so the output must not
+    depend on the number of threads."""
+    return list(_pool().map(work, _bands(height, height // BAND_ROWS)))
 
 
 def _without_broken_vectors(frame: schema.Frame) -> tuple[schema.Frame, str | None]:
@@ -434,62 +285,25 @@ def _without_broken_vectors(frame: schema.Frame) -> tuple[schema.Frame, str | No
             f"the Vector pass has {bad} NaN/inf value(s)")
 
 
-def _one_surface_blocks(surface: "_Surface", count: int, width: int, s: TemporalSettings) -> np.ndarray:
-    """(rows x W,) True where the 2x2 block with the pixel at its top left shows one surface:
-    the pixel is like its right and lower neighbours and the lower one like its right one,
-    with the same id and depths within half the tolerance. The next frame
-    tests the pixels that read such a block against its top-left tap alone, with half the
-    tolerances (so about within them of every tap), instead of all four: most pixels read one
-    surface, and the per-tap tests then run on the few others. `surface` holds the band's
-    `count` rows and the row below if there is one. Last row and column of the frame: False."""
-    m = min(count, surface.rows - 1)                     # rows that have a row below
-    same = np.zeros((count, width), bool)
-    if m <= 0 or width < 2:
-        return same.ravel()
-    depth, ids = (None if p is None else p.reshape(-1, width) for p in (surface.depth, surface.ids))
-
-    def alike(a: tuple, b: tuple) -> np.ndarray:
-        """Pixels at slices a (rows, cols) like those at b."""
-        ok = np.ones((a[0].stop - a[0].start, a[1].stop - a[1].start), bool)
-        if depth is not None:
-            ok &= _depths_close(depth[b], depth[a], s.depth_tolerance / 2)
-        if ids is not None:
-            ok &= ids[b] == ids[a]
-        return ok
-
-    cols, right = slice(0, width - 1), slice(1, width)
-    right_alike = alike((slice(0, m + 1), cols), (slice(0, m + 1), right))      # (m + 1, W - 1)
-    down_alike = alike((slice(0, m), cols), (slice(1, m + 1), cols))            # (m, W - 1)
-    same[:m, :width - 1] = right_alike[:m] & down_alike & right_alike[1:m + 1]
-    return same.ravel()
+_ABSENT = np.zeros((1, 1), np.float32)
 
 
-def presharpened(image: np.ndarray, f_col: np.ndarray, f_row: np.ndarray, rows: slice,
-                 strength: float) -> np.ndarray:
-    """A band of rows of the (3, H, W) `image` with `strength` times the blur of a bilinear read
-    taken off in advance (TemporalSettings.presharpen) -> (3, rows, W). A read at fraction f
-    gives the value there plus ~f (1 - f) / 2 times the second difference along that axis; f is
-    the fractional part of the band's forward flow (`f_col`, `f_row`: (rows, W)), where the
-    next frame will read each pixel. The frame's first and last rows and columns are kept."""
-    height = image.shape[1]
-    halo, inner = _halo(rows, 1, height)
-    block = image[:, halo]               # the band and the rows around it that exist
-    band = block[:, inner]
-    out = band.copy()
-    out[:, :, 1:-1] -= np.diff(band, 2, axis=2) * _blur_share(f_col[:, 1:-1], strength)
-    # Down the columns: the rows of `block` but its first and last are the band's rows with a
-    # row above and below (all but the frame's first and last).
-    inside = slice(int(rows.start == 0), band.shape[1] - int(rows.stop == height))
-    out[:, inside] -= np.diff(block, 2, axis=1) * _blur_share(f_row[inside], strength)
-    return out
+@dataclass
+class _Passes:
+    """What the kernels read of a frame: the Vector pass ((4, H, W)), depth and ids ((H, W)
+    planes, a dummy where the frame lacks one), and flags saying which it has."""
+    motion: np.ndarray
+    depth: np.ndarray
+    ids: np.ndarray
+    has_depth: bool
+    has_ids: bool
 
-
-def _blur_share(flow: np.ndarray, strength: float) -> np.ndarray:
-    """strength f (1 - f) / 2, f the fractional part of `flow`."""
-    f = flow - np.floor(flow)
-    f *= 1.0 - f
-    f *= np.float32(0.5 * strength)
-    return f
+    @classmethod
+    def of(cls, frame: schema.Frame) -> "_Passes":
+        id_key = next((k for k in ID_PASSES if k in frame), None)
+        plane = lambda key: _planes(frame[key])[0] if key else _ABSENT   # noqa: E731
+        return cls(_planes(frame["motion"]), plane("depth" if "depth" in frame else None),
+                   plane(id_key), "depth" in frame, id_key is not None)
 
 
 class TemporalFilter:
@@ -501,6 +315,11 @@ class TemporalFilter:
 
     def __init__(self, settings: TemporalSettings | None = None):
         self.settings = settings or TemporalSettings()
+        self._params = np.array([getattr(self.settings, name) for name in kernels.PARAMS[:-1]]
+                                + [schema.DEPTH_FAR], np.float32)
+        # Test the pixels that read a block of one surface against one tap (a test turns it off
+        # to show that it changes no output).
+        self.one_surface_shortcut = True
         self.reset()
 
     def reset(self) -> None:
@@ -510,7 +329,7 @@ class TemporalFilter:
         self.past = None            # (H * W, 4): previous output and age
         self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, one surface,
                                     # lighting change
-        self.past_has = frozenset()  # which of depth / ids the fields hold
+        self.past_has = (False, False)   # the history's fields hold depth, ids
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
         self._spare = (None, None)
 
@@ -529,20 +348,18 @@ class TemporalFilter:
         """(H, W, 3) enhanced frame `number` -> the temporally filtered (H, W, 3) float32."""
         start = time.perf_counter()
         frame, broken_vectors = _without_broken_vectors(frame)
-        # Colour is planar, (3, H, W), as the runtime returns it (then without a copy): every
-        # per-channel step is then one long contiguous loop (interleaved, ~3x slower).
+        # Colour is planar, (3, H, W), as the runtime returns it (then without a copy).
         current = np.ascontiguousarray(np.asarray(enhanced, np.float32).transpose(2, 0, 1))
         size = current.shape[1:]
         out = np.empty(current.shape, np.float32)   # new arrays: the runtime may reuse its buffer
         past, fields = self._spare_buffers(size)
+        passes = _Passes.of(frame) if "motion" in frame else None
         reason = broken_vectors or self._reset_reason(frame, size, number, key)
         if reason is None:
-            # Row bands in parallel: every step is a memory-bound numpy loop that releases the GIL.
-            # The layout depends on the height alone: the lighting test's means stop at a band's
-            # edge, so the output must not depend on the number of threads.
-            bands = _bands(size[0], size[0] // BAND_ROWS)
-            counts = list(_pool().map(
-                lambda rows: self._filter_band(frame, current, rows, out, past, fields), bands))
+            flags = self._flags(passes)
+            counts = _in_bands(size[0], lambda rows: kernels.filter_band(
+                rows.start, rows.stop, passes.motion, passes.depth, passes.ids, flags, self._params,
+                self.past, self.fields, current, out, past, fields))
             fraction = sum(counts) / (size[0] * size[1])
             if fraction < self.settings.cut_fraction:
                 reason = f"cut: {fraction:.0%} of the pixels have history"
@@ -550,24 +367,32 @@ class TemporalFilter:
             self.last_history_fraction = fraction
         else:
             out[:] = current
-            if "motion" in frame:
-                self._record(frame, slice(0, size[0]), 0.0, past, fields, _Surface.of(frame))
+            if passes is not None:
+                nothing = np.zeros(size[0] * size[1], np.float32)
+                self._record(passes, nothing, nothing, past, fields)
             self.last_history_fraction = 0.0
-        if "motion" in frame:
+        if passes is not None:
             self._record_colour(out, past, fields)
         self.last_reset = reason
         self._spare = (self.past, self.fields)
-        self._remember(frame, past, fields, size, number, key)
+        self._remember(passes, past, fields, size, number, key)
         self.last_ms = (time.perf_counter() - start) * 1e3
         return out.transpose(1, 2, 0)
 
+    def _flags(self, passes: _Passes) -> np.ndarray:
+        flags = np.zeros(kernels.FLAGS, np.bool_)
+        flags[[kernels.HAS_DEPTH, kernels.HAS_IDS]] = passes.has_depth, passes.has_ids
+        flags[[kernels.PAST_HAS_DEPTH, kernels.PAST_HAS_IDS]] = self.past_has
+        flags[kernels.ONE_SURFACE_SHORTCUT] = self.one_surface_shortcut
+        return flags
+
     def _spare_buffers(self, size) -> tuple[np.ndarray, np.ndarray]:
         """Records and fields to write this frame's into: the ones two frames old. Fresh ones
-        cost a page fault per 4 KiB at the first write (~25 % of the step at 1080p)."""
+        cost a page fault per 4 KiB at the first write."""
         past, fields = self._spare
         pixels = size[0] * size[1]
         if past is None or past.shape[0] != pixels:
-            past, fields = np.empty((pixels, 4), np.float32), np.empty((FIELDS, pixels), np.float32)
+            past, fields = np.empty((pixels, 4), np.float32), np.empty((kernels.FIELDS, pixels), np.float32)
         return past, fields
 
     def _reset_reason(self, frame, size, number, key) -> str | None:
@@ -583,174 +408,28 @@ class TemporalFilter:
             return f"frame {self.number} -> {number} is not the next frame"
         return None
 
-    def _filter_band(self, frame, current, rows: slice, out, past_out, fields_out) -> int:
-        """Blend the history into one band of rows of `out` ((3, H, W), as `current`), write
-        the band's ages and fields (`_record`) -> how many of its pixels kept their history."""
-        # With the row below: the one-surface flags of the band's last row need it.
-        below = _Surface.of(frame, slice(rows.start, min(rows.stop + 1, self.size[0])))
-        history, keep, total, light_change = self._reproject(frame, rows, below)
-        age = (history[:, AGE] + 1.0) * keep
-        history_weight = 1.0 - np.maximum(1.0 / (age + 1.0 + self._start_trust(age, keep)),
-                                          self.settings.min_weight)
-        if self.settings.magnification_power:
-            history_weight *= magnification_weight(frame["motion"], rows,
-                                                   self.settings.magnification_power)
-        # A pixel whose footprint only partly shows its surface sits on that surface's edge,
-        # where its colour also holds the other side: its history counts only that much.
-        history_weight *= np.minimum(total, 1.0)
-        # Next to a motion edge a pixel's colour mixes two motions (anti-aliasing), which no
-        # tap can follow: there the history only halves the flicker, it does not smear.
-        edge = motion_edge(frame["motion"], rows).ravel()
-        np.minimum(history_weight, self.settings.edge_history_weight, out=history_weight, where=edge)
-        cur = current[:, rows].reshape(3, -1)
-        if self.settings.lighting_gain > 0:
-            light_change, gate = self._lighting_change(cur, history, keep, light_change, rows.stop - rows.start)
-            history_weight *= gate
-            age *= gate
-        band_out = out[:, rows].reshape(3, -1)
-        self._clamp(history[:, RGB].T, current, rows, out=band_out)
-        band_out -= cur
-        band_out *= history_weight
-        band_out += cur
-        self._record(frame, rows, age, past_out, fields_out, below, light_change)
-        return int(keep.sum())
-
-    def _start_trust(self, age, keep) -> np.ndarray | float:
-        """How many frames more a one-frame history counts (TemporalSettings.start_trust): all
-        of them at age 1, none from age 2 (ages read bilinearly next to a restart lie between)."""
-        if not self.settings.start_trust:
-            return 0.0
-        return _clip(2.0 - age, 0.0, 1.0) * keep * np.float32(self.settings.start_trust)
-
-    def _lighting_change(self, cur, history, keep, light_change, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """The band's brightness change from the history, averaged locally and over frames
-        (`light_change`: the previous average at the pixels' past positions) -> the new average and
-        the share of the history to keep (TemporalSettings.lighting_*)."""
-        s = self.settings
-        seen = keep.reshape(count, -1).astype(np.float32)
-        change = brightness(cur)
-        change -= brightness(history[:, RGB].T)
-        change = change.reshape(count, -1)
-        _clip(change, -s.lighting_pixel_limit, s.lighting_pixel_limit)
-        change *= seen
-        # The local mean over the pixels with history, on 2x2 blocks (a quarter of the work;
-        # the mean is smooth anyway).
-        blocks, radius = block_sums(seen), max(s.lighting_radius // 2, 1)
-        local = box_sum(block_sums(change), radius)
-        local /= box_sum(blocks, radius) + 1e-6
-        local = upsampled(local, change.shape)
-        light_change = light_change * (1.0 - s.lighting_memory) + s.lighting_memory * local.ravel()
-        gate = np.abs(light_change) - s.lighting_floor
-        gate *= -s.lighting_gain
-        gate += 1.0
-        return light_change, _clip(gate, 0.0, 1.0)
-
-    def _reproject(self, frame, rows: slice, below: _Surface):
-        """The previous output and age at the band's pixels, from the taps that show their
-        surface -> ((N, 4) history, (N,) kept, (N,) matched share of the footprint, (N,) previous
-        lighting change)."""
-        b_col, b_row = backward_flow(frame["motion"][rows])
-        sampler = Sampler(b_col, b_row, self.size, rows.start)
-        surface = below.subset(slice(0, b_col.size))
-        weight = sampler.weight * self._taps_match(sampler, b_col.ravel(), b_row.ravel(), surface)
-        total = weight[0] + weight[1] + weight[2] + weight[3]
-        keep = sampler.inside.ravel() & (total > 0)
-        weight /= np.where(keep, total, 1.0)
-        taps = np.take(self.past, sampler.index, axis=0)               # (4 taps, N, RGB + age)
-        history = np.einsum("kn,knc->nc", weight, taps)                 # 0 where not kept
-        self._mix_in_other_side(history, taps, sampler, keep, total, surface)
-        # Smooth: the nearest tap will do (and nothing to read with the lighting test off).
-        light_change = (np.take(self.fields[LIGHTING], sampler.index[0]) * keep
-                        if self.settings.lighting_gain > 0 else 0.0)
-        return history, keep, total, light_change
-
-    def _mix_in_other_side(self, history, taps, sampler: Sampler, keep, total, surface: _Surface) -> None:
-        """Where a kept pixel's footprint only partly shows its surface, read
-        `partial_footprint_bilinear` of its colour history from all 4 taps, unless a left-out
-        tap is nearer (TemporalSettings.partial_footprint_bilinear)."""
-        share = self.settings.partial_footprint_bilinear
-        pixels = np.flatnonzero(keep & (total < 1.0 - 1e-6)) if share else np.empty(0, np.intp)
-        if surface.depth is not None and "depth" in self.past_has and pixels.size:
-            index, footprint = sampler.index[:, pixels], sampler.weight[:, pixels] > 0
-            nearer = (np.take(self.fields[DEPTH], index)
-                      < surface.depth[pixels] * (1.0 - self.settings.depth_tolerance))
-            pixels = pixels[~(nearer & footprint).any(axis=0)]
-        if pixels.size:
-            bilinear = np.einsum("kn,knc->nc", sampler.weight[:, pixels], taps[:, pixels, RGB])
-            history[pixels, RGB] += share * (bilinear - history[pixels, RGB])
-
-    def _taps_match(self, sampler: Sampler, b_col, b_row, surface: _Surface) -> np.ndarray:
-        """(4, N) True where a tap shows the pixel's surface (the tests in the module doc).
-        Most pixels read a block the previous frame found to be one surface: those are tested
-        against its top-left tap alone, with half the tolerances; the rest against every tap."""
-        top = sampler.index[:1]
-        match = self._match(top, b_col, b_row, surface, strict=True)
-        match &= np.take(self.fields[ONE_SURFACE], top) > 0
-        match = np.repeat(match, 4, axis=0)
-        pixels = np.flatnonzero(~match[0])
-        if pixels.size:
-            match[:, pixels] = self._match(sampler.index[:, pixels], b_col[pixels], b_row[pixels],
-                                           surface.subset(pixels))
-        return match
-
-    def _match(self, index, b_col, b_row, surface: _Surface, strict: bool = False) -> np.ndarray:
-        """(K, M) True where the previous frame at `index` (K, M) shows the surface of the M
-        pixels (flows to t-1 `b_col`, `b_row`); `strict` halves every tolerance."""
-        s, scale = self.settings, 0.5 if strict else 1.0
-        tap = lambda field: np.take(self.fields[field], index)    # noqa: E731
-        match = ~fb_inconsistent(b_col, b_row, tap(F_COL), tap(F_ROW),
-                                 s.fb_relative, s.fb_absolute * scale ** 2)
-        if surface.ids is not None and "ids" in self.past_has:
-            match &= tap(ID) == surface.ids
-        if surface.depth is not None and "depth" in self.past_has:
-            match &= _depths_close(tap(DEPTH), surface.depth, s.depth_tolerance * scale)
-        return match
-
-    def _clamp(self, history, current, rows: slice, out) -> None:
-        """(3, N) history clamped to the current frame's (2 r + 1)^2 range around each pixel
-        of the band, into `out`."""
-        low, high = band_min_max(current, rows, self.settings.clamp_radius)
-        np.maximum(history, low.reshape(3, -1), out=out)
-        np.minimum(out, high.reshape(3, -1), out=out)
-
-    def _record(self, frame, rows: slice, age, past, fields, below: _Surface, light_change=0.0) -> None:
-        """Write a band of rows of the ages and fields: what the next frame reads back (the
-        colour: `_record_colour`). `below`: the band's surface and the row below it."""
-        count, width = rows.stop - rows.start, frame["motion"].shape[1]
-        band = slice(rows.start * width, rows.stop * width)
-        past[band, AGE] = age
-        f_col, f_row = forward_flow(frame["motion"][rows])
-        fields[F_COL, band].reshape(count, width)[...] = f_col
-        fields[F_ROW, band].reshape(count, width)[...] = f_row
-        fields[DEPTH, band] = 1.0 if below.depth is None else below.depth[:band.stop - band.start]
-        fields[ID, band] = 0.0 if below.ids is None else below.ids[:band.stop - band.start]
-        fields[ONE_SURFACE, band] = _one_surface_blocks(below, count, width, self.settings)
-        fields[LIGHTING, band] = light_change
+    def _record(self, passes: _Passes, age, light_change, past, fields) -> None:
+        """Write the ages ((H * W,)), lighting changes and fields of a frame that was not filtered
+        (what the next frame reads back; the colour: `_record_colour`)."""
+        flags = self._flags(passes)
+        _in_bands(passes.motion.shape[1], lambda rows: kernels.record_band(
+            rows.start, rows.stop, passes.motion, passes.depth, passes.ids, flags, self._params,
+            age, light_change, past, fields))
 
     def _record_colour(self, image, past, fields, strength: float | None = None) -> None:
-        """past[:, RGB]: the output `image` ((3, H, W), the whole frame: a band's pre-sharpening
-        reads the rows around it), pre-sharpened for the next frame's read (`presharpened`;
-        `strength` None: TemporalSettings.presharpen). Needs this frame's forward flow in `fields`."""
-        strength = self.settings.presharpen if strength is None else strength
-        height, width = image.shape[1:]
-        f_col, f_row = (fields[k].reshape(height, width) for k in (F_COL, F_ROW))
+        """past[:, RGB]: the output `image` ((3, H, W)), pre-sharpened for the next frame's read
+        (`strength` None: TemporalSettings.presharpen). Needs this frame's forward flow in `fields`."""
+        strength = np.float32(self.settings.presharpen if strength is None else strength)
+        _in_bands(image.shape[1], lambda rows: kernels.record_colour_band(
+            image, fields, rows.start, rows.stop, strength, past))
 
-        def band(rows):
-            colour = presharpened(image, f_col[rows], f_row[rows], rows, strength) if strength else image[:, rows]
-            flat = slice(rows.start * width, rows.stop * width)
-            for channel in range(3):     # one long loop each (the whole band at once: ~2x slower)
-                past[flat, channel] = colour[channel].ravel()
-        list(_pool().map(band, _bands(height, height // BAND_ROWS)))
-
-    def _remember(self, frame, past, fields, size, number, key) -> None:
+    def _remember(self, passes: _Passes | None, past, fields, size, number, key) -> None:
         self.number, self.key, self.size = number, key, tuple(size)
-        if "motion" not in frame:
+        if passes is None:
             self.past = self.fields = None     # nothing to reproject the next frame with
             return
         self.past, self.fields = past, fields
-        self.past_has = frozenset(name for name, present in (("depth", "depth" in frame),
-                                                             ("ids", any(k in frame for k in ID_PASSES)))
-                                  if present)
+        self.past_has = (passes.has_depth, passes.has_ids)
 
     # -- saving and restoring, so a resumed sequence continues with the same history ---------
 
@@ -761,7 +440,7 @@ class TemporalFilter:
             return {}
         return {"number": np.int64(self.number), "record": np.ascontiguousarray(self.history),
                 "age": np.ascontiguousarray(self.age),
-                "lighting_change": self.fields[LIGHTING].reshape(self.size).copy()}
+                "lighting_change": self.fields[kernels.LIGHTING].reshape(self.size).copy()}
 
     def restore(self, state, previous_frame: schema.Frame, key=None) -> None:
         """Continue after frame `state['number']`, whose passes are `previous_frame`."""
@@ -773,11 +452,13 @@ class TemporalFilter:
             history = history.transpose(1, 2, 0)     # saved by an older version: (3, H, W)
         size = history.shape[:2]
         past, fields = self._spare_buffers(size)
+        pixels = size[0] * size[1]
         # Saved by a version without the lighting test: no change seen yet.
         light_change = (np.asarray(state["lighting_change"], np.float32).ravel()
-                        if "lighting_change" in state else 0.0)
-        self._record(previous_frame, slice(0, size[0]), np.asarray(state["age"], np.float32).ravel(),
-                     past, fields, _Surface.of(previous_frame), light_change)
+                        if "lighting_change" in state else np.zeros(pixels, np.float32))
+        passes = _Passes.of(previous_frame)
+        self._record(passes, np.ascontiguousarray(np.asarray(state["age"], np.float32).ravel()),
+                     np.ascontiguousarray(light_change), past, fields)
         self._record_colour(np.ascontiguousarray(history.transpose(2, 0, 1)), past, fields,
                             0.0 if recorded else None)
-        self._remember(previous_frame, past, fields, size, int(state["number"]), key)
+        self._remember(passes, past, fields, size, int(state["number"]), key)

@@ -1,0 +1,537 @@
+"""The temporal filter's per-pixel work, compiled (numba): what `temporal.TemporalFilter` runs
+for each band of rows. The steps and the reasons for them are in `temporal`'s module doc and
+TemporalSettings; this module holds only how they are computed.
+
+Why compiled: in numpy every step is a pass over the frame, and at 1080p ~100 such passes
+made the filter cost ~15 % of the network's inference (docs/temporal.md). Here a pixel's taps,
+tests, weights and blend are one loop; only the neighbourhood ranges and local means are
+separate (sliding windows over a band). Every kernel releases the GIL (`nogil`), so the
+filter's thread pool runs one band per core; the band layout depends on the height alone, so
+the output does not depend on the number of threads. Compiled code is cached next to this
+file (numba `cache=True`): the first frame after an install compiles for a few seconds.
+
+Arrays: colour is planar (3, H, W); the history record is (H * W, 4) (RGB, age); the fields
+are (FIELDS, H * W); `motion` is the Vector pass as (4, H, W) planes (the memory layout of the
+frames that Blender and the EXR reader give).
+"""
+from __future__ import annotations
+
+
+import numba
+import numpy as np
+
+compiled = numba.njit(cache=True, nogil=True)
+# Minimum and maximum only: no value changes, but the loops may use vector min/max instructions.
+compiled_range = numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "nsz"})
+# Loops over a band's pixels and the helpers they inline run without numba's reference
+# counting (they allocate nothing): with it, each helper call that passes arrays costs atomic
+# counter updates, ~40 ns, more than the pixel's arithmetic. Scratch arrays are allocated by
+# the kernel that calls the loop once per band.
+per_pixel = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")
+pixel_loop = numba.njit(cache=True, nogil=True, _nrt=False)
+
+AGE = 3
+F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING = 0, 1, 2, 3, 4, 5
+FIELDS = 6
+# What the frame has and what the history was recorded with (`flags`).
+HAS_DEPTH, HAS_IDS, PAST_HAS_DEPTH, PAST_HAS_IDS, ONE_SURFACE_SHORTCUT = 0, 1, 2, 3, 4
+FLAGS = 5
+# TemporalSettings as float32 (`params`), in this order.
+PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnification_power",
+          "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
+          "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
+          "fb_relative", "fb_absolute", "depth_far")
+# Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
+# small array in a per-pixel helper costs ~100x what reading a tuple does.
+(MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
+ EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
+ LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+
+ONE, HALF, ZERO = np.float32(1.0), np.float32(0.5), np.float32(0.0)
+LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
+EDGE_SLOPE, EDGE_FLOOR = np.float32(0.04), np.float32(0.008)
+ALMOST_ONE = np.float32(1.0 - 1e-6)
+TINY = np.float32(1e-6)
+
+
+@per_pixel
+def config(flags, params):
+    """`flags` (FLAGS,) and `params` (PARAMS,) as the kernels' `cfg` tuple."""
+    return (bool(flags[0]), bool(flags[1]), bool(flags[2]), bool(flags[3]), bool(flags[4]),
+            params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
+            params[8], params[9], params[10], params[11], params[12], params[13], params[14])
+
+
+# -- one pixel's surface -----------------------------------------------------------------
+
+@per_pixel
+def surface_depth(depth, cfg, i, j):
+    return min(depth[i, j], cfg[DEPTH_FAR]) if cfg[HAS_DEPTH] else ONE
+
+
+@per_pixel
+def surface_id(ids, cfg, i, j):
+    return round_half_even(ids[i, j]) if cfg[HAS_IDS] else ZERO
+
+
+@per_pixel
+def round_half_even(x):
+    """np.rint of a float32 scalar (np.rint itself would make an array per call)."""
+    below = np.floor(x)
+    rest = x - below
+    if rest > HALF or (rest == HALF and below % 2 != 0):
+        return below + ONE
+    return below
+
+
+@per_pixel
+def alike(depth, ids, cfg, i, j, k, m):
+    """Pixel (k, m) shows the surface of (i, j): same id, depth within half the tolerance."""
+    if cfg[HAS_DEPTH]:
+        reference = surface_depth(depth, cfg, i, j)
+        if abs(surface_depth(depth, cfg, k, m) - reference) > HALF * cfg[DEPTH_TOLERANCE] * reference:
+            return False
+    return not cfg[HAS_IDS] or surface_id(ids, cfg, k, m) == surface_id(ids, cfg, i, j)
+
+
+@per_pixel
+def one_surface_block(depth, ids, cfg, i, j, height, width):
+    """The 2x2 block with (i, j) at its top left shows one surface (the frame's last row and
+    column: False)."""
+    if i >= height - 1 or j >= width - 1:
+        return False
+    return (alike(depth, ids, cfg, i, j, i, j + 1) and alike(depth, ids, cfg, i, j, i + 1, j)
+            and alike(depth, ids, cfg, i + 1, j, i + 1, j + 1))
+
+
+# -- the Vector pass around one pixel ------------------------------------------------------
+
+@per_pixel
+def central_difference(motion, channel, sign, i, j, axis, height, width):
+    """np.gradient of sign * motion[..., channel] along `axis` (0 rows, 1 columns) at (i, j):
+    central inside, one-sided at the ends, 0 along an axis of one element."""
+    n, at = (height, i) if axis == 0 else (width, j)
+    if n < 2:
+        return ZERO
+    lo, hi = max(at - 1, 0), min(at + 1, n - 1)
+    if axis == 0:
+        a, b = sign * motion[channel, lo, j], sign * motion[channel, hi, j]
+    else:
+        a, b = sign * motion[channel, i, lo], sign * motion[channel, i, hi]
+    difference = b - a
+    return difference / np.float32(2.0) if hi - lo == 2 else difference
+
+
+@per_pixel
+def magnification(motion, i, j, height, width, power):
+    """min(det J, 1)^power, J the Jacobian of p -> p + b(p) (TemporalSettings.magnification_power)."""
+    det = central_difference(motion, 0, ONE, i, j, 1, height, width) + ONE
+    det *= central_difference(motion, 1, -ONE, i, j, 0, height, width) + ONE
+    det -= (central_difference(motion, 0, ONE, i, j, 0, height, width)
+            * central_difference(motion, 1, -ONE, i, j, 1, height, width))
+    return min(max(det, ZERO), ONE) ** power
+
+
+@per_pixel
+def motion_edge(motion, i, j, height, width):
+    """Next to a motion boundary: the 3x3 range of the Vector pass's XY, squared, passes
+    0.04 |b|^2 + 0.008 (Lai et al.'s gradient test with the range as ~2x the gradient)."""
+    low0 = high0 = motion[0, i, j]
+    low1 = high1 = motion[1, i, j]
+    for k in range(max(i - 1, 0), min(i + 2, height)):
+        for m in range(max(j - 1, 0), min(j + 2, width)):
+            x, y = motion[0, k, m], motion[1, k, m]
+            low0, high0 = min(low0, x), max(high0, x)
+            low1, high1 = min(low1, y), max(high1, y)
+    spread = (high0 - low0) * (high0 - low0) + (high1 - low1) * (high1 - low1)
+    b0, b1 = motion[0, i, j], motion[1, i, j]
+    return spread > EDGE_SLOPE * (b0 * b0 + b1 * b1) + EDGE_FLOOR
+
+
+# -- the history's taps --------------------------------------------------------------------
+
+@per_pixel
+def tap_shows_surface(fields, cfg, tap, b_col, b_row, pixel_depth, pixel_id, scale):
+    """The previous frame at flat index `tap` shows the pixel's surface (forward-backward check,
+    id, depth); `scale` 0.5 halves every tolerance."""
+    f_col, f_row = fields[F_COL, tap], fields[F_ROW, tap]
+    s_col, s_row = b_col + f_col, b_row + f_row
+    magnitude = b_col * b_col + b_row * b_row + f_col * f_col + f_row * f_row
+    if s_col * s_col + s_row * s_row > cfg[FB_RELATIVE] * magnitude + cfg[FB_ABSOLUTE] * scale * scale:
+        return False
+    if cfg[HAS_IDS] and cfg[PAST_HAS_IDS] and fields[ID, tap] != pixel_id:
+        return False
+    if cfg[HAS_DEPTH] and cfg[PAST_HAS_DEPTH]:
+        return abs(fields[DEPTH, tap] - pixel_depth) <= cfg[DEPTH_TOLERANCE] * scale * pixel_depth
+    return True
+
+
+@per_pixel
+def footprint(b_col, b_row, i, j, height, width):
+    """The 4 bilinear taps of (i + b_row, j + b_col): (inside the frame, top-left flat index,
+    offsets to the right and down, fractions along columns and rows). The top-left tap stays
+    in the last row/column but one, so all four exist (the last row/column is then read with
+    weight 1 from the far taps)."""
+    col = np.float32(j) + b_col
+    row = np.float32(i) + b_row
+    inside = col >= 0 and col <= width - 1 and row >= 0 and row <= height - 1
+    c0 = min(max(np.floor(col), ZERO), np.float32(max(width - 2, 0)))
+    r0 = min(max(np.floor(row), ZERO), np.float32(max(height - 2, 0)))
+    f_col = min(max(col - c0, ZERO), ONE)
+    f_row = min(max(row - r0, ZERO), ONE)
+    right, down = min(width - 1, 1), (width if height > 1 else 0)
+    return inside, int(r0) * width + int(c0), right, down, f_col, f_row
+
+
+@per_pixel
+def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width):
+    """The previous output and age at (i, j), from the taps that show its surface -> (kept,
+    matched share of the footprint, previous lighting change, R, G, B, age)."""
+    b_col, b_row = motion[0, i, j], -motion[1, i, j]
+    inside, top, right, down, f_col, f_row = footprint(b_col, b_row, i, j, height, width)
+    taps = (top, top + right, top + down, top + down + right)
+    bilinear = ((ONE - f_col) * (ONE - f_row), f_col * (ONE - f_row), (ONE - f_col) * f_row, f_col * f_row)
+    pixel_depth = surface_depth(depth, cfg, i, j)
+    pixel_id = surface_id(ids, cfg, i, j)
+    # Most pixels read a block the previous frame found to be one surface: one test, with half
+    # the tolerances (about within them of every tap); the others test every tap.
+    whole = (cfg[ONE_SURFACE_SHORTCUT] and fields[ONE_SURFACE, top] > 0
+             and tap_shows_surface(fields, cfg, top, b_col, b_row, pixel_depth, pixel_id, HALF))
+    w0, w1, w2, w3 = bilinear
+    if not whole:
+        w0 = w0 if tap_shows_surface(fields, cfg, taps[0], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
+        w1 = w1 if tap_shows_surface(fields, cfg, taps[1], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
+        w2 = w2 if tap_shows_surface(fields, cfg, taps[2], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
+        w3 = w3 if tap_shows_surface(fields, cfg, taps[3], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
+    total = w0 + w1 + w2 + w3
+    if not (inside and total > 0):
+        return False, total, ZERO, ZERO, ZERO, ZERO, ZERO
+    w0, w1, w2, w3 = w0 / total, w1 / total, w2 / total, w3 / total
+    t0, t1, t2, t3 = taps
+    red = w0 * past[t0, 0] + w1 * past[t1, 0] + w2 * past[t2, 0] + w3 * past[t3, 0]
+    green = w0 * past[t0, 1] + w1 * past[t1, 1] + w2 * past[t2, 1] + w3 * past[t3, 1]
+    blue = w0 * past[t0, 2] + w1 * past[t1, 2] + w2 * past[t2, 2] + w3 * past[t3, 2]
+    age = w0 * past[t0, AGE] + w1 * past[t1, AGE] + w2 * past[t2, AGE] + w3 * past[t3, AGE]
+    mix = cfg[PARTIAL_BILINEAR]
+    if mix > 0 and total < ALMOST_ONE and not uncovers(fields, cfg, taps, bilinear, pixel_depth):
+        b0, b1, b2, b3 = bilinear
+        red += mix * (b0 * past[t0, 0] + b1 * past[t1, 0] + b2 * past[t2, 0] + b3 * past[t3, 0] - red)
+        green += mix * (b0 * past[t0, 1] + b1 * past[t1, 1] + b2 * past[t2, 1] + b3 * past[t3, 1] - green)
+        blue += mix * (b0 * past[t0, 2] + b1 * past[t1, 2] + b2 * past[t2, 2] + b3 * past[t3, 2] - blue)
+    light = fields[LIGHTING, top] if cfg[LIGHTING_GAIN] > 0 else ZERO
+    return True, total, light, red, green, blue, age
+
+
+@per_pixel
+def uncovers(fields, cfg, taps, bilinear, pixel_depth):
+    """A tap of the footprint is nearer than the pixel: what moved away must not bleed into
+    what it uncovers (TemporalSettings.partial_footprint_bilinear)."""
+    if not (cfg[HAS_DEPTH] and cfg[PAST_HAS_DEPTH]):
+        return False
+    limit = pixel_depth * (ONE - cfg[DEPTH_TOLERANCE])
+    for k in range(4):
+        if bilinear[k] > 0 and fields[DEPTH, taps[k]] < limit:
+            return True
+    return False
+
+
+@per_pixel
+def history_weight(cfg, age, kept, total, motion, i, j, height, width):
+    """The running mean's weight of the history, before the lighting test."""
+    trust = ZERO
+    if cfg[START_TRUST] and kept:
+        trust = min(max(np.float32(2.0) - age, ZERO), ONE) * cfg[START_TRUST]
+    weight = ONE - max(ONE / (age + ONE + trust), cfg[MIN_WEIGHT])
+    if cfg[MAGNIFICATION]:
+        weight *= magnification(motion, i, j, height, width, cfg[MAGNIFICATION])
+    weight *= min(total, ONE)
+    if motion_edge(motion, i, j, height, width):
+        weight = min(weight, cfg[EDGE_WEIGHT])
+    return weight
+
+
+# -- neighbourhoods --------------------------------------------------------------------------
+
+@compiled_range
+def sliding_min_max(values, radius, low, high):
+    """Minimum and maximum over the 2 radius + 1 values around each of `values` (n,) that exist,
+    into `low` and `high`. Repeating the end values does not change a minimum or maximum, so the
+    row is padded that way and the window doubles in width: 1 -> 2 -> 4 -> 7 is 3 steps."""
+    n = values.shape[0]
+    target = 2 * radius + 1
+    lo = np.empty(n + 2 * radius, np.float32)
+    for k in range(n + 2 * radius):
+        lo[k] = values[min(max(k - radius, 0), n - 1)]
+    hi = lo.copy()
+    width, length = 1, n + 2 * radius
+    while width < target:
+        shift = min(width, target - width)
+        length -= shift
+        for k in range(length):
+            a, b = lo[k], lo[k + shift]
+            lo[k] = a if a < b else b
+            a, b = hi[k], hi[k + shift]
+            hi[k] = a if a > b else b
+        width += shift
+    low[:] = lo[:n]
+    high[:] = hi[:n]
+
+
+@compiled_range
+def band_min_max(planes, r0, r1, radius, low, high):
+    """(2 radius + 1)^2 minimum and maximum of (C, H, W) `planes` (the pixels that exist) for
+    rows r0..r1, into `low` and `high` (C, r1 - r0, W)."""
+    channels, height, width = planes.shape
+    first, last = max(r0 - radius, 0), min(r1 + radius, height)
+    row_low = np.empty((last - first, width), np.float32)
+    row_high = np.empty((last - first, width), np.float32)
+    column = np.empty(r1 - r0 + 2 * radius, np.float32)
+    column_low = np.empty(r1 - r0, np.float32)
+    column_high = np.empty(r1 - r0, np.float32)
+    for c in range(channels):
+        for k in range(first, last):
+            sliding_min_max(planes[c, k], radius, row_low[k - first], row_high[k - first])
+        for i in range(r0, r1):
+            low[c, i - r0] = row_low[i - first]
+            high[c, i - r0] = row_high[i - first]
+            for k in range(max(i - radius, 0), min(i + radius + 1, height)):
+                if k != i:
+                    for m in range(width):
+                        a, b = low[c, i - r0, m], row_low[k - first, m]
+                        low[c, i - r0, m] = a if a < b else b
+                        a, b = high[c, i - r0, m], row_high[k - first, m]
+                        high[c, i - r0, m] = a if a > b else b
+
+
+@compiled
+def box_sum(plane, radius):
+    """Sum over the (2 radius + 1)^2 values around each of the (H, W) `plane` that exist."""
+    height, width = plane.shape
+    rows = np.zeros((height, width), np.float32)
+    for i in range(height):
+        for k in range(max(i - radius, 0), min(i + radius + 1, height)):
+            for m in range(width):
+                rows[i, m] += plane[k, m]
+    out = np.zeros((height, width), np.float32)
+    for i in range(height):
+        for m in range(width):
+            total = ZERO
+            for k in range(max(m - radius, 0), min(m + radius + 1, width)):
+                total += rows[i, k]
+            out[i, m] = total
+    return out
+
+
+@per_pixel
+def brightness(r, g, b):
+    """Linear colour -> square-root luminance (~ display units)."""
+    return np.sqrt(max(r * LUMINANCE[0] + g * LUMINANCE[1] + b * LUMINANCE[2], ZERO))
+
+
+@compiled
+def lighting_gate(cfg, change, seen, light):
+    """The band's local brightness change from the history (`change`, (rows, W), 0 where not
+    `seen`), averaged over 2x2 blocks around each pixel and with the previous frames' (`light`,
+    updated in place) -> the share of the history to keep, (rows, W) (TemporalSettings.lighting_*)."""
+    count, width = change.shape
+    blocks = ((count + 1) // 2, (width + 1) // 2)
+    change_sums, seen_sums = np.zeros(blocks, np.float32), np.zeros(blocks, np.float32)
+    for i in range(count):
+        for j in range(width):
+            change_sums[i // 2, j // 2] += change[i, j]
+            seen_sums[i // 2, j // 2] += seen[i, j]
+    radius = max(int(cfg[LIGHTING_RADIUS]) // 2, 1)
+    local = box_sum(change_sums, radius)
+    local /= box_sum(seen_sums, radius) + TINY
+    memory = cfg[LIGHTING_MEMORY]
+    gate = np.empty((count, width), np.float32)
+    for i in range(count):
+        for j in range(width):
+            light[i, j] = light[i, j] * (ONE - memory) + memory * local[i // 2, j // 2]
+            open_ = ONE - cfg[LIGHTING_GAIN] * (abs(light[i, j]) - cfg[LIGHTING_FLOOR])
+            gate[i, j] = min(max(open_, ZERO), ONE)
+    return gate
+
+
+# -- what a frame leaves for the next one ------------------------------------------------------
+
+@per_pixel
+def record_fields(motion, depth, ids, cfg, i, j, height, width, fields):
+    """The previous-frame fields of pixel (i, j) (the next frame's tap tests read them)."""
+    p = i * width + j
+    fields[F_COL, p] = -motion[2, i, j]
+    fields[F_ROW, p] = motion[3, i, j]
+    fields[DEPTH, p] = surface_depth(depth, cfg, i, j)
+    fields[ID, p] = surface_id(ids, cfg, i, j)
+    fields[ONE_SURFACE, p] = ONE if one_surface_block(depth, ids, cfg, i, j, height, width) else ZERO
+
+
+@pixel_loop
+def record_band(r0, r1, motion, depth, ids, flags, params, age, light, past, fields):
+    """Ages (`age`, (H * W,)), lighting changes and fields of rows r0..r1, with no filtering:
+    a frame whose history restarts, or one restored from a saved state."""
+    cfg = config(flags, params)
+    height, width = motion.shape[1], motion.shape[2]
+    for i in range(r0, r1):
+        for j in range(width):
+            p = i * width + j
+            past[p, AGE] = age[p]
+            fields[LIGHTING, p] = light[p]
+            record_fields(motion, depth, ids, cfg, i, j, height, width, fields)
+
+
+@per_pixel
+def blur_share(flow, strength):
+    """strength f (1 - f) / 2, f the fractional part of `flow`: what a bilinear read at fraction f
+    blurs by, per unit of second difference."""
+    f = flow - np.floor(flow)
+    return f * (ONE - f) * (HALF * strength)
+
+
+@per_pixel
+def presharpened_value(image, f_col, f_row, c, i, j, strength):
+    """image[c, i, j] with `strength` times the blur of the next frame's bilinear read taken off
+    (TemporalSettings.presharpen); the frame's first and last rows and columns are kept."""
+    x = image[c, i, j]
+    height, width = image.shape[1], image.shape[2]
+    value = x
+    if 0 < j < width - 1:
+        value -= ((image[c, i, j + 1] - x) - (x - image[c, i, j - 1])) * blur_share(f_col, strength)
+    if 0 < i < height - 1:
+        value -= ((image[c, i + 1, j] - x) - (x - image[c, i - 1, j])) * blur_share(f_row, strength)
+    return value
+
+
+@pixel_loop
+def record_colour_band(image, fields, r0, r1, strength, past):
+    """past[:, RGB] of rows r0..r1: `image` (3, H, W) pre-sharpened by `strength` along this
+    frame's forward flow (in `fields`), for the next frame's read."""
+    width = image.shape[2]
+    for i in range(r0, r1):
+        for j in range(width):
+            p = i * width + j
+            for c in range(3):
+                if strength:
+                    past[p, c] = presharpened_value(image, fields[F_COL, p], fields[F_ROW, p], c, i, j, strength)
+                else:
+                    past[p, c] = image[c, i, j]
+
+
+@compiled
+def presharpened_band(image, f_col, f_row, r0, r1, strength):
+    """Rows r0..r1 of the (C, H, W) `image` pre-sharpened -> (C, r1 - r0, W); `f_col`, `f_row`:
+    the band's forward flow (r1 - r0, W)."""
+    out = np.empty((image.shape[0], r1 - r0, image.shape[2]), np.float32)
+    for c in range(image.shape[0]):
+        for i in range(r0, r1):
+            for j in range(image.shape[2]):
+                out[c, i - r0, j] = presharpened_value(image, f_col[i - r0, j], f_row[i - r0, j], c, i, j, strength)
+    return out
+
+
+# -- one band of the filter ------------------------------------------------------------------
+
+@compiled
+def filter_band(r0, r1, motion, depth, ids, flags, params, past, fields, current, out, past_out, fields_out):
+    """Blend the history (`past`, `fields`) into rows r0..r1 of `out` (3, H, W) from `current`,
+    and record the band's ages and fields into `past_out`, `fields_out` -> how many of the
+    band's pixels kept their history."""
+    cfg = config(flags, params)
+    count, width = r1 - r0, current.shape[2]
+    histories = np.empty((count, width, 4), np.float32)
+    weights = np.empty((count, width), np.float32)
+    seen = np.zeros((count, width), np.float32)
+    light = np.zeros((count, width), np.float32)
+    kept = reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light)
+    if cfg[LIGHTING_GAIN] > 0:
+        change = np.empty((count, width), np.float32)
+        lighting_change_rows(r0, r1, cfg, current, histories, seen, change)
+        gate_rows(lighting_gate(cfg, change, seen, light), histories, weights)
+    low = np.empty((3, count, width), np.float32)
+    high = np.empty((3, count, width), np.float32)
+    band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
+    blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, light, low, high,
+               out, past_out, fields_out)
+    return kept
+
+
+@pixel_loop
+def reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light):
+    """Each pixel's history (`histories` (rows, W, 4)), its weight, whether it was kept (`seen`)
+    and the previous lighting change (`light`) -> how many were kept."""
+    height, width = motion.shape[1], motion.shape[2]
+    kept = 0
+    for i in range(r0, r1):
+        k = i - r0
+        for j in range(width):
+            keep, total, previous_light, red, green, blue, age = reproject(
+                past, fields, cfg, motion, depth, ids, i, j, height, width)
+            age = age + ONE if keep else ZERO
+            histories[k, j, 0], histories[k, j, 1], histories[k, j, 2], histories[k, j, AGE] = red, green, blue, age
+            light[k, j] = previous_light
+            weights[k, j] = history_weight(cfg, age, keep, total, motion, i, j, height, width)
+            if keep:
+                seen[k, j] = ONE
+                kept += 1
+    return kept
+
+
+@pixel_loop
+def lighting_change_rows(r0, r1, cfg, current, histories, seen, change):
+    """The brightness change from the history to the frame, limited per pixel, into `change`."""
+    limit = cfg[LIGHTING_PIXEL_LIMIT]
+    for i in range(r0, r1):
+        k = i - r0
+        for j in range(current.shape[2]):
+            difference = (brightness(current[0, i, j], current[1, i, j], current[2, i, j])
+                          - brightness(histories[k, j, 0], histories[k, j, 1], histories[k, j, 2]))
+            change[k, j] = min(max(difference, -limit), limit) * seen[k, j]
+
+
+@pixel_loop
+def gate_rows(gate, histories, weights):
+    for k in range(gate.shape[0]):
+        for j in range(gate.shape[1]):
+            weights[k, j] *= gate[k, j]
+            histories[k, j, AGE] *= gate[k, j]
+
+
+@pixel_loop
+def blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, light, low, high,
+               out, past_out, fields_out):
+    """The history clamped to [low, high] and blended in by `weights`, into `out`; the band's
+    ages and fields into `past_out`, `fields_out`."""
+    height, width = current.shape[1], current.shape[2]
+    for i in range(r0, r1):
+        k = i - r0
+        for j in range(width):
+            for c in range(3):
+                clamped = min(max(histories[k, j, c], low[c, k, j]), high[c, k, j])
+                x = current[c, i, j]
+                out[c, i, j] = (clamped - x) * weights[k, j] + x
+            p = i * width + j
+            past_out[p, AGE] = histories[k, j, AGE]
+            fields_out[LIGHTING, p] = light[k, j]
+            record_fields(motion, depth, ids, cfg, i, j, height, width, fields_out)
+
+
+@compiled
+def magnification_band(motion, r0, r1, power):
+    """`magnification` for rows r0..r1 -> (r1 - r0, W)."""
+    height, width = motion.shape[1], motion.shape[2]
+    out = np.empty((r1 - r0, width), np.float32)
+    for i in range(r0, r1):
+        for j in range(width):
+            out[i - r0, j] = magnification(motion, i, j, height, width, power)
+    return out
+
+
+@compiled
+def motion_edge_band(motion, r0, r1):
+    """`motion_edge` for rows r0..r1 -> (r1 - r0, W) bool."""
+    height, width = motion.shape[1], motion.shape[2]
+    out = np.empty((r1 - r0, width), np.bool_)
+    for i in range(r0, r1):
+        for j in range(width):
+            out[i - r0, j] = motion_edge(motion, i, j, height, width)
+    return out
