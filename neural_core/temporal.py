@@ -254,9 +254,11 @@ _POOL: list = []
 
 
 def _pool():
-    """Threads shared by every filter: one band of rows each (the kernels release the GIL)."""
+    """Threads shared by every filter: one band of rows each (the kernels release the GIL). Up to
+    16, a 1080p frame's bands: on a 16-core machine 8 / 12 / 16 threads took 64 / 50 / 43 ms
+    (benchmarks/results/temporal-2026-11-26-session14.txt)."""
     if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)),
+        _POOL.append(ThreadPoolExecutor(max_workers=max(1, min(16, os.cpu_count() or 1)),
                                         thread_name_prefix="photoreal-temporal"))
     return _POOL[0]
 

@@ -133,19 +133,14 @@ def magnification(motion, i, j, height, width, power):
 
 
 @per_pixel
-def motion_edge(motion, i, j, height, width):
-    """Next to a motion boundary: the 3x3 range of the Vector pass's XY, squared, passes
-    0.04 |b|^2 + 0.008 (Lai et al.'s gradient test with the range as ~2x the gradient)."""
-    low0 = high0 = motion[0, i, j]
-    low1 = high1 = motion[1, i, j]
-    for k in range(max(i - 1, 0), min(i + 2, height)):
-        for m in range(max(j - 1, 0), min(j + 2, width)):
-            x, y = motion[0, k, m], motion[1, k, m]
-            low0, high0 = min(low0, x), max(high0, x)
-            low1, high1 = min(low1, y), max(high1, y)
-    spread = (high0 - low0) * (high0 - low0) + (high1 - low1) * (high1 - low1)
+def motion_edge(motion, ranges_low, ranges_high, i, j, k):
+    """Next to a motion boundary: the 3x3 range of the Vector pass's XY (`ranges_low`,
+    `ranges_high` (2, rows, W), row k of them is row i), squared, passes 0.04 |b|^2 + 0.008
+    (Lai et al.'s gradient test with the range as ~2x the gradient)."""
+    spread0 = ranges_high[0, k, j] - ranges_low[0, k, j]
+    spread1 = ranges_high[1, k, j] - ranges_low[1, k, j]
     b0, b1 = motion[0, i, j], motion[1, i, j]
-    return spread > EDGE_SLOPE * (b0 * b0 + b1 * b1) + EDGE_FLOOR
+    return spread0 * spread0 + spread1 * spread1 > EDGE_SLOPE * (b0 * b0 + b1 * b1) + EDGE_FLOOR
 
 
 # -- the history's taps --------------------------------------------------------------------
@@ -236,8 +231,9 @@ def uncovers(fields, cfg, taps, bilinear, pixel_depth):
 
 
 @per_pixel
-def history_weight(cfg, age, kept, total, motion, i, j, height, width):
-    """The running mean's weight of the history, before the lighting test."""
+def history_weight(cfg, age, kept, total, edge, motion, i, j, height, width):
+    """The running mean's weight of the history, before the lighting test (`edge`: next to a
+    motion boundary)."""
     trust = ZERO
     if cfg[START_TRUST] and kept:
         trust = min(max(np.float32(2.0) - age, ZERO), ONE) * cfg[START_TRUST]
@@ -245,7 +241,7 @@ def history_weight(cfg, age, kept, total, motion, i, j, height, width):
     if cfg[MAGNIFICATION]:
         weight *= magnification(motion, i, j, height, width, cfg[MAGNIFICATION])
     weight *= min(total, ONE)
-    if motion_edge(motion, i, j, height, width):
+    if edge:
         weight = min(weight, cfg[EDGE_WEIGHT])
     return weight
 
@@ -253,54 +249,52 @@ def history_weight(cfg, age, kept, total, motion, i, j, height, width):
 # -- neighbourhoods --------------------------------------------------------------------------
 
 @compiled_range
-def sliding_min_max(values, radius, low, high):
-    """Minimum and maximum over the 2 radius + 1 values around each of `values` (n,) that exist,
-    into `low` and `high`. Repeating the end values does not change a minimum or maximum, so the
-    row is padded that way and the window doubles in width: 1 -> 2 -> 4 -> 7 is 3 steps."""
-    n = values.shape[0]
-    target = 2 * radius + 1
-    lo = np.empty(n + 2 * radius, np.float32)
-    for k in range(n + 2 * radius):
-        lo[k] = values[min(max(k - radius, 0), n - 1)]
-    hi = lo.copy()
-    width, length = 1, n + 2 * radius
-    while width < target:
-        shift = min(width, target - width)
-        length -= shift
-        for k in range(length):
-            a, b = lo[k], lo[k + shift]
-            lo[k] = a if a < b else b
-            a, b = hi[k], hi[k + shift]
-            hi[k] = a if a > b else b
-        width += shift
-    low[:] = lo[:n]
-    high[:] = hi[:n]
+def band_min_max(planes, r0, r1, radius, low, high):
+    """(2 radius + 1)^2 minimum and maximum of (C, H, W) `planes` (the pixels that exist) for
+    rows r0..r1, into `low` and `high` (C, r1 - r0, W). Repeating the frame's edge values does
+    not change a minimum or maximum, so the band is padded that way, and the window doubles in
+    width along each axis: 1 -> 2 -> 4 -> 7 is 3 steps."""
+    channels, height, width = planes.shape
+    count = r1 - r0
+    shape = (count + 2 * radius, width + 2 * radius)
+    buffers = (np.empty(shape, np.float32), np.empty(shape, np.float32),
+               np.empty(shape, np.float32), np.empty(shape, np.float32))
+    for c in range(channels):
+        padded = buffers[0]
+        for k in range(shape[0]):
+            row = planes[c, min(max(r0 - radius + k, 0), height - 1)]
+            padded[k, radius:radius + width] = row
+            padded[k, :radius] = row[0]
+            padded[k, radius + width:] = row[width - 1]
+        buffers[1][:] = padded
+        result_low, result_high = double_window(buffers, radius)
+        low[c] = result_low[:count, :width]
+        high[c] = result_high[:count, :width]
 
 
 @compiled_range
-def band_min_max(planes, r0, r1, radius, low, high):
-    """(2 radius + 1)^2 minimum and maximum of (C, H, W) `planes` (the pixels that exist) for
-    rows r0..r1, into `low` and `high` (C, r1 - r0, W)."""
-    channels, height, width = planes.shape
-    first, last = max(r0 - radius, 0), min(r1 + radius, height)
-    row_low = np.empty((last - first, width), np.float32)
-    row_high = np.empty((last - first, width), np.float32)
-    column = np.empty(r1 - r0 + 2 * radius, np.float32)
-    column_low = np.empty(r1 - r0, np.float32)
-    column_high = np.empty(r1 - r0, np.float32)
-    for c in range(channels):
-        for k in range(first, last):
-            sliding_min_max(planes[c, k], radius, row_low[k - first], row_high[k - first])
-        for i in range(r0, r1):
-            low[c, i - r0] = row_low[i - first]
-            high[c, i - r0] = row_high[i - first]
-            for k in range(max(i - radius, 0), min(i + radius + 1, height)):
-                if k != i:
-                    for m in range(width):
-                        a, b = low[c, i - r0, m], row_low[k - first, m]
-                        low[c, i - r0, m] = a if a < b else b
-                        a, b = high[c, i - r0, m], row_high[k - first, m]
-                        high[c, i - r0, m] = a if a > b else b
+def double_window(buffers, radius):
+    """`buffers`: (low, high, spare, spare), low and high the values -> (low, high): at [k, m]
+    the minimum and maximum over [k .. k + 2 radius, m .. m + 2 radius], by doubling windows
+    along the columns, then the rows (the last 2 radius rows and columns are left stale)."""
+    low, high, spare_low, spare_high = buffers
+    rows, columns = low.shape
+    for axis in (1, 0):
+        width, target = 1, 2 * radius + 1
+        while width < target:
+            shift = min(width, target - width)
+            for k in range(rows - shift if axis == 0 else rows):
+                other = k + shift if axis == 0 else k
+                start = shift if axis == 1 else 0
+                a_low, b_low, out_low = low[k], low[other, start:], spare_low[k]
+                a_high, b_high, out_high = high[k], high[other, start:], spare_high[k]
+                for m in range(columns - start):
+                    out_low[m] = min(a_low[m], b_low[m])
+                    out_high[m] = max(a_high[m], b_high[m])
+            low, spare_low = spare_low, low
+            high, spare_high = spare_high, high
+            width += shift
+    return low, high
 
 
 @compiled
@@ -442,7 +436,11 @@ def filter_band(r0, r1, motion, depth, ids, flags, params, past, fields, current
     weights = np.empty((count, width), np.float32)
     seen = np.zeros((count, width), np.float32)
     light = np.zeros((count, width), np.float32)
-    kept = reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light)
+    ranges_low = np.empty((2, count, width), np.float32)
+    ranges_high = np.empty((2, count, width), np.float32)
+    band_min_max(motion[:2], r0, r1, 1, ranges_low, ranges_high)
+    kept = reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
+                          ranges_low, ranges_high)
     if cfg[LIGHTING_GAIN] > 0:
         change = np.empty((count, width), np.float32)
         lighting_change_rows(r0, r1, cfg, current, histories, seen, change)
@@ -456,9 +454,11 @@ def filter_band(r0, r1, motion, depth, ids, flags, params, past, fields, current
 
 
 @pixel_loop
-def reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light):
+def reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
+                   ranges_low, ranges_high):
     """Each pixel's history (`histories` (rows, W, 4)), its weight, whether it was kept (`seen`)
-    and the previous lighting change (`light`) -> how many were kept."""
+    and the previous lighting change (`light`) -> how many were kept. `ranges_*`: the 3x3
+    ranges of the Vector pass's XY over the band (`motion_edge`)."""
     height, width = motion.shape[1], motion.shape[2]
     kept = 0
     for i in range(r0, r1):
@@ -469,7 +469,8 @@ def reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, wei
             age = age + ONE if keep else ZERO
             histories[k, j, 0], histories[k, j, 1], histories[k, j, 2], histories[k, j, AGE] = red, green, blue, age
             light[k, j] = previous_light
-            weights[k, j] = history_weight(cfg, age, keep, total, motion, i, j, height, width)
+            edge = motion_edge(motion, ranges_low, ranges_high, i, j, k)
+            weights[k, j] = history_weight(cfg, age, keep, total, edge, motion, i, j, height, width)
             if keep:
                 seen[k, j] = ONE
                 kept += 1
@@ -529,9 +530,12 @@ def magnification_band(motion, r0, r1, power):
 @compiled
 def motion_edge_band(motion, r0, r1):
     """`motion_edge` for rows r0..r1 -> (r1 - r0, W) bool."""
-    height, width = motion.shape[1], motion.shape[2]
+    width = motion.shape[2]
+    ranges_low = np.empty((2, r1 - r0, width), np.float32)
+    ranges_high = np.empty((2, r1 - r0, width), np.float32)
+    band_min_max(motion[:2], r0, r1, 1, ranges_low, ranges_high)
     out = np.empty((r1 - r0, width), np.bool_)
     for i in range(r0, r1):
         for j in range(width):
-            out[i - r0, j] = motion_edge(motion, i, j, height, width)
+            out[i - r0, j] = motion_edge(motion, ranges_low, ranges_high, i, j, i - r0)
     return out
