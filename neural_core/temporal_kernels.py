@@ -7,15 +7,15 @@ made the filter cost ~15 % of the network's inference (docs/temporal.md). Here a
 tests, weights and blend are one loop; only the neighbourhood ranges and local means are
 separate (sliding windows over a band). Every kernel releases the GIL (`nogil`), so the
 filter's thread pool runs one band per core; the band layout depends on the height alone, so
-the output does not depend on the number of threads. Compiled code is cached next to this
-file (numba `cache=True`): the first frame after an install compiles for a few seconds.
+the output does not depend on the number of threads. Compiled code is cached (numba
+`cache=True`: next to this file, or where numba.config.CACHE_DIR says; the add-on points it to
+its user folder): the first use after an install compiles for ~15-25 s.
 
 Arrays: colour is planar (3, H, W); the history record is (H * W, 4) (RGB, age); the fields
 are (FIELDS, H * W); `motion` is the Vector pass as (4, H, W) planes (the memory layout of the
 frames that Blender and the EXR reader give).
 """
 from __future__ import annotations
-
 
 import numba
 import numpy as np
