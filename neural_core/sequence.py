@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import exr, temporal
+from . import exr
 from .errors import PhotorealError
 from .files import write_atomic
 
@@ -151,7 +151,10 @@ def enhance_sequence(source: Pattern, output: Pattern, frames: dict[int, Path],
     `enhance(frame) -> rgb` runs the network, `write(path, rgb, frame)` writes one output.
     """
     from tqdm import tqdm
-    filt = temporal.TemporalFilter(temporal.settings_for(follow_lighting)) if temporal_on else None
+    filt = None
+    if temporal_on:      # imported here: --no-temporal works without the filter's compiler (numba)
+        from . import temporal
+        filt = temporal.TemporalFilter(temporal.settings_for(follow_lighting))
     store = HistoryStore(output)
     counts = {"done": 0, "skipped": 0, "history_resets": 0}
     bar = tqdm(frames.items(), unit="frame", desc="enhancing", file=sys.stderr, disable=not progress)

@@ -51,7 +51,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import schema
-from . import temporal_kernels as kernels
+
+try:
+    from . import temporal_kernels as kernels
+except ImportError as exc:     # numba or llvmlite missing or broken
+    raise ImportError(f"the temporal filter needs numba ({exc}): install it with `pip install -r "
+                      "requirements/runtime.txt` (the add-on bundles it), or enhance each frame alone "
+                      "(--no-temporal; in Blender, Temporal Stability off)") from exc
 
 # Passes the filter reads when the frame has them (only the Vector pass is needed).
 ID_PASSES = ("object_index", "class_aov", "material_index")

@@ -7,6 +7,10 @@ the right over a static background of id 1, so at frame t
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -553,3 +557,16 @@ def test_box_sum_is_the_sum_of_the_pixels_that_exist_around_each(radius):
     for row, col in [(0, 0), (5, 6), (10, 12), (3, 11)]:
         window = plane[max(row - radius, 0):row + radius + 1, max(col - radius, 0):col + radius + 1]
         assert sums[row, col] == pytest.approx(window.sum(), rel=1e-5)
+
+
+def test_without_numba_the_filter_says_what_to_install_and_sequences_still_import():
+    """numba (the compiled kernels) missing: the CLI and sequence mode still load (--no-temporal
+    runs), and the filter's import says in one line what to install or turn off."""
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "from neural_core import cli, sequence\n"
+            "try:\n    import neural_core.temporal\nexcept ImportError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    message = done.stdout.strip()
+    assert "\n" not in message and "pip install -r requirements/runtime.txt" in message and "--no-temporal" in message
