@@ -60,8 +60,10 @@ def time_temporal(width: int, height: int, reps: int = 5, model: str = "rad",
     enhancer = Enhancer.from_pretrained(model, device="cpu", threads=threads)
     required = [k for k in enhancer.metadata.required_passes if k not in ("motion",)]
     # The default filter, the same without the pre-sharpened history record (presharpen 0),
-    # and the same without the lighting test (--no-follow-lighting).
-    filters = {"no presharpening": TemporalFilter(TemporalSettings(presharpen=0.0)), "default": TemporalFilter(),
+    # and the same without the lighting test (--no-follow-lighting). The default runs right after
+    # the inference, as in a render: whatever runs there would pay for ONNX Runtime's threads if
+    # they still spun (runtime.open_session stops them; docs/temporal.md).
+    filters = {"default": TemporalFilter(), "no presharpening": TemporalFilter(TemporalSettings(presharpen=0.0)),
                "no lighting test": TemporalFilter(settings_for(False))}
     inference, step = [], {name: [] for name in filters}
     for rep in range(reps + 1):        # the first round is a warm-up

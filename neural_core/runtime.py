@@ -340,6 +340,11 @@ def open_session(path: Path, providers: Sequence[str], threads: int | None = Non
     # 1080p back to back: RAD first two runs 4.1 + 4.7 s -> 2.5 + 1.9 s, steady 1.85 s either
     # way, peak RSS 2.57 -> 1.59 GB; CRN peak 2.1 -> 1.2 GB for ~5 % slower steady runs.
     options.enable_mem_pattern = False
+    # Its threads stop spinning when a run returns (they still spin between the ops of a run):
+    # else they hold every core for a while after it, against whatever comes next (the temporal
+    # filter, Blender's compositing). Measured on 16 cores at 1080p, alternating: inference 637
+    # vs 637 ms, the temporal filter right after 37 vs 73 ms (temporal-2026-11-26-session14.txt).
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     if threads:
         options.intra_op_num_threads = int(threads)
     if profile_prefix:
