@@ -43,6 +43,11 @@
 #   .venv/bin/python -m training make-scenes --kinds tabletop,closeup --count 2 --seed 21900 --resolution 512x256 \
 #       --fast-samples 4 --reference-samples 256 --sequence 8 --out data/temporal_val512b        # ~25 min
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_val512b --out docs/temporal_eval_512b.json
+# Held-out set D (session 14; seeds 22100+): 4 more shots at the issue's own setting, rendered after
+# session 14's change (which left the outputs as they were) and evaluated once:
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22100 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_d
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_d --out docs/temporal_eval_d.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
