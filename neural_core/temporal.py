@@ -181,22 +181,10 @@ class Sampler:
     the filter's own are `temporal_kernels.footprint`, the same taps)."""
 
     def __init__(self, d_col: np.ndarray, d_row: np.ndarray, grid: tuple[int, int], row0: int = 0):
-        h, w = grid
         self.shape = d_col.shape
-        cols = np.add(np.arange(w, dtype=np.float32)[None, :], d_col, dtype=np.float32).ravel()
-        rows = np.add(np.arange(row0, row0 + self.shape[0], dtype=np.float32)[:, None], d_row,
-                      dtype=np.float32).ravel()
-        self.inside = ((cols >= 0) & (cols <= w - 1) & (rows >= 0) & (rows <= h - 1)).reshape(self.shape)
-        # The top-left tap stays in the last row/column but one, so all four taps exist
-        # (the last row/column is then read with weight 1 from the far taps).
-        c0 = np.clip(np.floor(cols), 0, max(w - 2, 0))
-        r0 = np.clip(np.floor(rows), 0, max(h - 2, 0))
-        fc = np.clip(cols - c0, 0, 1)
-        fr = np.clip(rows - r0, 0, 1)
-        right, down = min(w - 1, 1), (w if h > 1 else 0)
-        top_left = r0.astype(np.intp) * w + c0.astype(np.intp)
-        self.index = np.stack([top_left, top_left + right, top_left + down, top_left + down + right])
-        self.weight = np.stack([(1 - fc) * (1 - fr), fc * (1 - fr), (1 - fc) * fr, fc * fr]).astype(np.float32)
+        inside, self.index, self.weight = kernels.footprints(
+            np.asarray(d_col, np.float32), np.asarray(d_row, np.float32), row0, *grid)
+        self.inside = inside.reshape(self.shape)
 
     def bilinear(self, plane: np.ndarray) -> np.ndarray:
         values = np.take(plane.ravel(), self.index)

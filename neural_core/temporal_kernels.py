@@ -179,6 +179,26 @@ def footprint(b_col, b_row, i, j, height, width):
     return inside, int(r0) * width + int(c0), right, down, f_col, f_row
 
 
+@compiled
+def footprints(d_col, d_row, row0, height, width):
+    """`footprint` of every pixel of a band of rows starting at `row0` of a (height, width)
+    grid, moved by (d_row, d_col) (rows, W) -> inside (N,), flat tap indices (4, N) and bilinear
+    weights (4, N) (the warping-error metric's reads: the same taps as the filter's)."""
+    rows, columns = d_col.shape
+    inside = np.empty(rows * columns, np.bool_)
+    index = np.empty((4, rows * columns), np.intp)
+    weight = np.empty((4, rows * columns), np.float32)
+    for i in range(rows):
+        for j in range(columns):
+            p = i * columns + j
+            inside[p], top, right, down, f_col, f_row = footprint(d_col[i, j], d_row[i, j], row0 + i, j,
+                                                                  height, width)
+            index[0, p], index[1, p], index[2, p], index[3, p] = top, top + right, top + down, top + down + right
+            weight[0, p], weight[1, p] = (ONE - f_col) * (ONE - f_row), f_col * (ONE - f_row)
+            weight[2, p], weight[3, p] = (ONE - f_col) * f_row, f_col * f_row
+    return inside, index, weight
+
+
 @per_pixel
 def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width):
     """The previous output and age at (i, j), from the taps that show its surface -> (kept,
