@@ -119,7 +119,7 @@ def central_difference(motion, channel, sign, i, j, axis, height, width):
     else:
         a, b = sign * motion[channel, i, lo], sign * motion[channel, i, hi]
     difference = b - a
-    return difference / np.float32(2.0) if hi - lo == 2 else difference
+    return difference / TWO if hi - lo == 2 else difference
 
 
 @per_pixel
@@ -179,6 +179,12 @@ def footprint(b_col, b_row, i, j, height, width):
     return inside, int(r0) * width + int(c0), right, down, f_col, f_row
 
 
+@per_pixel
+def bilinear_weights(f_col, f_row):
+    """The weights of the top-left, right, lower and lower-right taps at fractions f_col, f_row."""
+    return (ONE - f_col) * (ONE - f_row), f_col * (ONE - f_row), (ONE - f_col) * f_row, f_col * f_row
+
+
 @compiled
 def footprints(d_col, d_row, row0, height, width):
     """`footprint` of every pixel of a band of rows starting at `row0` of a (height, width)
@@ -194,8 +200,7 @@ def footprints(d_col, d_row, row0, height, width):
             inside[p], top, right, down, f_col, f_row = footprint(d_col[i, j], d_row[i, j], row0 + i, j,
                                                                   height, width)
             index[0, p], index[1, p], index[2, p], index[3, p] = top, top + right, top + down, top + down + right
-            weight[0, p], weight[1, p] = (ONE - f_col) * (ONE - f_row), f_col * (ONE - f_row)
-            weight[2, p], weight[3, p] = (ONE - f_col) * f_row, f_col * f_row
+            weight[0, p], weight[1, p], weight[2, p], weight[3, p] = bilinear_weights(f_col, f_row)
     return inside, index, weight
 
 
@@ -206,7 +211,7 @@ def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width):
     b_col, b_row = motion[0, i, j], -motion[1, i, j]
     inside, top, right, down, f_col, f_row = footprint(b_col, b_row, i, j, height, width)
     taps = (top, top + right, top + down, top + down + right)
-    bilinear = ((ONE - f_col) * (ONE - f_row), f_col * (ONE - f_row), (ONE - f_col) * f_row, f_col * f_row)
+    bilinear = bilinear_weights(f_col, f_row)
     pixel_depth = surface_depth(depth, cfg, i, j)
     pixel_id = surface_id(ids, cfg, i, j)
     # Most pixels read a block the previous frame found to be one surface: one test, with half
@@ -257,7 +262,7 @@ def history_weight(cfg, age, kept, total, edge, motion, i, j, height, width):
     motion boundary)."""
     trust = ZERO
     if cfg[START_TRUST] and kept:
-        trust = min(max(np.float32(2.0) - age, ZERO), ONE) * cfg[START_TRUST]
+        trust = min(max(TWO - age, ZERO), ONE) * cfg[START_TRUST]
     weight = ONE - max(ONE / (age + ONE + trust), cfg[MIN_WEIGHT])
     if cfg[MAGNIFICATION]:
         weight *= magnification(motion, i, j, height, width, cfg[MAGNIFICATION])
