@@ -36,7 +36,10 @@ def _module():
     if name in sys.modules:
         return sys.modules[name]
     import bpy
-    import numba
+    try:
+        import numba
+    except ImportError:           # neural_core.temporal's import says what to install
+        return importlib.import_module(name)
     chosen = numba.config.CACHE_DIR              # NUMBA_CACHE_DIR, when the user set one
     if not chosen:
         # Read when the kernels are defined (at import): only this module's use the folder.

@@ -324,6 +324,16 @@ def double_window(buffers, radius):
 
 
 @compiled
+def motion_ranges(motion, r0, r1):
+    """The 3x3 minimum and maximum of the Vector pass's XY over rows r0..r1 -> (2, rows, W) each
+    (`motion_edge`)."""
+    low = np.empty((2, r1 - r0, motion.shape[2]), np.float32)
+    high = np.empty((2, r1 - r0, motion.shape[2]), np.float32)
+    band_min_max(motion[:2], r0, r1, 1, low, high)
+    return low, high
+
+
+@compiled
 def box_sum(plane, radius):
     """Sum over the (2 radius + 1)^2 values around each of the (H, W) `plane` that exist."""
     height, width = plane.shape
@@ -376,9 +386,12 @@ def lighting_gate(cfg, change, seen, light):
 # -- what a frame leaves for the next one ------------------------------------------------------
 
 @per_pixel
-def record_fields(motion, depth, ids, cfg, i, j, height, width, fields):
-    """The previous-frame fields of pixel (i, j) (the next frame's tap tests read them)."""
+def record_pixel(motion, depth, ids, cfg, i, j, height, width, age, light, past, fields):
+    """What the next frame reads of pixel (i, j) besides its colour: its age, lighting change and
+    the fields its tap tests compare."""
     p = i * width + j
+    past[p, AGE] = age
+    fields[LIGHTING, p] = light
     fields[F_COL, p] = -motion[2, i, j]
     fields[F_ROW, p] = motion[3, i, j]
     fields[DEPTH, p] = surface_depth(depth, cfg, i, j)
@@ -395,9 +408,7 @@ def record_band(r0, r1, motion, depth, ids, flags, params, age, light, past, fie
     for i in range(r0, r1):
         for j in range(width):
             p = i * width + j
-            past[p, AGE] = age[p]
-            fields[LIGHTING, p] = light[p]
-            record_fields(motion, depth, ids, cfg, i, j, height, width, fields)
+            record_pixel(motion, depth, ids, cfg, i, j, height, width, age[p], light[p], past, fields)
 
 
 @per_pixel
@@ -462,9 +473,7 @@ def filter_band(r0, r1, motion, depth, ids, flags, params, past, fields, current
     weights = np.empty((count, width), np.float32)
     seen = np.zeros((count, width), np.float32)
     light = np.zeros((count, width), np.float32)
-    ranges_low = np.empty((2, count, width), np.float32)
-    ranges_high = np.empty((2, count, width), np.float32)
-    band_min_max(motion[:2], r0, r1, 1, ranges_low, ranges_high)
+    ranges_low, ranges_high = motion_ranges(motion, r0, r1)
     kept = reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
                           ranges_low, ranges_high)
     if cfg[LIGHTING_GAIN] > 0:
@@ -536,10 +545,8 @@ def blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, lig
                 clamped = min(max(histories[k, j, c], low[c, k, j]), high[c, k, j])
                 x = current[c, i, j]
                 out[c, i, j] = (clamped - x) * weights[k, j] + x
-            p = i * width + j
-            past_out[p, AGE] = histories[k, j, AGE]
-            fields_out[LIGHTING, p] = light[k, j]
-            record_fields(motion, depth, ids, cfg, i, j, height, width, fields_out)
+            record_pixel(motion, depth, ids, cfg, i, j, height, width, histories[k, j, AGE], light[k, j],
+                         past_out, fields_out)
 
 
 @compiled
@@ -557,9 +564,7 @@ def magnification_band(motion, r0, r1, power):
 def motion_edge_band(motion, r0, r1):
     """`motion_edge` for rows r0..r1 -> (r1 - r0, W) bool."""
     width = motion.shape[2]
-    ranges_low = np.empty((2, r1 - r0, width), np.float32)
-    ranges_high = np.empty((2, r1 - r0, width), np.float32)
-    band_min_max(motion[:2], r0, r1, 1, ranges_low, ranges_high)
+    ranges_low, ranges_high = motion_ranges(motion, r0, r1)
     out = np.empty((r1 - r0, width), np.bool_)
     for i in range(r0, r1):
         for j in range(width):
