@@ -27,7 +27,9 @@ textures smear): the colour is recorded pre-sharpened by what the next frame's r
 (`presharpen`; its fraction is known from the forward flow). The history weight
 is scaled by the share of the bilinear footprint that matched, and next to a motion edge, where
 a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is capped at
-`edge_history_weight`. Where only part of the footprint matched (an anti-aliased edge) part of
+`edge_history_weight`. A pixel away from motion edges that reads a tap which was next to one a
+frame ago (an anti-aliased edge that has moved on: its colour mixes a surface that is gone)
+clamps to a narrower range (`stale_edge_radius`). Where only part of the footprint matched (an anti-aliased edge) part of
 the history is read bilinearly from all taps, unless a left-out tap is nearer (a disocclusion).
 Where the view closes in on a surface its history, resampled up, has less detail: the weight
 falls with the area ratio (`magnification_power`). A one-frame history counts as 1 +
@@ -122,6 +124,17 @@ class TemporalSettings:
     # shot 1.14 / 1.06 / 1.01x of the reference's warping error, and the error where the
     # metric finds no valid past (disocclusions, motion edges) +2 / +9 / +25 % of per-frame's.
     edge_history_weight: float = 0.2
+    # An anti-aliased pixel at a motion edge mixes both surfaces but carries one surface's id and
+    # depth. Once the edge has moved on (a lamp passing over a background), a pixel away from
+    # any motion edge reads it as its own surface's history; where the 7x7 range still spans the
+    # passing object's colour (a textured or lit background), each frame's edge stayed in the
+    # history as a thin streak. Such pixels (away from motion edges, reading a tap that was next
+    # to one) clamp to their own (2 r + 1)^2 range instead. Session 15, 32 validation shots, off
+    # / r = 1 / r = 2: the streaks gone at r = 1 (faint at 2; docs/temporal.md); warping error
+    # 0.845 / 0.862 / 0.849x the reference's on the mean, PSNR over per-frame +0.334 / +0.358 /
+    # +0.343 dB (the 512x256 table top -0.80 / -0.60 / -0.67 dB); shots meeting both targets
+    # 25 / 24 / 24 (a 128x64 street 1.10 -> 1.16x). 0 turns it off.
+    stale_edge_radius: int = 1
     # A bilinear read at fraction f of a pixel blurs by ~f (1 - f) / 2 times the second
     # difference along that axis, and a history is read every frame: fine textures smear (a
     # 512x256 interior's wallpaper: -1.13 dB against per-frame enhancement by frame 8). The
@@ -324,7 +337,7 @@ class TemporalFilter:
         self.size = None            # (H, W) of the history
         self.past = None            # (H * W, 4): previous output and age
         self.fields = None          # (FIELDS, H * W): previous forward flow, depth, id, one surface,
-                                    # lighting change
+                                    # lighting change, motion edge
         self.past_has = (False, False)   # the history's fields hold depth, ids
         self.last_reset, self.last_history_fraction, self.last_ms = None, 0.0, 0.0
         self._spare = (None, None)

@@ -31,8 +31,8 @@ per_pixel = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")
 pixel_loop = numba.njit(cache=True, nogil=True, _nrt=False)
 
 AGE = 3
-F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING = 0, 1, 2, 3, 4, 5
-FIELDS = 6
+F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING, MOTION_EDGE = 0, 1, 2, 3, 4, 5, 6
+FIELDS = 7
 # What the frame has and what the history was recorded with (`flags`).
 HAS_DEPTH, HAS_IDS, PAST_HAS_DEPTH, PAST_HAS_IDS, ONE_SURFACE_SHORTCUT = 0, 1, 2, 3, 4
 FLAGS = 5
@@ -40,12 +40,12 @@ FLAGS = 5
 PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnification_power",
           "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
-          "fb_relative", "fb_absolute", "depth_far")
+          "fb_relative", "fb_absolute", "stale_edge_radius", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
- LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -59,7 +59,8 @@ def config(flags, params):
     """`flags` (FLAGS,) and `params` (PARAMS,) as the kernels' `cfg` tuple."""
     return (bool(flags[0]), bool(flags[1]), bool(flags[2]), bool(flags[3]), bool(flags[4]),
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
-            params[8], params[9], params[10], params[11], params[12], params[13], params[14])
+            params[8], params[9], params[10], params[11], params[12], params[13], params[14],
+            params[15])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -205,7 +206,7 @@ def footprints(d_col, d_row, row0, height, width):
 
 
 @per_pixel
-def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width):
+def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width, edge):
     """The previous output and age at (i, j), from the taps that show its surface -> (kept,
     matched share of the footprint, previous lighting change, R, G, B, age)."""
     b_col, b_row = motion[0, i, j], -motion[1, i, j]
@@ -224,9 +225,14 @@ def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width):
         w1 = w1 if tap_shows_surface(fields, cfg, taps[1], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
         w2 = w2 if tap_shows_surface(fields, cfg, taps[2], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
         w3 = w3 if tap_shows_surface(fields, cfg, taps[3], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
+    # A pixel away from motion boundaries that reads a tap next to one a frame ago: that tap's
+    # colour may mix in a surface that has since moved on (an anti-aliased edge).
+    stale_edge = cfg[STALE_EDGE_RADIUS] > 0 and not edge and (
+        (w0 > 0 and fields[MOTION_EDGE, taps[0]] > 0) or (w1 > 0 and fields[MOTION_EDGE, taps[1]] > 0)
+        or (w2 > 0 and fields[MOTION_EDGE, taps[2]] > 0) or (w3 > 0 and fields[MOTION_EDGE, taps[3]] > 0))
     total = w0 + w1 + w2 + w3
     if not (inside and total > 0):
-        return False, total, ZERO, ZERO, ZERO, ZERO, ZERO
+        return False, total, ZERO, ZERO, ZERO, ZERO, ZERO, False
     w0, w1, w2, w3 = w0 / total, w1 / total, w2 / total, w3 / total
     t0, t1, t2, t3 = taps
     red = w0 * past[t0, 0] + w1 * past[t1, 0] + w2 * past[t2, 0] + w3 * past[t3, 0]
@@ -240,7 +246,7 @@ def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width):
         green += mix * (b0 * past[t0, 1] + b1 * past[t1, 1] + b2 * past[t2, 1] + b3 * past[t3, 1] - green)
         blue += mix * (b0 * past[t0, 2] + b1 * past[t1, 2] + b2 * past[t2, 2] + b3 * past[t3, 2] - blue)
     light = fields[LIGHTING, top] if cfg[LIGHTING_GAIN] > 0 else ZERO
-    return True, total, light, red, green, blue, age
+    return True, total, light, red, green, blue, age, stale_edge
 
 
 @per_pixel
@@ -386,9 +392,9 @@ def lighting_gate(cfg, change, seen, light):
 # -- what a frame leaves for the next one ------------------------------------------------------
 
 @per_pixel
-def record_pixel(motion, depth, ids, cfg, i, j, height, width, age, light, past, fields):
-    """What the next frame reads of pixel (i, j) besides its colour: its age, lighting change and
-    the fields its tap tests compare."""
+def record_pixel(motion, depth, ids, cfg, i, j, height, width, age, light, edge, past, fields):
+    """What the next frame reads of pixel (i, j) besides its colour: its age, lighting change,
+    whether it is next to a motion edge (`edge`), and the fields its tap tests compare."""
     p = i * width + j
     past[p, AGE] = age
     fields[LIGHTING, p] = light
@@ -397,18 +403,21 @@ def record_pixel(motion, depth, ids, cfg, i, j, height, width, age, light, past,
     fields[DEPTH, p] = surface_depth(depth, cfg, i, j)
     fields[ID, p] = surface_id(ids, cfg, i, j)
     fields[ONE_SURFACE, p] = ONE if one_surface_block(depth, ids, cfg, i, j, height, width) else ZERO
+    fields[MOTION_EDGE, p] = ONE if edge else ZERO
 
 
-@pixel_loop
+@compiled
 def record_band(r0, r1, motion, depth, ids, flags, params, age, light, past, fields):
     """Ages (`age`, (H * W,)), lighting changes and fields of rows r0..r1, with no filtering:
     a frame whose history restarts, or one restored from a saved state."""
     cfg = config(flags, params)
     height, width = motion.shape[1], motion.shape[2]
+    ranges_low, ranges_high = motion_ranges(motion, r0, r1)
     for i in range(r0, r1):
         for j in range(width):
             p = i * width + j
-            record_pixel(motion, depth, ids, cfg, i, j, height, width, age[p], light[p], past, fields)
+            edge = motion_edge(motion, ranges_low, ranges_high, i, j, i - r0)
+            record_pixel(motion, depth, ids, cfg, i, j, height, width, age[p], light[p], edge, past, fields)
 
 
 @per_pixel
@@ -473,9 +482,11 @@ def filter_band(r0, r1, motion, depth, ids, flags, params, past, fields, current
     weights = np.empty((count, width), np.float32)
     seen = np.zeros((count, width), np.float32)
     light = np.zeros((count, width), np.float32)
+    stale = np.zeros((count, width), np.bool_)
+    edges = np.zeros((count, width), np.bool_)
     ranges_low, ranges_high = motion_ranges(motion, r0, r1)
     kept = reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
-                          ranges_low, ranges_high)
+                          stale, edges, ranges_low, ranges_high)
     if cfg[LIGHTING_GAIN] > 0:
         change = np.empty((count, width), np.float32)
         lighting_change_rows(r0, r1, cfg, current, histories, seen, change)
@@ -483,28 +494,31 @@ def filter_band(r0, r1, motion, depth, ids, flags, params, past, fields, current
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
-    blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, light, low, high,
+    blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, light, stale, edges, low, high,
                out, past_out, fields_out)
     return kept
 
 
 @pixel_loop
 def reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
-                   ranges_low, ranges_high):
-    """Each pixel's history (`histories` (rows, W, 4)), its weight, whether it was kept (`seen`)
-    and the previous lighting change (`light`) -> how many were kept. `ranges_*`: the 3x3
+                   stale, edges, ranges_low, ranges_high):
+    """Each pixel's history (`histories` (rows, W, 4)), its weight, whether it was kept (`seen`),
+    the previous lighting change (`light`), whether it reads a stale edge (`stale`) and is next
+    to a motion edge itself (`edges`) -> how many were kept. `ranges_*`: the 3x3
     ranges of the Vector pass's XY over the band (`motion_edge`)."""
     height, width = motion.shape[1], motion.shape[2]
     kept = 0
     for i in range(r0, r1):
         k = i - r0
         for j in range(width):
-            keep, total, previous_light, red, green, blue, age = reproject(
-                past, fields, cfg, motion, depth, ids, i, j, height, width)
+            edge = motion_edge(motion, ranges_low, ranges_high, i, j, k)
+            keep, total, previous_light, red, green, blue, age, stale_edge = reproject(
+                past, fields, cfg, motion, depth, ids, i, j, height, width, edge)
+            stale[k, j] = stale_edge
+            edges[k, j] = edge
             age = age + ONE if keep else ZERO
             histories[k, j, 0], histories[k, j, 1], histories[k, j, 2], histories[k, j, AGE] = red, green, blue, age
             light[k, j] = previous_light
-            edge = motion_edge(motion, ranges_low, ranges_high, i, j, k)
             weights[k, j] = history_weight(cfg, age, keep, total, edge, motion, i, j, height, width)
             if keep:
                 seen[k, j] = ONE
@@ -532,21 +546,38 @@ def gate_rows(gate, histories, weights):
             histories[k, j, AGE] *= gate[k, j]
 
 
+@per_pixel
+def window_range(image, c, i, j, height, width, radius):
+    """Minimum and maximum of channel c over the (2 radius + 1)^2 pixels around (i, j) that exist
+    (for the few pixels that need a narrower clamp than the band's)."""
+    lo = image[c, i, j]
+    hi = lo
+    for k in range(max(i - radius, 0), min(i + radius + 1, height)):
+        for m in range(max(j - radius, 0), min(j + radius + 1, width)):
+            lo = min(lo, image[c, k, m])
+            hi = max(hi, image[c, k, m])
+    return lo, hi
+
+
 @pixel_loop
-def blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, light, low, high,
+def blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, light, stale, edges, low, high,
                out, past_out, fields_out):
-    """The history clamped to [low, high] and blended in by `weights`, into `out`; the band's
-    ages and fields into `past_out`, `fields_out`."""
+    """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range) and
+    blended in by `weights`, into `out`; the band's ages and fields into `past_out`, `fields_out`."""
     height, width = current.shape[1], current.shape[2]
     for i in range(r0, r1):
         k = i - r0
         for j in range(width):
             for c in range(3):
-                clamped = min(max(histories[k, j, c], low[c, k, j]), high[c, k, j])
+                if stale[k, j]:
+                    lo, hi = window_range(current, c, i, j, height, width, int(cfg[STALE_EDGE_RADIUS]))
+                else:
+                    lo, hi = low[c, k, j], high[c, k, j]
+                clamped = min(max(histories[k, j, c], lo), hi)
                 x = current[c, i, j]
                 out[c, i, j] = (clamped - x) * weights[k, j] + x
             record_pixel(motion, depth, ids, cfg, i, j, height, width, histories[k, j, AGE], light[k, j],
-                         past_out, fields_out)
+                         edges[k, j], past_out, fields_out)
 
 
 @compiled
