@@ -208,7 +208,8 @@ def footprints(d_col, d_row, row0, height, width):
 @per_pixel
 def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width, edge):
     """The previous output and age at (i, j), from the taps that show its surface -> (kept,
-    matched share of the footprint, previous lighting change, R, G, B, age)."""
+    matched share of the footprint, previous lighting change, R, G, B, age, stale edge: the
+    pixel is not next to a motion edge (`edge`) but a kept tap was a frame ago)."""
     b_col, b_row = motion[0, i, j], -motion[1, i, j]
     inside, top, right, down, f_col, f_row = footprint(b_col, b_row, i, j, height, width)
     taps = (top, top + right, top + down, top + down + right)
@@ -225,8 +226,7 @@ def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width, edge):
         w1 = w1 if tap_shows_surface(fields, cfg, taps[1], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
         w2 = w2 if tap_shows_surface(fields, cfg, taps[2], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
         w3 = w3 if tap_shows_surface(fields, cfg, taps[3], b_col, b_row, pixel_depth, pixel_id, ONE) else ZERO
-    # A pixel away from motion boundaries that reads a tap next to one a frame ago: that tap's
-    # colour may mix in a surface that has since moved on (an anti-aliased edge).
+    # That tap's colour may mix in a surface that has since moved on (an anti-aliased edge).
     stale_edge = cfg[STALE_EDGE_RADIUS] > 0 and not edge and (
         (w0 > 0 and fields[MOTION_EDGE, taps[0]] > 0) or (w1 > 0 and fields[MOTION_EDGE, taps[1]] > 0)
         or (w2 > 0 and fields[MOTION_EDGE, taps[2]] > 0) or (w3 > 0 and fields[MOTION_EDGE, taps[3]] > 0))
