@@ -60,10 +60,12 @@ def time_temporal(width: int, height: int, reps: int = 5, model: str = "rad",
     enhancer = Enhancer.from_pretrained(model, device="cpu", threads=threads)
     required = [k for k in enhancer.metadata.required_passes if k not in ("motion",)]
     # The default filter, the same without the pre-sharpened history record (presharpen 0),
-    # and the same without the lighting test (--no-follow-lighting). The default runs right after
+    # without the noise bound (noise_bound 0) and without the lighting test
+    # (--no-follow-lighting). The default runs right after
     # the inference, as in a render: whatever runs there would pay for ONNX Runtime's threads if
     # they still spun (runtime.open_session stops them; docs/temporal.md).
     filters = {"default": TemporalFilter(), "no presharpening": TemporalFilter(TemporalSettings(presharpen=0.0)),
+               "no noise bound": TemporalFilter(TemporalSettings(noise_bound=0.0)),
                "no lighting test": TemporalFilter(settings_for(False))}
     inference, step = [], {name: [] for name in filters}
     for rep in range(reps + 1):        # the first round is a warm-up
@@ -81,7 +83,8 @@ def time_temporal(width: int, height: int, reps: int = 5, model: str = "rad",
     default = filters["default"]
     return {"size": f"{width}x{height}", "inference_ms": float(inference_ms),
             "temporal_ms": steps_ms["default"], "ratio": steps_ms["default"] / inference_ms,
-            "no_presharpening_ms": steps_ms["no presharpening"], "no_lighting_test_ms": steps_ms["no lighting test"],
+            "no_presharpening_ms": steps_ms["no presharpening"], "no_noise_bound_ms": steps_ms["no noise bound"],
+            "no_lighting_test_ms": steps_ms["no lighting test"],
             "history_fraction": default.last_history_fraction}
 
 
@@ -91,7 +94,9 @@ def describe(row: dict) -> str:
             f"{row['inference_ms']:.0f} ms = {row['ratio']:.1%} (target <= {TARGET:.0%}: {verdict}; "
             f"{row['history_fraction']:.0%} of the pixels with history; without the pre-sharpened "
             f"record {row['no_presharpening_ms']:.0f} ms = "
-            f"{row['no_presharpening_ms'] / row['inference_ms']:.1%}; without the lighting test "
+            f"{row['no_presharpening_ms'] / row['inference_ms']:.1%}; without the noise bound "
+            f"{row['no_noise_bound_ms']:.0f} ms = {row['no_noise_bound_ms'] / row['inference_ms']:.1%}; "
+            f"without the lighting test "
             f"{row['no_lighting_test_ms']:.0f} ms = {row['no_lighting_test_ms'] / row['inference_ms']:.1%})")
 
 

@@ -29,7 +29,9 @@ is scaled by the share of the bilinear footprint that matched, and next to a mot
 a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is capped at
 `edge_history_weight`. A pixel away from motion edges that reads a tap which was next to one a
 frame ago (an anti-aliased edge that has moved on: its colour mixes a surface that is gone)
-clamps to a narrower range (`stale_edge_radius`). Where only part of the footprint matched (an anti-aliased edge) part of
+clamps to a narrower range (`stale_edge_radius`). Nowhere may the history differ from the frame
+by more than a few times the render's own noise there (`noise_bound`; Noisy Image - Combined):
+in a clean render the frame is trusted, in a noisy one the bound is wide. Where only part of the footprint matched (an anti-aliased edge) part of
 the history is read bilinearly from all taps, unless a left-out tap is nearer (a disocclusion).
 Where the view closes in on a surface its history, resampled up, has less detail: the weight
 falls with the area ratio (`magnification_power`). A one-frame history counts as 1 +
@@ -63,7 +65,7 @@ except ImportError as exc:     # numba or llvmlite missing or broken
 
 # Passes the filter reads when the frame has them (only the Vector pass is needed).
 ID_PASSES = ("object_index", "class_aov", "material_index")
-USED_PASSES = ("motion", "depth") + ID_PASSES
+USED_PASSES = ("motion", "depth", "noisy") + ID_PASSES
 # The previous frame: its output and age as one 16-byte record per pixel (one gather per tap
 # reads all four), and the fields the tap tests read as planes (layouts: temporal_kernels).
 RGB, AGE = slice(0, 3), kernels.AGE
@@ -135,6 +137,20 @@ class TemporalSettings:
     # +0.343 dB (the 512x256 table top -0.80 / -0.60 / -0.67 dB); shots meeting both targets
     # 25 / 24 / 24 (a 128x64 street 1.10 -> 1.16x). 0 turns it off.
     stale_edge_radius: int = 1
+    # The clamp range and the lighting test are made for noisy renders: a 7x7 range spans the
+    # denoiser's blotches, a local mean averages them out. In a clean render they let through
+    # what the frame plainly contradicts: on a street the camera drives along, the road's
+    # shading drifts against its Vector pass and a car's shadow edge slides over it (a validation
+    # shot 2.55 dB below per-frame enhancement; |frame - history| was ~1.1x the render's noise
+    # on its median pixel, 0.03-0.17x on every other shot). So the history may differ from the
+    # frame by at most `noise_bound` x the render's noise there: the RMS of the luminance of
+    # Noisy Image - Combined (Cycles' denoiser data) over 4x4 blocks, the largest of the
+    # (2 `noise_spread` + 1)^2 blocks around (the denoiser spreads a noisy area's blotches into
+    # its clean neighbours). Noisy renders get a wide bound and are left as they were. Frames
+    # without a noisy image (EEVEE, a model on raw renders) are not bounded. Session 16
+    # (docs/temporal.md): see the table there. 0 turns it off.
+    noise_bound: float = 2.0
+    noise_spread: int = 1
     # A bilinear read at fraction f of a pixel blurs by ~f (1 - f) / 2 times the second
     # difference along that axis, and a history is read every frame: fine textures smear (a
     # 512x256 interior's wallpaper: -1.13 dB against per-frame enhancement by frame 8). The
@@ -295,6 +311,7 @@ def _without_broken_vectors(frame: schema.Frame) -> tuple[schema.Frame, str | No
 
 
 _ABSENT = np.zeros((1, 1), np.float32)
+_ABSENT_COLOUR = np.zeros((3, 1, 1), np.float32)
 
 
 @dataclass
@@ -304,15 +321,30 @@ class _Passes:
     motion: np.ndarray
     depth: np.ndarray
     ids: np.ndarray
+    noisy: np.ndarray
+    image: np.ndarray
     has_depth: bool
     has_ids: bool
+    has_noise: bool
 
     @classmethod
     def of(cls, frame: schema.Frame) -> "_Passes":
         id_key = next((k for k in ID_PASSES if k in frame), None)
         plane = lambda key: _planes(frame[key])[0] if key else _ABSENT   # noqa: E731
+        # EEVEE's frames serve their Combined as the noisy image (schema): no noise measured.
+        has_noise = "noisy" in frame and "image" in frame and frame["noisy"] is not frame["image"]
+        colour = lambda key: _planes(frame[key]) if has_noise else _ABSENT_COLOUR   # noqa: E731
         return cls(_planes(frame["motion"]), plane("depth" if "depth" in frame else None),
-                   plane(id_key), "depth" in frame, id_key is not None)
+                   plane(id_key), colour("noisy"), colour("image"),
+                   "depth" in frame, id_key is not None, has_noise)
+
+
+def render_noise(frame: schema.Frame, spread: int) -> np.ndarray:
+    """(H, W) the render's local noise as the noise bound reads it (`temporal_kernels.band_noise`)."""
+    image = _planes(frame["image"])
+    blocks, _ = kernels.band_noise(_planes(frame["noisy"]), image, 0, image.shape[1], spread)
+    pixels = np.repeat(np.repeat(blocks, kernels.NOISE_BLOCK, 0), kernels.NOISE_BLOCK, 1)
+    return pixels[:image.shape[1], :image.shape[2]]
 
 
 class TemporalFilter:
@@ -367,8 +399,8 @@ class TemporalFilter:
         if reason is None:
             flags = self._flags(passes)
             counts = _in_bands(size[0], lambda rows: kernels.filter_band(
-                rows.start, rows.stop, passes.motion, passes.depth, passes.ids, flags, self._params,
-                self.past, self.fields, current, out, past, fields))
+                rows.start, rows.stop, passes.motion, passes.depth, passes.ids, passes.noisy, passes.image, flags,
+                self._params, self.past, self.fields, current, out, past, fields))
             fraction = sum(counts) / (size[0] * size[1])
             if fraction < self.settings.cut_fraction:
                 reason = f"cut: {fraction:.0%} of the pixels have history"
@@ -393,6 +425,7 @@ class TemporalFilter:
         flags[[kernels.HAS_DEPTH, kernels.HAS_IDS]] = passes.has_depth, passes.has_ids
         flags[[kernels.PAST_HAS_DEPTH, kernels.PAST_HAS_IDS]] = self.past_has
         flags[kernels.ONE_SURFACE_SHORTCUT] = self.one_surface_shortcut
+        flags[kernels.HAS_NOISE] = passes.has_noise
         return flags
 
     def _spare_buffers(self, size) -> tuple[np.ndarray, np.ndarray]:

@@ -34,22 +34,23 @@ AGE = 3
 F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING, MOTION_EDGE = 0, 1, 2, 3, 4, 5, 6
 FIELDS = 7
 # What the frame has and what the history was recorded with (`flags`).
-HAS_DEPTH, HAS_IDS, PAST_HAS_DEPTH, PAST_HAS_IDS, ONE_SURFACE_SHORTCUT = 0, 1, 2, 3, 4
-FLAGS = 5
+HAS_DEPTH, HAS_IDS, PAST_HAS_DEPTH, PAST_HAS_IDS, ONE_SURFACE_SHORTCUT, HAS_NOISE = 0, 1, 2, 3, 4, 5
+FLAGS = 6
 # TemporalSettings as float32 (`params`), in this order.
 PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnification_power",
           "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
-          "fb_relative", "fb_absolute", "stale_edge_radius", "depth_far")
+          "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
- LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
 EDGE_SLOPE, EDGE_FLOOR = np.float32(0.04), np.float32(0.008)
+NOISE_BLOCK = 4
 ALMOST_ONE = np.float32(1.0 - 1e-6)
 TINY = np.float32(1e-6)
 
@@ -58,9 +59,10 @@ TINY = np.float32(1e-6)
 def config(flags, params):
     """`flags` (FLAGS,) and `params` (PARAMS,) as the kernels' `cfg` tuple."""
     return (bool(flags[0]), bool(flags[1]), bool(flags[2]), bool(flags[3]), bool(flags[4]),
+            bool(flags[5]),
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
-            params[15])
+            params[15], params[16], params[17])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -340,6 +342,44 @@ def motion_ranges(motion, r0, r1):
 
 
 @compiled
+def block_noise(noisy, image, first, last):
+    """The mean square of the luminance of `noisy` - `image` ((3, H, W) each: Cycles' Noisy
+    Image and its denoised Combined) over each NOISE_BLOCK^2 block (the pixels that exist) of
+    block rows first..last -> (last - first, blocks across)."""
+    height, width = image.shape[1], image.shape[2]
+    across = (width + NOISE_BLOCK - 1) // NOISE_BLOCK
+    sums = np.zeros((last - first, across), np.float32)
+    for i in range(first * NOISE_BLOCK, min(last * NOISE_BLOCK, height)):
+        row = sums[i // NOISE_BLOCK - first]
+        for j in range(width):
+            d = (LUMINANCE[0] * (noisy[0, i, j] - image[0, i, j]) + LUMINANCE[1] * (noisy[1, i, j] - image[1, i, j])
+                 + LUMINANCE[2] * (noisy[2, i, j] - image[2, i, j]))
+            row[j // NOISE_BLOCK] += d * d
+    for b in range(last - first):
+        rows = min((first + b + 1) * NOISE_BLOCK, height) - (first + b) * NOISE_BLOCK
+        for c in range(across):
+            sums[b, c] /= rows * (min((c + 1) * NOISE_BLOCK, width) - c * NOISE_BLOCK)
+    return sums
+
+
+@compiled
+def band_noise(noisy, image, r0, r1, spread):
+    """The render's noise around rows r0..r1, per NOISE_BLOCK^2 block: the largest RMS
+    (`block_noise`) over the (2 spread + 1)^2 blocks around each -> (blocks, the first block
+    row). Blocks keep it to one pass over the two images, and the band's result does not depend
+    on where the band starts."""
+    blocks_high = (image.shape[1] + NOISE_BLOCK - 1) // NOISE_BLOCK
+    first, last = r0 // NOISE_BLOCK, (r1 - 1) // NOISE_BLOCK + 1
+    top, bottom = max(first - spread, 0), min(last + spread, blocks_high)
+    squares = block_noise(noisy, image, top, bottom)
+    planes = squares.reshape((1, squares.shape[0], squares.shape[1]))
+    low = np.empty((1, last - first, squares.shape[1]), np.float32)
+    high = np.empty((1, last - first, squares.shape[1]), np.float32)
+    band_min_max(planes, first - top, last - top, spread, low, high)
+    return np.sqrt(high[0]), first
+
+
+@compiled
 def box_sum(plane, radius):
     """Sum over the (2 radius + 1)^2 values around each of the (H, W) `plane` that exist."""
     height, width = plane.shape
@@ -472,7 +512,8 @@ def presharpened_band(image, f_col, f_row, r0, r1, strength):
 # -- one band of the filter ------------------------------------------------------------------
 
 @compiled
-def filter_band(r0, r1, motion, depth, ids, flags, params, past, fields, current, out, past_out, fields_out):
+def filter_band(r0, r1, motion, depth, ids, noisy, image, flags, params, past, fields, current, out, past_out,
+                fields_out):
     """Blend the history (`past`, `fields`) into rows r0..r1 of `out` (3, H, W) from `current`,
     and record the band's ages and fields into `past_out`, `fields_out` -> how many of the
     band's pixels kept their history."""
@@ -494,8 +535,12 @@ def filter_band(r0, r1, motion, depth, ids, flags, params, past, fields, current
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
-    blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, light, stale, edges, low, high,
-               out, past_out, fields_out)
+    if cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0:
+        noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
+    else:
+        noise, first_block = low[0], 0
+    blend_rows(r0, r1, motion, depth, ids, noise, first_block, cfg, current, histories, weights, light, stale,
+               edges, low, high, out, past_out, fields_out)
     return kept
 
 
@@ -560,19 +605,24 @@ def window_range(image, c, i, j, height, width, radius):
 
 
 @pixel_loop
-def blend_rows(r0, r1, motion, depth, ids, cfg, current, histories, weights, light, stale, edges, low, high,
-               out, past_out, fields_out):
+def blend_rows(r0, r1, motion, depth, ids, noise, first_block, cfg, current, histories, weights, light, stale,
+               edges, low, high, out, past_out, fields_out):
     """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range) and
     blended in by `weights`, into `out`; the band's ages and fields into `past_out`, `fields_out`."""
     height, width = current.shape[1], current.shape[2]
+    bounded = cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0
     for i in range(r0, r1):
         k = i - r0
         for j in range(width):
+            bound = cfg[NOISE_BOUND] * noise[i // NOISE_BLOCK - first_block, j // NOISE_BLOCK] if bounded else ZERO
             for c in range(3):
                 if stale[k, j]:
                     lo, hi = window_range(current, c, i, j, height, width, int(cfg[STALE_EDGE_RADIUS]))
                 else:
                     lo, hi = low[c, k, j], high[c, k, j]
+                if bounded:
+                    lo = max(lo, current[c, i, j] - bound)
+                    hi = min(hi, current[c, i, j] + bound)
                 clamped = min(max(histories[k, j, c], lo), hi)
                 x = current[c, i, j]
                 out[c, i, j] = (clamped - x) * weights[k, j] + x

@@ -9,7 +9,8 @@ For every shot (a run of consecutive frame ids) it measures, on sRGB display ima
   reference render, and the ratios to the reference's;
 - mean PSNR against the reference, per-frame and filtered;
 - disocclusions: the error against the reference in the pixels that have no valid past (the
-  metric's forward-backward test fails there), per-frame and filtered (ghosting shows up here);
+  metric's forward-backward test fails there), per-frame and filtered (ghosting shows up here),
+  over the shot and at its worst frame;
 - with --window N, the same ratio and PSNR change over each run of N frames of a long shot
   (frames 1-N, N-2N+1, ...): whether the filter drifts as its history gets older.
 Prints a markdown table and writes the numbers as JSON.
@@ -100,30 +101,41 @@ def windows(images: dict, motions: list, shot: list[int], length: int) -> list[d
 
 
 def disocclusion_errors(images: dict, motions: list) -> dict:
-    """Mean squared error against the reference where the metric finds no valid past."""
+    """Mean squared error against the reference where the metric finds no valid past (what a
+    moving object just uncovered, and motion boundaries), over the shot and frame by frame:
+    issue 12 asks for the filtered error there to stay within per-frame enhancement's + 10 % at
+    every frame, so the worst frame's ratio is reported too."""
     totals = {"per_frame": 0.0, "temporal": 0.0}
-    pixels = 0
+    pixels, frame_ratios = 0, []
     for t in range(1, len(motions)):
         _, valid = occlusion_mask(motions[t], motions[t - 1])
         uncovered = ~valid
         pixels += int(uncovered.sum())
+        frame = {}
         for name in totals:
             diff = images[name][t][uncovered] - images["reference"][t][uncovered]
-            totals[name] += float((diff.astype(np.float64) ** 2).sum()) / 3
+            frame[name] = float((diff.astype(np.float64) ** 2).sum()) / 3
+            totals[name] += frame[name]
+        if frame["per_frame"] > 0:
+            frame_ratios.append(frame["temporal"] / frame["per_frame"])
     if not pixels:
         return {"disoccluded_pixels": 0}
-    return {"disoccluded_pixels": pixels, **{f"{k}_disoccluded_mse": v / pixels for k, v in totals.items()}}
+    return {"disoccluded_pixels": pixels, **{f"{k}_disoccluded_mse": v / pixels for k, v in totals.items()},
+            "disoccluded_ratio_by_frame": frame_ratios,
+            "disoccluded_ratio_worst_frame": max(frame_ratios, default=0.0)}
 
 
 def table(results: dict) -> str:
     lines = ["| shot | reference WE | input | per-frame | temporal | PSNR per-frame | PSNR temporal | "
-             "disoccluded MSE per-frame / temporal |", "|---|---|---|---|---|---|---|---|"]
+             "disoccluded MSE per-frame / temporal | worst frame's disoccluded MSE, temporal / per-frame |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(
             f"| {name} | {r['reference_warping_error']:.3g} | {r['input_ratio_to_reference']:.2f}x | "
             f"{r['per_frame_ratio_to_reference']:.2f}x | {r['temporal_ratio_to_reference']:.2f}x | "
             f"{r['per_frame_psnr']:.2f} | {r['temporal_psnr']:.2f} | "
-            f"{r.get('per_frame_disoccluded_mse', 0):.3g} / {r.get('temporal_disoccluded_mse', 0):.3g} |")
+            f"{r.get('per_frame_disoccluded_mse', 0):.3g} / {r.get('temporal_disoccluded_mse', 0):.3g} | "
+            f"{r.get('disoccluded_ratio_worst_frame', 0):.3f} |")
     for name, r in results.items():
         lines += [f"- {name}, frames {w['frames'][0]}-{w['frames'][1]}: {w['temporal_ratio_to_reference']:.2f}x "
                   f"the reference's warping error, {w['psnr_change_vs_per_frame']:+.2f} dB against per-frame"

@@ -243,6 +243,72 @@ def test_a_few_flickering_bright_pixels_do_not_restart_the_history():
     assert ages_around(np.inf).min() < 5                                       # restarted
 
 
+def _shadow_frame(t: int, render_noise: float) -> tuple[dict, np.ndarray]:
+    """A still surface with fine stripes (so every 7x7 range spans dark and light) under a
+    shadow whose edge moves 1 px per frame to the right, over the surface: the surface's
+    Vector pass is 0, the light on it changes. The render's Noisy Image differs from its
+    denoised Combined by `render_noise` (RMS). -> (frame, truth)."""
+    frame = synthetic_frame(0, speed=0)
+    stripes = np.where(np.arange(W) % 4 == 0, 0.3, 0.5).astype(np.float32)
+    light = np.where(np.arange(W) < 10 + t, 0.2, 1.0).astype(np.float32)
+    image = np.repeat(np.repeat((stripes * light)[None, :, None], H, 0), 3, -1)
+    rng = np.random.default_rng(50 + t)
+    frame["image"] = image
+    frame["noisy"] = image + rng.normal(0, render_noise, image.shape).astype(np.float32)
+    return frame, image
+
+
+def test_a_shadow_edge_moving_over_a_clean_render_is_followed_not_smeared():
+    """The pixels the shadow's edge has just left are lit now, and their history is dark. The
+    7x7 range still spans the dark stripes, and one column is too little for the lighting
+    test's local mean, so the clamp alone keeps the old shadow there. With a clean render the
+    history may differ from the frame by only `noise_bound` x the render's local noise, so
+    those pixels follow the light to within that. With a noisy render the bound is wide and
+    the history is kept (the flicker is still averaged away)."""
+    def edge_errors(bound, render_noise):
+        filt = TemporalFilter(TemporalSettings(noise_bound=bound))
+        temporal_error, per_frame_error, outputs, inputs = [], [], [], []
+        for t in range(8):
+            frame, image = _shadow_frame(t, render_noise)
+            enhanced = image + np.random.default_rng(t).normal(0, 0.003, image.shape).astype(np.float32)
+            outputs.append(filt.apply(frame, enhanced, t + 1).copy())
+            inputs.append(enhanced)
+            just_lit = slice(10 + t - 2, 10 + t)        # in shadow one or two frames ago
+            if t >= 2:
+                temporal_error.append(np.mean((outputs[-1][:, just_lit] - image[:, just_lit]) ** 2))
+                per_frame_error.append(np.mean((enhanced[:, just_lit] - image[:, just_lit]) ** 2))
+        flicker = lambda seq: np.mean([np.mean((a - b)[:, 24:] ** 2) for a, b in zip(seq[3:], seq[4:])])
+        return np.array(temporal_error), np.array(per_frame_error), flicker(outputs) / flicker(inputs)
+
+    bound = TemporalSettings().noise_bound * 0.01
+    clean, per_frame, steadier = edge_errors(TemporalSettings().noise_bound, render_noise=0.01)
+    assert np.all(clean <= bound ** 2), (clean, bound ** 2)
+    assert steadier < 0.5                                   # the lit stripes: the history still counts
+    smeared, _, _ = edge_errors(0.0, render_noise=0.01)
+    assert smeared.mean() > 20 * clean.mean(), (smeared, clean)
+    noisy_render, _, noisy_steadier = edge_errors(TemporalSettings().noise_bound, render_noise=0.3)
+    np.testing.assert_allclose(noisy_render, smeared, rtol=1e-6)   # a wide bound: the history is kept
+    assert noisy_steadier < 0.5
+
+
+@pytest.mark.parametrize("spread", [0, 1, 2])
+def test_render_noise_is_the_largest_block_rms_of_noisy_minus_denoised_luminance_around(spread):
+    rng = np.random.default_rng(3)
+    image = rng.random((13, 22, 3)).astype(np.float32)
+    noisy_image = image + rng.normal(0, 0.1, image.shape).astype(np.float32) * rng.random((13, 22, 1))
+    luminance = (noisy_image - image) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    block = temporal.kernels.NOISE_BLOCK
+    rms = np.array([[np.sqrt(np.mean(luminance[r:r + block, c:c + block] ** 2)) for c in range(0, 22, block)]
+                    for r in range(0, 13, block)])
+    expected = np.empty((13, 22), np.float32)
+    for i in range(13):
+        for j in range(22):
+            r, c = i // block, j // block
+            expected[i, j] = rms[max(r - spread, 0):r + spread + 1, max(c - spread, 0):c + spread + 1].max()
+    got = temporal.render_noise({"image": image, "noisy": noisy_image}, spread)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
 def test_vector_pass_convention_maps_a_pixel_to_its_past_and_future():
     motion = np.zeros((1, 1, 4), np.float32)
     motion[0, 0] = (4.0, 2.0, 4.0, 2.0)    # measured: camera moving +x, +y (content moves left, down)
