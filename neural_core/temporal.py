@@ -31,8 +31,9 @@ a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is ca
 frame ago (an anti-aliased edge that has moved on: its colour mixes a surface that is gone)
 clamps to a narrower range (`stale_edge_radius`). Nowhere may the history differ from the frame
 by more than a few times the render's own noise there (`noise_bound`; Noisy Image - Combined):
-in a clean render the frame is trusted, in a noisy one the bound is wide. Where only part of the footprint matched (an anti-aliased edge) part of
-the history is read bilinearly from all taps, unless a left-out tap is nearer (a disocclusion).
+in a clean render the frame is trusted, in a noisy one the bound is wide. Where only part of the
+footprint matched (an anti-aliased edge) part of the history is read bilinearly from all taps,
+unless a left-out tap is nearer (a disocclusion).
 Where the view closes in on a surface its history, resampled up, has less detail: the weight
 falls with the area ratio (`magnification_power`). A one-frame history counts as 1 +
 `start_trust` frames at its first blend. Where the light on a surface changes (a moving lamp or

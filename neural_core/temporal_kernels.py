@@ -538,7 +538,7 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, flags, params, past, f
     if cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0:
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
-        noise, first_block = low[0], 0
+        noise, first_block = low[0], 0      # not read: one array type for the compiled loop
     blend_rows(r0, r1, motion, depth, ids, noise, first_block, cfg, current, histories, weights, light, stale,
                edges, low, high, out, past_out, fields_out)
     return kept
@@ -607,8 +607,10 @@ def window_range(image, c, i, j, height, width, radius):
 @pixel_loop
 def blend_rows(r0, r1, motion, depth, ids, noise, first_block, cfg, current, histories, weights, light, stale,
                edges, low, high, out, past_out, fields_out):
-    """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range) and
-    blended in by `weights`, into `out`; the band's ages and fields into `past_out`, `fields_out`."""
+    """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; where
+    the frame has a noisy image, also to within noise_bound x `noise` of the frame) and blended in
+    by `weights`, into `out`; the band's ages and fields into `past_out`, `fields_out`. `noise`:
+    `band_noise`'s blocks from block row `first_block` on."""
     height, width = current.shape[1], current.shape[2]
     bounded = cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0
     for i in range(r0, r1):

@@ -1,7 +1,7 @@
 """Per-shot temporal evaluation of the bundled RAD on `make-scenes --sequence` data (issue 12).
 
     .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout [--model rad]
-        [--out docs/temporal_eval.json] [--no-follow-lighting]
+        [--out docs/temporal_eval.json] [--no-follow-lighting] [--noise-bound K]
 
 For every shot (a run of consecutive frame ids) it measures, on sRGB display images:
 - the occlusion-masked warping error (training/metrics/temporal.py) of the input render, the
@@ -152,13 +152,16 @@ def main(argv=None) -> int:
     parser.add_argument("--clamp-radius", type=int, default=defaults.clamp_radius)
     parser.add_argument("--min-weight", type=float, default=defaults.min_weight)
     parser.add_argument("--edge-history-weight", type=float, default=defaults.edge_history_weight)
+    parser.add_argument("--noise-bound", type=float, default=defaults.noise_bound,
+                        help="TemporalSettings.noise_bound (0: the history is not bounded by the render's noise)")
     parser.add_argument("--window", type=int, default=0, metavar="N",
                         help="also report runs of N frames of each shot (long shots: does it drift?)")
     parser.add_argument("--follow-lighting", action=argparse.BooleanOptionalAction, default=True,
                         help="the lighting test (docs/temporal.md, step 5; default: on)")
     args = parser.parse_args(argv)
     settings = dataclasses.replace(settings_for(args.follow_lighting), min_weight=args.min_weight,
-                                   clamp_radius=args.clamp_radius, edge_history_weight=args.edge_history_weight)
+                                   clamp_radius=args.clamp_radius, edge_history_weight=args.edge_history_weight,
+                                   noise_bound=args.noise_bound)
     data = Path(args.data)
     fast, reference = DatasetReader(data / "fast"), DatasetReader(data / "reference")
     scenes = json.loads((data / "scenes.json").read_text()).get("scenes", {})

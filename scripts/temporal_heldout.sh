@@ -48,6 +48,15 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22100 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_d
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_d --out docs/temporal_eval_d.json
+# The moving-shadow table top alone (session 16, validation; the scene of temporal_val256's shot
+# 201-208, seed 20402, with other noise):
+#   .venv/bin/python -m training make-scenes --kinds tabletop --count 1 --seed 20402 --resolution 256x128 \
+#       --reference-samples 512 --sequence 8 --out data/temporal_val_shadow
+# Held-out set E (session 16; seeds 22300+): 4 more shots at the issue's own setting, rendered
+# after the noise bound was chosen and evaluated once (also with the bound off, --noise-bound 0):
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22300 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_e
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_e --out docs/temporal_eval_e.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
