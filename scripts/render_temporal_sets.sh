@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Render again the temporal validation and held-out sets (data/ is not kept between sessions),
+# cheapest first. Resumable: run it again after a stop; finished frames are skipped.
+# On the 2-core VM (session 16): ~13 min per 128x64 set of 4 shots, ~25 min for the two 4-spp
+# shots, ~10 min for the shadow table top, ~50 min per 256x128 held-out set of 4.
+#   scripts/render_temporal_sets.sh [validation|heldout|all]   (default: validation)
+# The commands of every set, with their seeds, are in scripts/temporal_heldout.sh; the 256x128
+# and 512x256 validation sets and held-out sets A-D are there too (not rendered here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+scenes() { "$PY" -m training make-scenes --no-progress --sequence 8 --reference-samples 512 "$@"; }
+validation() {
+    scenes --kinds street --count 6 --seed 20700 --resolution 128x64 --out data/temporal_val_street
+    scenes --count 4 --seed 20200 --resolution 128x64 --out data/temporal_val
+    scenes --kinds interior --count 4 --seed 20600 --resolution 128x64 --out data/temporal_val_interior
+    scenes --kinds studio --count 4 --seed 20900 --resolution 128x64 --out data/temporal_val_studio
+    scenes --kinds street,interior --count 2 --seed 21100 --resolution 256x128 --fast-samples 4 --out data/temporal_val_4spp
+    scenes --kinds tabletop --count 1 --seed 20402 --resolution 256x128 --out data/temporal_val_shadow
+}
+heldout() {
+    scenes --kinds street,interior --count 4 --seed 22300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_e
+}
+case "${1:-validation}" in
+    validation) validation ;;
+    heldout) heldout ;;
+    all) validation; heldout ;;
+    *) echo "usage: $0 [validation|heldout|all]" >&2; exit 2 ;;
+esac
+# Then: scripts/sweep_temporal.py --data data/temporal_val data/temporal_val_street data/temporal_val_interior \
+#   data/temporal_val_studio data/temporal_val_4spp data/temporal_val_shadow   (the 21 shots of session 16)
