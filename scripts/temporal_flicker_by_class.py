@@ -5,10 +5,15 @@ pixel (issue 12; docs/temporal.md, "Session 12").
         [--set NAME=VALUE ...]
 
 For every shot (or those whose name holds --shot), the error of each frame pair over the
-pixels the metric counts, split into: history restarted (no tap kept), next to a motion edge,
-footprint partly kept (object edges), clamped (history moved by more than 0.002), and the rest;
-each as its share of the pixels and its part of the shot's ratio to the reference's warping
-error (the parts add up to the ratio). Uses scripts/sweep_temporal.py's cache of the shots.
+pixels the metric counts, split into: history restarted (no tap kept, or the lighting test
+restarted it: age 0), next to a motion edge, and the rest; each as its share of the pixels and
+its part of the shot's ratio to the reference's warping error (the parts add up to the ratio).
+Uses scripts/sweep_temporal.py's cache of the shots.
+
+Session 12's version also split out object edges whose footprint was partly kept and clamped
+pixels; it read them from the numpy filter's steps, which the compiled filter (session 14) runs
+inside one kernel, and from then on printed every pixel as restarted (found in session 16). The
+classes left are those the filter's record (its per-pixel age) and the Vector pass still give.
 """
 from __future__ import annotations
 
@@ -27,46 +32,22 @@ from sweep_temporal import VALIDATION, _grid, load_shots  # noqa: E402
 from neural_core import temporal  # noqa: E402
 from training.metrics.temporal import pixel_errors  # noqa: E402
 
-CLASSES = ("restarted", "motion edge", "partly kept", "clamped", "rest")
+CLASSES = ("restarted", "motion edge", "rest")
 
 
-class RecordingFilter(temporal.TemporalFilter):
-    """The filter, keeping per pixel of the last frame what it did (one band at a time: run
-    it with one thread)."""
-
-    def apply(self, frame, enhanced, number, key=None):
-        pixels = enhanced.shape[0] * enhanced.shape[1]
-        self.seen = {name: np.zeros(pixels, np.float32) for name in ("kept", "share", "clamp_move")}
-        return super().apply(frame, enhanced, number, key)
-
-    def _reproject(self, frame, rows, below):
-        result = super()._reproject(frame, rows, below)
-        band = slice(rows.start * self.size[1], rows.stop * self.size[1])
-        self.seen["kept"][band], self.seen["share"][band] = result[1], np.minimum(result[2], 1.0)
-        return result
-
-    def _clamp(self, history, current, rows, out):
-        super()._clamp(history, current, rows, out)
-        band = slice(rows.start * current.shape[2], rows.stop * current.shape[2])
-        self.seen["clamp_move"][band] = np.abs(out - history).max(axis=0)
-
-
-def pixel_classes(seen: dict, motion: np.ndarray) -> dict[str, np.ndarray]:
-    shape = motion.shape[:2]
-    kept, share, moved = (seen[name].reshape(shape) for name in ("kept", "share", "clamp_move"))
-    edge = temporal.motion_edge(motion, slice(0, shape[0])) & (kept > 0)
-    partly = (share < 0.999) & ~edge & (kept > 0)
-    rest = (kept > 0) & ~edge & ~partly
-    return {"restarted": kept == 0, "motion edge": edge, "partly kept": partly,
-            "clamped": rest & (moved > 0.002), "rest": rest & (moved <= 0.002)}
+def pixel_classes(age: np.ndarray, motion: np.ndarray) -> dict[str, np.ndarray]:
+    """What the filter did at each pixel of a frame, from the age it recorded (0: no history)."""
+    kept = age > 0
+    edge = temporal.motion_edge(motion, slice(0, motion.shape[0])).reshape(age.shape) & kept
+    return {"restarted": ~kept, "motion edge": edge, "rest": kept & ~edge}
 
 
 def split_shot(shot: dict, settings: temporal.TemporalSettings) -> dict[str, tuple[float, float]]:
     """class -> (share of the counted pixels, part of the ratio to the reference's error)."""
-    filt, outputs, seen = RecordingFilter(settings), [], []
+    filt, outputs, ages = temporal.TemporalFilter(settings), [], []
     for frame, enhanced, number in zip(shot["frames"], shot["per_frame"], shot["numbers"]):
         outputs.append(display(filt.apply(frame, enhanced, number)))
-        seen.append(filt.seen)
+        ages.append(filt.age.copy())
     # The warping error is the mean over pairs of each pair's mean over the counted pixels; the
     # ratio divides it by the reference's. Each class gets its pixels' part of the numerator.
     parts = {name: [0.0, 0.0] for name in CLASSES}
@@ -76,7 +57,7 @@ def split_shot(shot: dict, settings: temporal.TemporalSettings) -> dict[str, tup
         error, mask = pixel_errors(outputs[t - 1], outputs[t], *motions)
         reference, _ = pixel_errors(shot["references"][t - 1], shot["references"][t], *motions)
         reference_sum += reference[mask].mean()
-        for name, where in pixel_classes(seen[t], frames[t]["motion"]).items():
+        for name, where in pixel_classes(ages[t], frames[t]["motion"]).items():
             parts[name][0] += (where & mask).sum() / mask.sum() / (len(outputs) - 1)
             parts[name][1] += error[where & mask].sum() / mask.sum()
     return {name: (share, part / reference_sum) for name, (share, part) in parts.items()}
@@ -91,8 +72,6 @@ def main(argv=None) -> int:
                         help="a TemporalSettings field other than its default")
     args = parser.parse_args(argv)
     settings = dataclasses.replace(temporal.TemporalSettings(), **_grid(args.set)[0])
-    temporal.shutdown()
-    temporal._POOL.append(temporal.ThreadPoolExecutor(max_workers=1))   # one band at a time
     for shot in load_shots(args.data, args.model):
         if args.shot not in shot["name"]:
             continue
