@@ -341,6 +341,12 @@ def motion_ranges(motion, r0, r1):
     return low, high
 
 
+@per_pixel
+def noise_bounded(cfg):
+    """Does the noise bound apply: the frame has a noisy image and the bound is on."""
+    return cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0
+
+
 @compiled
 def block_noise(noisy, image, first, last):
     """The mean square of the luminance of `noisy` - `image` ((3, H, W) each: Cycles' Noisy
@@ -352,8 +358,8 @@ def block_noise(noisy, image, first, last):
     for i in range(first * NOISE_BLOCK, min(last * NOISE_BLOCK, height)):
         row = sums[i // NOISE_BLOCK - first]
         for j in range(width):
-            d = (LUMINANCE[0] * (noisy[0, i, j] - image[0, i, j]) + LUMINANCE[1] * (noisy[1, i, j] - image[1, i, j])
-                 + LUMINANCE[2] * (noisy[2, i, j] - image[2, i, j]))
+            d = luminance(noisy[0, i, j] - image[0, i, j], noisy[1, i, j] - image[1, i, j],
+                          noisy[2, i, j] - image[2, i, j])
             row[j // NOISE_BLOCK] += d * d
     for b in range(last - first):
         rows = min((first + b + 1) * NOISE_BLOCK, height) - (first + b) * NOISE_BLOCK
@@ -399,9 +405,15 @@ def box_sum(plane, radius):
 
 
 @per_pixel
+def luminance(r, g, b):
+    """Linear colour -> Rec. 709 luminance."""
+    return r * LUMINANCE[0] + g * LUMINANCE[1] + b * LUMINANCE[2]
+
+
+@per_pixel
 def brightness(r, g, b):
     """Linear colour -> square-root luminance (~ display units)."""
-    return np.sqrt(max(r * LUMINANCE[0] + g * LUMINANCE[1] + b * LUMINANCE[2], ZERO))
+    return np.sqrt(max(luminance(r, g, b), ZERO))
 
 
 @compiled
@@ -535,7 +547,7 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, flags, params, past, f
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
-    if cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0:
+    if noise_bounded(cfg):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
@@ -612,7 +624,7 @@ def blend_rows(r0, r1, motion, depth, ids, noise, first_block, cfg, current, his
     by `weights`, into `out`; the band's ages and fields into `past_out`, `fields_out`. `noise`:
     `band_noise`'s blocks from block row `first_block` on."""
     height, width = current.shape[1], current.shape[2]
-    bounded = cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0
+    bounded = noise_bounded(cfg)
     for i in range(r0, r1):
         k = i - r0
         for j in range(width):
