@@ -21,7 +21,7 @@ from .core import schema
 
 # Passes the filter reads (neural_core.temporal.USED_PASSES): the Vector pass to reproject,
 # depth and ids to find disocclusions (ids: Object Index on Cycles, the class AOV on EEVEE).
-PASSES = ("motion", "depth")
+PASSES = ("motion", "depth", "emission")
 # (scene name, view layer name) -> TemporalFilter. Render thread only, one frame at a time.
 _FILTERS: dict = {}
 LAST = {"reset": None, "history": 0.0, "ms": 0.0}

@@ -34,18 +34,20 @@ AGE = 3
 F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING, MOTION_EDGE = 0, 1, 2, 3, 4, 5, 6
 FIELDS = 7
 # What the frame has and what the history was recorded with (`flags`).
-HAS_DEPTH, HAS_IDS, PAST_HAS_DEPTH, PAST_HAS_IDS, ONE_SURFACE_SHORTCUT, HAS_NOISE = 0, 1, 2, 3, 4, 5
-FLAGS = 6
+HAS_DEPTH, HAS_IDS, PAST_HAS_DEPTH, PAST_HAS_IDS, ONE_SURFACE_SHORTCUT, HAS_NOISE, HAS_EMISSION = range(7)
+FLAGS = 7
 # TemporalSettings as float32 (`params`), in this order.
 PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnification_power",
           "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
-          "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "depth_far")
+          "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
+          "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
- LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
+ DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -59,10 +61,10 @@ TINY = np.float32(1e-6)
 def config(flags, params):
     """`flags` (FLAGS,) and `params` (PARAMS,) as the kernels' `cfg` tuple."""
     return (bool(flags[0]), bool(flags[1]), bool(flags[2]), bool(flags[3]), bool(flags[4]),
-            bool(flags[5]),
+            bool(flags[5]), bool(flags[6]),
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
-            params[15], params[16], params[17])
+            params[15], params[16], params[17], params[18])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -347,6 +349,13 @@ def noise_bounded(cfg):
     return cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0
 
 
+@per_pixel
+def emitters_widen(cfg):
+    """Does the clamp range reach up to the visible emitters around: the frame has an Emission
+    pass and emitter_radius is on."""
+    return cfg[HAS_EMISSION] and cfg[EMITTER_RADIUS] > 0
+
+
 @compiled
 def block_noise(noisy, image, first, last):
     """The mean square of the luminance of `noisy` - `image` ((3, H, W) each: Cycles' Noisy
@@ -524,7 +533,7 @@ def presharpened_band(image, f_col, f_row, r0, r1, strength):
 # -- one band of the filter ------------------------------------------------------------------
 
 @compiled
-def filter_band(r0, r1, motion, depth, ids, noisy, image, flags, params, past, fields, current, out, past_out,
+def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, params, past, fields, current, out, past_out,
                 fields_out):
     """Blend the history (`past`, `fields`) into rows r0..r1 of `out` (3, H, W) from `current`,
     and record the band's ages and fields into `past_out`, `fields_out` -> how many of the
@@ -547,11 +556,16 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, flags, params, past, f
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
+    if emitters_widen(cfg):
+        emitters = np.empty((3, count, width), np.float32)
+        band_min_max(emission, r0, r1, int(cfg[EMITTER_RADIUS]), np.empty_like(emitters), emitters)
+    else:
+        emitters = low      # not read: one array type for the compiled loop
     if noise_bounded(cfg):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
-    blend_rows(r0, r1, motion, depth, ids, noise, first_block, cfg, current, histories, weights, light, stale,
+    blend_rows(r0, r1, motion, depth, ids, noise, first_block, emitters, cfg, current, histories, weights, light, stale,
                edges, low, high, out, past_out, fields_out)
     return kept
 
@@ -617,14 +631,15 @@ def window_range(image, c, i, j, height, width, radius):
 
 
 @pixel_loop
-def blend_rows(r0, r1, motion, depth, ids, noise, first_block, cfg, current, histories, weights, light, stale,
+def blend_rows(r0, r1, motion, depth, ids, noise, first_block, emitters, cfg, current, histories, weights, light, stale,
                edges, low, high, out, past_out, fields_out):
-    """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; where
-    the frame has a noisy image, also to within noise_bound x `noise` of the frame) and blended in
+    """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; up to
+    the brightest visible emitter around, `emitters`; where the frame has a noisy image, also to
+    within noise_bound x `noise` of the frame) and blended in
     by `weights`, into `out`; the band's ages and fields into `past_out`, `fields_out`. `noise`:
     `band_noise`'s blocks from block row `first_block` on."""
     height, width = current.shape[1], current.shape[2]
-    bounded = noise_bounded(cfg)
+    bounded, lit = noise_bounded(cfg), emitters_widen(cfg)
     for i in range(r0, r1):
         k = i - r0
         for j in range(width):
@@ -634,6 +649,8 @@ def blend_rows(r0, r1, motion, depth, ids, noise, first_block, cfg, current, his
                     lo, hi = window_range(current, c, i, j, height, width, int(cfg[STALE_EDGE_RADIUS]))
                 else:
                     lo, hi = low[c, k, j], high[c, k, j]
+                    if lit:
+                        hi = max(hi, emitters[c, k, j])
                 if bounded:
                     lo = max(lo, current[c, i, j] - bound)
                     hi = min(hi, current[c, i, j] + bound)

@@ -243,6 +243,73 @@ def test_a_few_flickering_bright_pixels_do_not_restart_the_history():
     assert ages_around(np.inf).min() < 5                                       # restarted
 
 
+def _lamp_frames(lit: list[bool], shown: list[bool]) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+    """A small lamp (one pixel, 6x the light of the still, dim surface around it), as a 4-spp
+    render and Cycles' denoiser give it: the Emission pass shows it in every frame it is `lit`,
+    the per-frame enhanced image only in the frames it is `shown` (the denoiser wiped it out as
+    a firefly in the others). -> [(frame, per-frame enhanced, truth)]."""
+    lamp = (H // 2, W // 2)
+    frames = []
+    for t, (on, seen) in enumerate(zip(lit, shown)):
+        frame = synthetic_frame(0, speed=0)
+        truth_t = np.full((H, W, 3), 0.1, np.float32)
+        frame["emission"] = np.zeros((H, W, 3), np.float32)
+        if on:
+            truth_t[lamp] = frame["emission"][lamp] = 6.0
+        enhanced = truth_t + np.random.default_rng(t).normal(0, 0.005, truth_t.shape).astype(np.float32)
+        if on and not seen:
+            enhanced[lamp] = 0.15
+        frames.append((frame, enhanced, truth_t))
+    return frames
+
+
+def test_a_small_lamp_the_denoiser_wipes_out_in_some_frames_keeps_its_history():
+    """Where the Emission pass shows a light, the clamp range reaches up to it: the history of
+    a lamp that the per-frame image lost in this frame is kept. Without an Emission pass the
+    clamp follows the per-frame image down."""
+    shown = [True, True, True, False, True, False, True, True]
+
+    def lamp_values(with_emission: bool):
+        filt, values = TemporalFilter(), []
+        for t, (frame, enhanced, _) in enumerate(_lamp_frames([True] * 8, shown)):
+            if not with_emission:
+                del frame["emission"]
+            values.append(filt.apply(frame, enhanced, t + 1)[H // 2, W // 2, 0])
+        return np.array(values)
+
+    kept, followed = lamp_values(True), lamp_values(False)
+    assert kept[3] > 4.0 and kept[5] > 4.0, kept              # the blink frames: still a lamp
+    assert followed[3] < 0.2 and followed[5] < 0.2, followed
+    assert np.abs(np.diff(kept)).max() < 0.5 * np.abs(np.diff(followed)).max()
+
+
+def test_a_lamp_that_goes_out_is_followed_at_once():
+    """The Emission pass says when the light is gone: the range closes again."""
+    lit = [True] * 4 + [False] * 4
+    filt = TemporalFilter()
+    for t, (frame, enhanced, truth_t) in enumerate(_lamp_frames(lit, lit)):
+        out = filt.apply(frame, enhanced, t + 1)
+    np.testing.assert_allclose(out[H // 2, W // 2], truth_t[H // 2, W // 2], atol=0.05)
+
+
+def test_no_trail_behind_a_moving_emitter():
+    """The moving box is a light (the Emission pass shows it): where it was a frame ago, the
+    background must not keep its colour, although the range around reaches up to it."""
+    filt = TemporalFilter()
+    for t in range(6):
+        frame, enhanced = synthetic_frame(t), noisy(t)
+        frame["emission"] = np.where(frame["object_index"] == 2.0, truth(t), 0.0).astype(np.float32)
+        out = filt.apply(frame, enhanced, t + 1)
+        if t == 0:
+            continue
+        uncovered = np.zeros((H, W), bool)
+        uncovered[8:8 + BOX, box_columns(t - 1)] = True
+        uncovered[8:8 + BOX, box_columns(t)] = False
+        err_filtered = np.mean((out[uncovered] - truth(t)[uncovered]) ** 2)
+        err_per_frame = np.mean((enhanced[uncovered] - truth(t)[uncovered]) ** 2)
+        assert err_filtered <= 1.1 * err_per_frame, (t, err_filtered, err_per_frame)
+
+
 def _shadow_frame(t: int, render_noise: float) -> tuple[dict, np.ndarray]:
     """A still surface with fine stripes (so every 7x7 range spans dark and light) under a
     shadow whose edge moves 1 px per frame to the right, over the surface: the surface's
