@@ -31,7 +31,9 @@ a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is ca
 frame ago (an anti-aliased edge that has moved on: its colour mixes a surface that is gone)
 clamps to a narrower range (`stale_edge_radius`). Nowhere may the history differ from the frame
 by more than a few times the render's own noise there (`noise_bound`; Noisy Image - Combined):
-in a clean render the frame is trusted, in a noisy one the bound is wide. Where only part of the
+in a clean render the frame is trusted, in a noisy one the bound is wide. Near a visible
+emitter (the Emission pass) the range reaches up to its light (`emitter_radius`): the denoiser
+wipes small lamps out in some frames, and the history need not follow. Where only part of the
 footprint matched (an anti-aliased edge) part of the history is read bilinearly from all taps,
 unless a left-out tap is nearer (a disocclusion).
 Where the view closes in on a surface its history, resampled up, has less detail: the weight
@@ -158,13 +160,14 @@ class TemporalSettings:
     # street: 0.8, 1.7, 3.7, 4.2, 0.2, 0.5, 3.7 in linear luminance over frames 1-7, against a
     # steady ~6 in the Emission pass). The clamp followed it down, and such blinking pixels,
     # ~1 % of a street's, carried up to 80 % of its flicker. Where the Emission pass shows an
-    # emitter within `emitter_radius` pixels, the clamp range reaches up to it: the history may
-    # be as bright as the light that is plainly there. Where the light goes out, the Emission
-    # pass says so and the range closes again. Not for stale edges (a light that moved on).
-    # Frames without an Emission pass are left as they were. Session 17, 21 validation shots,
-    # 0 / 1 / 2 / 3: warping error 0.978 / 0.887 / 0.876 / 0.872x the reference's on the mean,
-    # worst 3.29 / 1.52 / 1.48 / 1.41x; PSNR over per-frame +0.414 / +0.456 / +0.460 / +0.464
-    # dB, worst -1.27 dB throughout (docs/temporal.md). 0 turns it off.
+    # emitter within `emitter_radius` pixels (3: the clamp's own window), the clamp range
+    # reaches up to it (its largest channel): the history may be as bright as the light that is
+    # plainly there. Where the light goes out, the Emission pass says so and the range closes
+    # again. Not for stale edges (a light that has moved on). Frames without an Emission pass
+    # are left as they were. Session 17, 21 validation shots, 0 / 1 / 2 / 3 / 4: warping error
+    # 0.978 / 0.885 / 0.874 / 0.870 / 0.859x the reference's on the mean, worst 3.29 / 1.50 /
+    # 1.47 / 1.39 / 1.26x; PSNR over per-frame +0.414 / +0.458 / +0.463 / +0.468 / +0.477 dB,
+    # worst -1.27 dB throughout (docs/temporal.md). 0 turns it off.
     emitter_radius: int = 3
     # A bilinear read at fraction f of a pixel blurs by ~f (1 - f) / 2 times the second
     # difference along that axis, and a history is read every frame: fine textures smear (a

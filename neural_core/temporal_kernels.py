@@ -395,6 +395,26 @@ def band_noise(noisy, image, r0, r1, spread):
 
 
 @compiled
+def band_emitters(emission, r0, r1, radius):
+    """The brightest visible emitter (the Emission pass, (3, H, W), its largest channel) within
+    `radius` pixels of each pixel of rows r0..r1 -> (r1 - r0, W). Most bands show none: then
+    zeros, without the window."""
+    height, width = emission.shape[1], emission.shape[2]
+    top, bottom = max(r0 - radius, 0), min(r1 + radius, height)
+    brightest = np.empty((1, bottom - top, width), np.float32)
+    lit = False
+    for i in range(top, bottom):
+        for j in range(width):
+            value = max(emission[0, i, j], emission[1, i, j], emission[2, i, j])
+            brightest[0, i - top, j] = value
+            lit = lit or value > ZERO
+    out = np.zeros((1, r1 - r0, width), np.float32)
+    if lit:
+        band_min_max(brightest, r0 - top, r1 - top, radius, np.empty_like(out), out)
+    return out[0]
+
+
+@compiled
 def box_sum(plane, radius):
     """Sum over the (2 radius + 1)^2 values around each of the (H, W) `plane` that exist."""
     height, width = plane.shape
@@ -556,11 +576,7 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
-    if emitters_widen(cfg):
-        emitters = np.empty((3, count, width), np.float32)
-        band_min_max(emission, r0, r1, int(cfg[EMITTER_RADIUS]), np.empty_like(emitters), emitters)
-    else:
-        emitters = low      # not read: one array type for the compiled loop
+    emitters = band_emitters(emission, r0, r1, int(cfg[EMITTER_RADIUS])) if emitters_widen(cfg) else seen
     if noise_bounded(cfg):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
@@ -650,7 +666,7 @@ def blend_rows(r0, r1, motion, depth, ids, noise, first_block, emitters, cfg, cu
                 else:
                     lo, hi = low[c, k, j], high[c, k, j]
                     if lit:
-                        hi = max(hi, emitters[c, k, j])
+                        hi = max(hi, emitters[k, j])
                 if bounded:
                     lo = max(lo, current[c, i, j] - bound)
                     hi = min(hi, current[c, i, j] + bound)
