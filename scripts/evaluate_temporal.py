@@ -1,13 +1,14 @@
 """Per-shot temporal evaluation of the bundled RAD on `make-scenes --sequence` data (issue 12).
 
     .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout [--model rad]
-        [--out docs/temporal_eval.json] [--no-follow-lighting] [--noise-bound K]
+        [--out docs/temporal_eval.json] [--no-follow-lighting] [--noise-bound K] [--emitter-radius R]
 
 For every shot (a run of consecutive frame ids) it measures, on sRGB display images:
 - the occlusion-masked warping error (training/metrics/temporal.py) of the input render, the
   per-frame enhancement, the temporally filtered enhancement (neural_core.temporal) and the
   reference render, and the ratios to the reference's;
-- mean PSNR against the reference, per-frame and filtered;
+- mean PSNR and SSIM against the reference: the input render (Cycles' denoiser), per-frame and
+  filtered;
 - disocclusions: the error against the reference in the pixels that have no valid past (the
   metric's forward-backward test fails there), per-frame and filtered (ghosting shows up here),
   over the shot and at its worst frame;
@@ -74,8 +75,9 @@ def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader
     for name in ("input", "per_frame", "temporal"):
         result[f"{name}_ratio_to_reference"] = result[f"{name}_warping_error"] / result["reference_warping_error"]
     for name in ("input", "per_frame", "temporal"):
-        result[f"{name}_psnr"] = float(np.mean([image_metrics.psnr(a, b) for a, b in
-                                                zip(images[name], images["reference"])]))
+        for metric in ("psnr", "ssim"):
+            score = getattr(image_metrics, metric)
+            result[f"{name}_{metric}"] = float(np.mean([score(a, b) for a, b in zip(images[name], images["reference"])]))
     result.update(disocclusion_errors(images, motions))
     if window:
         result["windows"] = windows(images, motions, shot, window)
@@ -126,14 +128,16 @@ def disocclusion_errors(images: dict, motions: list) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["| shot | reference WE | input | per-frame | temporal | PSNR per-frame | PSNR temporal | "
-             "disoccluded MSE per-frame / temporal | worst frame's disoccluded MSE, temporal / per-frame |",
+    lines = ["| shot | reference WE | input | per-frame | temporal | PSNR input / per-frame / temporal | "
+             "SSIM input / per-frame / temporal | disoccluded MSE per-frame / temporal | "
+             "worst frame's disoccluded MSE, temporal / per-frame |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(
             f"| {name} | {r['reference_warping_error']:.3g} | {r['input_ratio_to_reference']:.2f}x | "
             f"{r['per_frame_ratio_to_reference']:.2f}x | {r['temporal_ratio_to_reference']:.2f}x | "
-            f"{r['per_frame_psnr']:.2f} | {r['temporal_psnr']:.2f} | "
+            f"{r['input_psnr']:.2f} / {r['per_frame_psnr']:.2f} / {r['temporal_psnr']:.2f} | "
+            f"{r['input_ssim']:.4f} / {r['per_frame_ssim']:.4f} / {r['temporal_ssim']:.4f} | "
             f"{r.get('per_frame_disoccluded_mse', 0):.3g} / {r.get('temporal_disoccluded_mse', 0):.3g} | "
             f"{r.get('disoccluded_ratio_worst_frame', 0):.3f} |")
     for name, r in results.items():
@@ -154,6 +158,8 @@ def main(argv=None) -> int:
     parser.add_argument("--edge-history-weight", type=float, default=defaults.edge_history_weight)
     parser.add_argument("--noise-bound", type=float, default=defaults.noise_bound,
                         help="TemporalSettings.noise_bound (0: the history is not bounded by the render's noise)")
+    parser.add_argument("--emitter-radius", type=int, default=defaults.emitter_radius,
+                        help="TemporalSettings.emitter_radius (0: the clamp range ignores the Emission pass)")
     parser.add_argument("--window", type=int, default=0, metavar="N",
                         help="also report runs of N frames of each shot (long shots: does it drift?)")
     parser.add_argument("--follow-lighting", action=argparse.BooleanOptionalAction, default=True,
@@ -161,7 +167,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     settings = dataclasses.replace(settings_for(args.follow_lighting), min_weight=args.min_weight,
                                    clamp_radius=args.clamp_radius, edge_history_weight=args.edge_history_weight,
-                                   noise_bound=args.noise_bound)
+                                   noise_bound=args.noise_bound, emitter_radius=args.emitter_radius)
     data = Path(args.data)
     fast, reference = DatasetReader(data / "fast"), DatasetReader(data / "reference")
     scenes = json.loads((data / "scenes.json").read_text()).get("scenes", {})
