@@ -2,7 +2,7 @@
 # Render again the temporal validation and held-out sets (data/ is not kept between sessions),
 # cheapest first. Resumable: run it again after a stop; finished frames are skipped.
 # On the 2-core VM (session 16): ~13 min per 128x64 set of 4 shots, ~25 min for the two 4-spp
-# shots, ~10 min for the shadow table top, ~50 min per 256x128 held-out set of 4.
+# shots, ~10 min for the shadow table top, ~50-70 min per 256x128 held-out set of 4.
 #   scripts/render_temporal_sets.sh [validation|heldout|all]   (default: validation)
 # The commands of every set, with their seeds, are in scripts/temporal_heldout.sh; the 256x128
 # and 512x256 validation sets and held-out sets A-D are there too (not rendered here).
@@ -20,6 +20,7 @@ validation() {
 }
 heldout() {
     scenes --kinds street,interior --count 4 --seed 22300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_e
+    scenes --kinds street,interior --count 4 --seed 22500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_f
 }
 case "${1:-validation}" in
     validation) validation ;;

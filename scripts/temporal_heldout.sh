@@ -57,6 +57,12 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22300 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_e
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_e --out docs/temporal_eval_e.json
+# Held-out set F (session 17; seeds 22500+): 4 more shots at the issue's own setting, rendered
+# while the emitter range was chosen on the validation shots, evaluated once after (also with the
+# range off, --emitter-radius 0):
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22500 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_f
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_f --out docs/temporal_eval_f.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
