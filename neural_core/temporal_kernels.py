@@ -397,20 +397,26 @@ def band_noise(noisy, image, r0, r1, spread):
 @compiled
 def band_emitters(emission, r0, r1, radius):
     """The brightest visible emitter (the Emission pass, (3, H, W), its largest channel) within
-    `radius` pixels of each pixel of rows r0..r1 -> (r1 - r0, W). Most bands show none: then
-    zeros, without the window."""
+    `radius` pixels of each pixel of rows r0..r1 -> (r1 - r0, W). Most bands show none, and the
+    others a few small lights: the window runs over the columns around them only."""
     height, width = emission.shape[1], emission.shape[2]
     top, bottom = max(r0 - radius, 0), min(r1 + radius, height)
     brightest = np.empty((1, bottom - top, width), np.float32)
-    lit = False
+    first, last = width, -1
     for i in range(top, bottom):
         for j in range(width):
             value = max(emission[0, i, j], emission[1, i, j], emission[2, i, j])
             brightest[0, i - top, j] = value
-            lit = lit or value > ZERO
+            if value > ZERO:
+                first, last = min(first, j), max(last, j)
     out = np.zeros((1, r1 - r0, width), np.float32)
-    if lit:
-        band_min_max(brightest, r0 - top, r1 - top, radius, np.empty_like(out), out)
+    if last >= 0:
+        # Beyond `radius` of the lit columns every window holds zeros only.
+        c0, c1 = max(first - radius, 0), min(last + radius + 1, width)
+        part = np.ascontiguousarray(brightest[:, :, c0:c1])
+        high = np.empty((1, r1 - r0, c1 - c0), np.float32)
+        band_min_max(part, r0 - top, r1 - top, radius, np.empty_like(high), high)
+        out[:, :, c0:c1] = high
     return out[0]
 
 

@@ -283,6 +283,23 @@ def test_a_small_lamp_the_denoiser_wipes_out_in_some_frames_keeps_its_history():
     assert np.abs(np.diff(kept)).max() < 0.5 * np.abs(np.diff(followed)).max()
 
 
+@pytest.mark.parametrize("radius", [1, 3])
+def test_emitter_range_is_the_brightest_channel_of_the_emission_pass_within_radius(radius):
+    from neural_core import temporal_kernels
+    rng = np.random.default_rng(radius)
+    for _ in range(50):
+        height, width = rng.integers(1, 40), rng.integers(1, 70)
+        emission = np.zeros((3, height, width), np.float32)
+        for _ in range(rng.integers(0, 4)):        # a few small lights, or none
+            emission[:, rng.integers(0, height), rng.integers(0, width)] = rng.uniform(0, 5, 3)
+        r0 = int(rng.integers(0, height))
+        r1 = int(rng.integers(r0 + 1, height + 1))
+        brightest = emission.max(0)
+        expected = np.array([[brightest[max(i - radius, 0):i + radius + 1, max(j - radius, 0):j + radius + 1].max()
+                              for j in range(width)] for i in range(r0, r1)], np.float32)
+        np.testing.assert_array_equal(temporal_kernels.band_emitters(emission, r0, r1, radius), expected)
+
+
 def test_a_lamp_that_goes_out_is_followed_at_once():
     """The Emission pass says when the light is gone: the range closes again."""
     lit = [True] * 4 + [False] * 4
