@@ -129,6 +129,20 @@ class TemporalSettings:
     # shot 1.14 / 1.06 / 1.01x of the reference's warping error, and the error where the
     # metric finds no valid past (disocclusions, motion edges) +2 / +9 / +25 % of per-frame's.
     edge_history_weight: float = 0.2
+    # Where the render's noise is known (Cycles' Noisy Image), the cap next to a motion edge
+    # follows it: `edge_noise` x the noise there (`noise_bound`'s) over the contrast of the
+    # clamp range, within [`edge_weight_low`, `edge_weight_high`]. An anti-aliased edge in a
+    # noisy 4-spp render changes its coverage every frame and flickers (a street's lamp posts
+    # and poles); a clean, high-contrast edge (a white table against a black curtain) is
+    # steady, and any history there lags the edge. Session 17, 21 validation shots, off / 0.3 /
+    # 1 / 3 (0.05-0.5): warping error 0.870 / 0.880 / 0.839 / 0.816x the reference's on the
+    # mean, worst 1.39 / 1.34 / 1.26 / 1.25x; PSNR over per-frame +0.468 / +0.463 / +0.491 /
+    # +0.444 dB, worst -1.27 / -0.95 / -1.21 / -2.20 dB; shots meeting both 14 / 13 / 15 / 16
+    # of 21; with 1 and 0.1-0.5, 0.837x, worst 1.26x, +0.492 dB, worst -1.21 dB, 16 of 21
+    # (docs/temporal.md). 0 turns it off (then edge_history_weight everywhere).
+    edge_noise: float = 1.0
+    edge_weight_low: float = 0.1
+    edge_weight_high: float = 0.5
     # An anti-aliased pixel at a motion edge mixes both surfaces but carries one surface's id and
     # depth. Once the edge has moved on (a lamp passing over a background), a pixel away from
     # any motion edge reads it as its own surface's history; where the 7x7 range still spans the

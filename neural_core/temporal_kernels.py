@@ -41,13 +41,13 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
-          "depth_far")
+          "edge_noise", "edge_weight_low", "edge_weight_high", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
- DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -64,7 +64,7 @@ def config(flags, params):
             bool(flags[5]), bool(flags[6]),
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
-            params[15], params[16], params[17], params[18])
+            params[15], params[16], params[17], params[18], params[19], params[20], params[21])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -278,7 +278,7 @@ def history_weight(cfg, age, kept, total, edge, motion, i, j, height, width):
         weight *= magnification(motion, i, j, height, width, cfg[MAGNIFICATION])
     weight *= min(total, ONE)
     if edge:
-        weight = min(weight, cfg[EDGE_WEIGHT])
+        weight = min(weight, cfg[EDGE_WEIGHT_HIGH] if edges_by_noise(cfg) else cfg[EDGE_WEIGHT])
     return weight
 
 
@@ -347,6 +347,22 @@ def motion_ranges(motion, r0, r1):
 def noise_bounded(cfg):
     """Does the noise bound apply: the frame has a noisy image and the bound is on."""
     return cfg[HAS_NOISE] and cfg[NOISE_BOUND] > 0
+
+
+@per_pixel
+def edges_by_noise(cfg):
+    """Does the history weight next to a motion edge follow the render's noise there: the frame
+    has a noisy image and edge_noise is on (else it is at most edge_history_weight)."""
+    return cfg[HAS_NOISE] and cfg[EDGE_NOISE] > 0
+
+
+@per_pixel
+def edge_weight(cfg, noise, low, high, k, j):
+    """The largest history weight next to a motion edge, from the render's `noise` there over
+    the contrast of the clamp range (`low`, `high`, (3, rows, W))."""
+    contrast = max(high[0, k, j] - low[0, k, j], high[1, k, j] - low[1, k, j], high[2, k, j] - low[2, k, j])
+    share = cfg[EDGE_NOISE] * noise / (contrast + TINY)
+    return min(max(share, cfg[EDGE_WEIGHT_LOW]), cfg[EDGE_WEIGHT_HIGH])
 
 
 @per_pixel
@@ -583,7 +599,7 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
     high = np.empty((3, count, width), np.float32)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
     emitters = band_emitters(emission, r0, r1, int(cfg[EMITTER_RADIUS])) if emitters_widen(cfg) else seen
-    if noise_bounded(cfg):
+    if noise_bounded(cfg) or edges_by_noise(cfg):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
@@ -661,11 +677,15 @@ def blend_rows(r0, r1, motion, depth, ids, noise, first_block, emitters, cfg, cu
     by `weights`, into `out`; the band's ages and fields into `past_out`, `fields_out`. `noise`:
     `band_noise`'s blocks from block row `first_block` on."""
     height, width = current.shape[1], current.shape[2]
-    bounded, lit = noise_bounded(cfg), emitters_widen(cfg)
+    bounded, lit, noisy_edges = noise_bounded(cfg), emitters_widen(cfg), edges_by_noise(cfg)
     for i in range(r0, r1):
         k = i - r0
         for j in range(width):
-            bound = cfg[NOISE_BOUND] * noise[i // NOISE_BLOCK - first_block, j // NOISE_BLOCK] if bounded else ZERO
+            n = noise[i // NOISE_BLOCK - first_block, j // NOISE_BLOCK] if bounded or noisy_edges else ZERO
+            bound = cfg[NOISE_BOUND] * n
+            weight = weights[k, j]
+            if noisy_edges and edges[k, j]:
+                weight = min(weight, edge_weight(cfg, n, low, high, k, j))
             for c in range(3):
                 if stale[k, j]:
                     lo, hi = window_range(current, c, i, j, height, width, int(cfg[STALE_EDGE_RADIUS]))
@@ -678,7 +698,7 @@ def blend_rows(r0, r1, motion, depth, ids, noise, first_block, emitters, cfg, cu
                     hi = min(hi, current[c, i, j] + bound)
                 clamped = min(max(histories[k, j, c], lo), hi)
                 x = current[c, i, j]
-                out[c, i, j] = (clamped - x) * weights[k, j] + x
+                out[c, i, j] = (clamped - x) * weight + x
             record_pixel(motion, depth, ids, cfg, i, j, height, width, histories[k, j, AGE], light[k, j],
                          edges[k, j], past_out, fields_out)
 

@@ -481,15 +481,19 @@ def test_a_one_frame_history_counts_as_one_plus_start_trust_frames_then_a_runnin
     assert TemporalSettings().start_trust == 2.0
 
 
-@pytest.mark.parametrize("box_is_a_light", [False, True])
-def test_no_ghosting_in_the_region_a_moving_object_uncovers(box_is_a_light):
+@pytest.mark.parametrize("box_is_a_light, render_noise", [(False, None), (True, None), (False, 0.3), (False, 1.0)])
+def test_no_ghosting_in_the_region_a_moving_object_uncovers(box_is_a_light, render_noise):
     """Where the box was a frame ago the background must not keep the box's colour, also when
-    the box is a light (the Emission pass shows it) and the clamp range reaches up to it."""
+    the box is a light (the Emission pass shows it) and the clamp range reaches up to it, and in
+    a noisy render, where the history next to motion edges follows the render's noise."""
     filt = TemporalFilter()
     for t in range(6):
         frame, enhanced = synthetic_frame(t), noisy(t)
         if box_is_a_light:
             frame["emission"] = np.where(frame["object_index"] == 2.0, truth(t), 0.0).astype(np.float32)
+        if render_noise is not None:
+            frame["image"] = truth(t)
+            frame["noisy"] = truth(t) + np.random.default_rng(100 + t).normal(0, render_noise, (H, W, 3)).astype(np.float32)
         out = filt.apply(frame, enhanced, t + 1)
         if t == 0:
             continue
@@ -581,6 +585,51 @@ def test_what_a_moving_box_uncovers_takes_none_of_its_colour_in_a_pan():
         return np.mean(errors)
 
     assert uncovered_error(TemporalSettings().partial_footprint_bilinear) <= 1.05 * uncovered_error(0.0)
+
+
+def _sliding_edge_frame(t: int, speed: float, render_noise: float) -> tuple[dict, np.ndarray]:
+    """A dark surface (id 2, nearer) slides `speed` px per frame to the right over a bright
+    still one; the column its edge is in mixes both (anti-aliasing). The render's Noisy Image
+    differs from its denoised Combined by `render_noise` (RMS). -> (frame, truth)."""
+    frame = synthetic_frame(0, speed=0)
+    cover = np.clip(12.3 + speed * t - np.arange(W), 0.0, 1.0).astype(np.float32)   # share of the dark side
+    image = np.repeat(np.repeat((cover * 0.05 + (1 - cover) * 2.0)[None, :, None], H, 0), 3, -1)
+    dark = cover >= 0.5
+    frame["object_index"][:, dark] = 2.0
+    frame["depth"][:, dark] = 5.0
+    frame["motion"][:, dark, 0] = frame["motion"][:, dark, 2] = -speed
+    frame["image"] = image
+    frame["noisy"] = image + np.random.default_rng(200 + t).normal(0, render_noise, image.shape).astype(np.float32)
+    return frame, image
+
+
+def _edge_error_and_flicker(edge_noise: float, speed: float, render_noise: float, flicker: float):
+    """Over frames 4-10, next to the motion edge: the output's error and its frame-to-frame
+    change beyond the truth's."""
+    filt = TemporalFilter(TemporalSettings(edge_noise=edge_noise))
+    errors, changes, previous = [], [], None
+    for t in range(10):
+        frame, image = _sliding_edge_frame(t, speed, render_noise)
+        enhanced = image + np.random.default_rng(t).normal(0, flicker, image.shape).astype(np.float32)
+        out = filt.apply(frame, enhanced, t + 1)
+        edge = temporal.motion_edge(frame["motion"], slice(0, H))
+        if t >= 3:
+            errors.append(np.mean((out[edge] - image[edge]) ** 2))
+            changes.append(np.mean(((out - image) - previous)[edge] ** 2))
+        previous = out - image
+    return np.mean(errors), np.mean(changes)
+
+
+def test_history_next_to_a_motion_edge_follows_the_render_noise_there():
+    """A clean render's steady, high-contrast edge gets less history than the fixed cap (which
+    lags it); a noisy render's flickering edge gets more (its flicker is averaged)."""
+    clean, clean_fixed = (_edge_error_and_flicker(k, speed=0.3, render_noise=0.005, flicker=0.002)[0] for k in (1.0, 0.0))
+    assert clean < 0.85 * clean_fixed, (clean, clean_fixed)
+    (error, change), (error_fixed, change_fixed) = (
+        _edge_error_and_flicker(k, speed=0.1, render_noise=1.0, flicker=0.3) for k in (1.0, 0.0))
+    assert change < 0.85 * change_fixed, (change, change_fixed)
+    assert error <= error_fixed, (error, error_fixed)
+    assert TemporalSettings().edge_noise > 0                     # on by default
 
 
 def _pole_background() -> np.ndarray:
