@@ -21,6 +21,7 @@ validation() {
 heldout() {
     scenes --kinds street,interior --count 4 --seed 22300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_e
     scenes --kinds street,interior --count 4 --seed 22500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_f
+    scenes --kinds street,interior --count 4 --seed 22700 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_g
 }
 case "${1:-validation}" in
     validation) validation ;;

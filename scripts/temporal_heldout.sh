@@ -63,6 +63,12 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22500 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_f
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_f --out docs/temporal_eval_f.json
+# Held-out set G (session 17; seeds 22700+): 4 more shots at the issue's own setting, rendered
+# after both of session 17's changes were chosen; for one evaluation of the final filter (sets E
+# and F have been looked at):
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22700 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_g
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_g --out docs/temporal_eval_g.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
