@@ -28,8 +28,9 @@ textures smear): the colour is recorded pre-sharpened by what the next frame's r
 is scaled by the share of the bilinear footprint that matched, and next to a motion edge, where
 a pixel's colour mixes two motions (anti-aliasing) that no tap follows, it is capped at
 `edge_history_weight`, or where the render's noise is known, by that noise over the edge's
-contrast (`edge_noise`: a noisy edge flickers, a clean one is steady and history lags it). A pixel away from motion edges that reads a tap which was next to one a
-frame ago (an anti-aliased edge that has moved on: its colour mixes a surface that is gone)
+contrast (`edge_noise`: a noisy edge flickers, a clean one is steady and history lags it).
+A pixel away from motion edges that reads a tap which was next to one a frame ago (an
+anti-aliased edge that has moved on: its colour mixes a surface that is gone)
 clamps to a narrower range (`stale_edge_radius`). Nowhere may the history differ from the frame
 by more than a few times the render's own noise there (`noise_bound`; Noisy Image - Combined):
 in a clean render the frame is trusted, in a noisy one the bound is wide. Near a visible

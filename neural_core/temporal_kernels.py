@@ -673,9 +673,9 @@ def blend_rows(r0, r1, motion, depth, ids, noise, first_block, emitters, cfg, cu
                edges, low, high, out, past_out, fields_out):
     """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; up to
     the brightest visible emitter around, `emitters`; where the frame has a noisy image, also to
-    within noise_bound x `noise` of the frame) and blended in
-    by `weights`, into `out`; the band's ages and fields into `past_out`, `fields_out`. `noise`:
-    `band_noise`'s blocks from block row `first_block` on."""
+    within noise_bound x `noise` of the frame) and blended in by `weights` (next to a motion
+    edge, at most `edge_weight`), into `out`; the band's ages and fields into `past_out`,
+    `fields_out`. `noise`: `band_noise`'s blocks from block row `first_block` on."""
     height, width = current.shape[1], current.shape[2]
     bounded, lit, noisy_edges = noise_bounded(cfg), emitters_widen(cfg), edges_by_noise(cfg)
     for i in range(r0, r1):
