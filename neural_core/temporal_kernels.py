@@ -22,7 +22,11 @@ import numpy as np
 
 compiled = numba.njit(cache=True, nogil=True)
 # Minimum and maximum only: no value changes, but the loops may use vector min/max instructions.
-compiled_range = numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "nsz"})
+RANGE_MATH = {"nnan", "ninf", "nsz"}
+compiled_range = numba.njit(cache=True, nogil=True, fastmath=RANGE_MATH)
+# One step of a range over a row, inlined where it is used: the compiler then sees the arrays'
+# loop and runs it on vector units (an array variable reassigned in a loop kept it scalar).
+range_step = numba.njit(cache=True, nogil=True, fastmath=RANGE_MATH, inline="always")
 # Loops over a band's pixels and the helpers they inline run without numba's reference
 # counting (they allocate nothing): with it, each helper call that passes arrays costs atomic
 # counter updates, ~40 ns, more than the pixel's arithmetic. Scratch arrays are allocated by
@@ -89,24 +93,38 @@ def round_half_even(x):
     return below
 
 
-@per_pixel
-def alike(depth, ids, cfg, i, j, k, m):
-    """Pixel (k, m) shows the surface of (i, j): same id, depth within half the tolerance."""
-    if cfg[HAS_DEPTH]:
-        reference = surface_depth(depth, cfg, i, j)
-        if abs(surface_depth(depth, cfg, k, m) - reference) > HALF * cfg[DEPTH_TOLERANCE] * reference:
-            return False
-    return not cfg[HAS_IDS] or surface_id(ids, cfg, k, m) == surface_id(ids, cfg, i, j)
+@compiled
+def band_surfaces(depth, ids, cfg, r0, r1, height, width):
+    """Each pixel's surface depth and id (`surface_depth`, `surface_id`) for rows r0..r1 and the
+    row below the band, where the frame has one -> (2, rows, W): what a record's tests compare,
+    computed once per pixel."""
+    last = min(r1 + 1, height)
+    out = np.empty((2, last - r0, width), np.float32)
+    for i in range(r0, last):
+        for j in range(width):
+            out[0, i - r0, j] = surface_depth(depth, cfg, i, j)
+            out[1, i - r0, j] = surface_id(ids, cfg, i, j)
+    return out
 
 
 @per_pixel
-def one_surface_block(depth, ids, cfg, i, j, height, width):
-    """The 2x2 block with (i, j) at its top left shows one surface (the frame's last row and
-    column: False)."""
+def alike(surfaces, cfg, k, j, l, m):
+    """Band pixel (l, m) shows the surface of (k, j) (`band_surfaces`): same id, depth within
+    half the tolerance."""
+    reference = surfaces[0, k, j]
+    if abs(surfaces[0, l, m] - reference) > HALF * cfg[DEPTH_TOLERANCE] * reference:
+        return False
+    return surfaces[1, l, m] == surfaces[1, k, j]
+
+
+@per_pixel
+def one_surface_block(surfaces, cfg, i, j, k, height, width):
+    """The 2x2 block with (i, j) at its top left (row k of `surfaces`) shows one surface (the
+    frame's last row and column: False)."""
     if i >= height - 1 or j >= width - 1:
         return False
-    return (alike(depth, ids, cfg, i, j, i, j + 1) and alike(depth, ids, cfg, i, j, i + 1, j)
-            and alike(depth, ids, cfg, i + 1, j, i + 1, j + 1))
+    return (alike(surfaces, cfg, k, j, k, j + 1) and alike(surfaces, cfg, k, j, k + 1, j)
+            and alike(surfaces, cfg, k + 1, j, k + 1, j + 1))
 
 
 # -- the Vector pass around one pixel ------------------------------------------------------
@@ -267,7 +285,7 @@ def uncovers(fields, cfg, taps, bilinear, pixel_depth):
 
 
 @per_pixel
-def history_weight(cfg, age, kept, total, edge, motion, i, j, height, width):
+def history_weight(cfg, age, kept, total, edge, magnify):
     """The running mean's weight of the history, before the lighting test (`edge`: next to a
     motion boundary)."""
     trust = ZERO
@@ -275,7 +293,7 @@ def history_weight(cfg, age, kept, total, edge, motion, i, j, height, width):
         trust = min(max(TWO - age, ZERO), ONE) * cfg[START_TRUST]
     weight = ONE - max(ONE / (age + ONE + trust), cfg[MIN_WEIGHT])
     if cfg[MAGNIFICATION]:
-        weight *= magnification(motion, i, j, height, width, cfg[MAGNIFICATION])
+        weight *= magnify
     weight *= min(total, ONE)
     if edge:
         weight = min(weight, cfg[EDGE_WEIGHT_HIGH] if edges_by_noise(cfg) else cfg[EDGE_WEIGHT])
@@ -288,49 +306,69 @@ def history_weight(cfg, age, kept, total, edge, motion, i, j, height, width):
 def band_min_max(planes, r0, r1, radius, low, high):
     """(2 radius + 1)^2 minimum and maximum of (C, H, W) `planes` (the pixels that exist) for
     rows r0..r1, into `low` and `high` (C, r1 - r0, W). Repeating the frame's edge values does
-    not change a minimum or maximum, so the band is padded that way, and the window doubles in
-    width along each axis: 1 -> 2 -> 4 -> 7 is 3 steps."""
+    not change a minimum or maximum, so rows and columns beyond the frame read its edge. Each
+    row's range along the columns is computed once, into a ring of the last 2 radius + 1 rows
+    whose range each output row then takes: every buffer stays in the core's cache (the band's
+    planes do not)."""
     channels, height, width = planes.shape
-    count = r1 - r0
-    shape = (count + 2 * radius, width + 2 * radius)
-    buffers = (np.empty(shape, np.float32), np.empty(shape, np.float32),
-               np.empty(shape, np.float32), np.empty(shape, np.float32))
+    size = 2 * radius + 1
+    ring_low, ring_high = np.empty((size, width), np.float32), np.empty((size, width), np.float32)
+    scratch = np.empty((4, width + 2 * radius), np.float32)
     for c in range(channels):
-        padded = buffers[0]
-        for k in range(shape[0]):
-            row = planes[c, min(max(r0 - radius + k, 0), height - 1)]
-            padded[k, radius:radius + width] = row
-            padded[k, :radius] = row[0]
-            padded[k, radius + width:] = row[width - 1]
-        buffers[1][:] = padded
-        result_low, result_high = double_window(buffers, radius)
-        low[c] = result_low[:count, :width]
-        high[c] = result_high[:count, :width]
+        for s in range(r0 - radius, r1 + radius):
+            slot = (s - r0 + radius) % size
+            row_range(planes[c, min(max(s, 0), height - 1)], radius, scratch, ring_low[slot], ring_high[slot])
+            k = s - radius          # the output row whose window this row completes
+            if k >= r0:
+                out_low, out_high = low[c, k - r0], high[c, k - r0]
+                copy_range(ring_low[0], ring_high[0], out_low, out_high, width)
+                for t in range(1, size):
+                    fold_range(ring_low[t], ring_high[t], out_low, out_high, width)
 
 
 @compiled_range
-def double_window(buffers, radius):
-    """`buffers`: (low, high, spare, spare), low and high the values -> (low, high): at [k, m]
-    the minimum and maximum over [k .. k + 2 radius, m .. m + 2 radius], by doubling windows
-    along the columns, then the rows (the last 2 radius rows and columns are left stale)."""
-    low, high, spare_low, spare_high = buffers
-    rows, columns = low.shape
-    for axis in (1, 0):
-        width, target = 1, 2 * radius + 1
-        while width < target:
-            shift = min(width, target - width)
-            for k in range(rows - shift if axis == 0 else rows):
-                other = k + shift if axis == 0 else k
-                start = shift if axis == 1 else 0
-                a_low, b_low, out_low = low[k], low[other, start:], spare_low[k]
-                a_high, b_high, out_high = high[k], high[other, start:], spare_high[k]
-                for m in range(columns - start):
-                    out_low[m] = min(a_low[m], b_low[m])
-                    out_high[m] = max(a_high[m], b_high[m])
-            low, spare_low = spare_low, low
-            high, spare_high = spare_high, high
-            width += shift
-    return low, high
+def row_range(row, radius, scratch, out_low, out_high):
+    """Minimum and maximum of `row` over [m - radius, m + radius] (edge values repeated), into
+    `out_low`, `out_high`: windows doubling in width, 1 -> 2 -> 4 -> 7 is 3 steps, between
+    scratch rows (0, 1) and (2, 3)."""
+    width = row.shape[0]
+    padded = width + 2 * radius
+    for m in range(radius):
+        scratch[0, m] = scratch[1, m] = row[0]
+        scratch[0, radius + width + m] = scratch[1, radius + width + m] = row[width - 1]
+    copy_range(row, row, scratch[0, radius:], scratch[1, radius:], width)
+    span, target, source = 1, 2 * radius + 1, 0
+    while span < target:
+        shift = min(span, target - span)
+        pair_range(scratch[source], scratch[source + 1], scratch[2 - source], scratch[3 - source], padded - shift, shift)
+        source = 2 - source
+        span += shift
+    copy_range(scratch[source], scratch[source + 1], out_low, out_high, width)
+
+
+@range_step
+def pair_range(a_low, a_high, out_low, out_high, count, shift):
+    """out_low[m] = min(a_low[m], a_low[m + shift]), and the maximum alike, for m < count."""
+    b_low, b_high = a_low[shift:], a_high[shift:]
+    for m in range(count):
+        out_low[m] = min(a_low[m], b_low[m])
+        out_high[m] = max(a_high[m], b_high[m])
+
+
+@range_step
+def copy_range(a_low, a_high, out_low, out_high, count):
+    """out_low[m] = a_low[m], out_high[m] = a_high[m] for m < count."""
+    for m in range(count):
+        out_low[m] = a_low[m]
+        out_high[m] = a_high[m]
+
+
+@range_step
+def fold_range(a_low, a_high, out_low, out_high, count):
+    """out_low[m] = min(out_low[m], a_low[m]), and the maximum alike, for m < count."""
+    for m in range(count):
+        out_low[m] = min(out_low[m], a_low[m])
+        out_high[m] = max(out_high[m], a_high[m])
 
 
 @compiled
@@ -495,7 +533,7 @@ def lighting_gate(cfg, change, seen, light):
 # -- what a frame leaves for the next one ------------------------------------------------------
 
 @per_pixel
-def record_pixel(motion, depth, ids, cfg, i, j, height, width, age, light, edge, past, fields):
+def record_pixel(motion, surfaces, cfg, i, j, k, height, width, age, light, edge, past, fields):
     """What the next frame reads of pixel (i, j) besides its colour: its age, lighting change,
     whether it is next to a motion edge (`edge`), and the fields its tap tests compare."""
     p = i * width + j
@@ -503,9 +541,9 @@ def record_pixel(motion, depth, ids, cfg, i, j, height, width, age, light, edge,
     fields[LIGHTING, p] = light
     fields[F_COL, p] = -motion[2, i, j]
     fields[F_ROW, p] = motion[3, i, j]
-    fields[DEPTH, p] = surface_depth(depth, cfg, i, j)
-    fields[ID, p] = surface_id(ids, cfg, i, j)
-    fields[ONE_SURFACE, p] = ONE if one_surface_block(depth, ids, cfg, i, j, height, width) else ZERO
+    fields[DEPTH, p] = surfaces[0, k, j]
+    fields[ID, p] = surfaces[1, k, j]
+    fields[ONE_SURFACE, p] = ONE if one_surface_block(surfaces, cfg, i, j, k, height, width) else ZERO
     fields[MOTION_EDGE, p] = ONE if edge else ZERO
 
 
@@ -515,12 +553,13 @@ def record_band(r0, r1, motion, depth, ids, flags, params, age, light, past, fie
     a frame whose history restarts, or one restored from a saved state."""
     cfg = config(flags, params)
     height, width = motion.shape[1], motion.shape[2]
-    ranges_low, ranges_high = motion_ranges(motion, r0, r1)
+    edges = motion_edge_band(motion, r0, r1)
+    surfaces = band_surfaces(depth, ids, cfg, r0, r1, height, width)
     for i in range(r0, r1):
         for j in range(width):
             p = i * width + j
-            edge = motion_edge(motion, ranges_low, ranges_high, i, j, i - r0)
-            record_pixel(motion, depth, ids, cfg, i, j, height, width, age[p], light[p], edge, past, fields)
+            record_pixel(motion, surfaces, cfg, i, j, i - r0, height, width, age[p], light[p], edges[i - r0, j],
+                         past, fields)
 
 
 @per_pixel
@@ -581,16 +620,16 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
     and record the band's ages and fields into `past_out`, `fields_out` -> how many of the
     band's pixels kept their history."""
     cfg = config(flags, params)
-    count, width = r1 - r0, current.shape[2]
-    histories = np.empty((count, width, 4), np.float32)
+    count, height, width = r1 - r0, current.shape[1], current.shape[2]
+    histories = np.empty((4, count, width), np.float32)
     weights = np.empty((count, width), np.float32)
     seen = np.zeros((count, width), np.float32)
     light = np.zeros((count, width), np.float32)
     stale = np.zeros((count, width), np.bool_)
-    edges = np.zeros((count, width), np.bool_)
-    ranges_low, ranges_high = motion_ranges(motion, r0, r1)
+    edges = motion_edge_band(motion, r0, r1)
+    magnify = magnification_band(motion, r0, r1, cfg[MAGNIFICATION]) if cfg[MAGNIFICATION] else seen
     kept = reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
-                          stale, edges, ranges_low, ranges_high)
+                          stale, edges, magnify)
     if cfg[LIGHTING_GAIN] > 0:
         change = np.empty((count, width), np.float32)
         lighting_change_rows(r0, r1, cfg, current, histories, seen, change)
@@ -603,32 +642,32 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
-    blend_rows(r0, r1, motion, depth, ids, noise, first_block, emitters, cfg, current, histories, weights, light, stale,
-               edges, low, high, out, past_out, fields_out)
+    blend_rows(r0, r1, motion, band_surfaces(depth, ids, cfg, r0, r1, height, width), noise, first_block, emitters, cfg,
+               current, histories, weights, light, stale, edges, low, high, np.empty(width, np.float32), out,
+               past_out, fields_out)
     return kept
 
 
 @pixel_loop
 def reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
-                   stale, edges, ranges_low, ranges_high):
-    """Each pixel's history (`histories` (rows, W, 4)), its weight, whether it was kept (`seen`),
-    the previous lighting change (`light`), whether it reads a stale edge (`stale`) and is next
-    to a motion edge itself (`edges`) -> how many were kept. `ranges_*`: the 3x3
-    ranges of the Vector pass's XY over the band (`motion_edge`)."""
+                   stale, edges, magnify):
+    """Each pixel's history (`histories` (4, rows, W): RGB, age), its weight, whether it was kept
+    (`seen`), the previous lighting change (`light`) and whether it reads a stale edge (`stale`)
+    -> how many were kept. `edges`: next to a motion edge (`motion_edge_band`); `magnify`: the
+    magnification weight (`magnification_band`; not read where that is off)."""
     height, width = motion.shape[1], motion.shape[2]
     kept = 0
     for i in range(r0, r1):
         k = i - r0
         for j in range(width):
-            edge = motion_edge(motion, ranges_low, ranges_high, i, j, k)
+            edge = edges[k, j]
             keep, total, previous_light, red, green, blue, age, stale_edge = reproject(
                 past, fields, cfg, motion, depth, ids, i, j, height, width, edge)
             stale[k, j] = stale_edge
-            edges[k, j] = edge
             age = age + ONE if keep else ZERO
-            histories[k, j, 0], histories[k, j, 1], histories[k, j, 2], histories[k, j, AGE] = red, green, blue, age
+            histories[0, k, j], histories[1, k, j], histories[2, k, j], histories[AGE, k, j] = red, green, blue, age
             light[k, j] = previous_light
-            weights[k, j] = history_weight(cfg, age, keep, total, edge, motion, i, j, height, width)
+            weights[k, j] = history_weight(cfg, age, keep, total, edge, magnify[k, j])
             if keep:
                 seen[k, j] = ONE
                 kept += 1
@@ -643,7 +682,7 @@ def lighting_change_rows(r0, r1, cfg, current, histories, seen, change):
         k = i - r0
         for j in range(current.shape[2]):
             difference = (brightness(current[0, i, j], current[1, i, j], current[2, i, j])
-                          - brightness(histories[k, j, 0], histories[k, j, 1], histories[k, j, 2]))
+                          - brightness(histories[0, k, j], histories[1, k, j], histories[2, k, j]))
             change[k, j] = min(max(difference, -limit), limit) * seen[k, j]
 
 
@@ -652,7 +691,7 @@ def gate_rows(gate, histories, weights):
     for k in range(gate.shape[0]):
         for j in range(gate.shape[1]):
             weights[k, j] *= gate[k, j]
-            histories[k, j, AGE] *= gate[k, j]
+            histories[AGE, k, j] *= gate[k, j]
 
 
 @per_pixel
@@ -669,49 +708,97 @@ def window_range(image, c, i, j, height, width, radius):
 
 
 @pixel_loop
-def blend_rows(r0, r1, motion, depth, ids, noise, first_block, emitters, cfg, current, histories, weights, light, stale,
-               edges, low, high, out, past_out, fields_out):
+def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg, current, histories, weights, light, stale,
+               edges, low, high, noise_row, out, past_out, fields_out):
     """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; up to
     the brightest visible emitter around, `emitters`; where the frame has a noisy image, also to
     within noise_bound x `noise` of the frame) and blended in by `weights` (next to a motion
     edge, at most `edge_weight`), into `out`; the band's ages and fields into `past_out`,
-    `fields_out`. `noise`: `band_noise`'s blocks from block row `first_block` on."""
+    `fields_out`. `noise`: `band_noise`'s blocks from block row `first_block` on; `noise_row`:
+    (W,) scratch. Each row first settles every pixel's weight and range (`low`, `high`,
+    `weights` change in place), then blends a channel at a time without branches: that loop
+    is the one the compiler runs on vector units."""
     height, width = current.shape[1], current.shape[2]
     bounded, lit, noisy_edges = noise_bounded(cfg), emitters_widen(cfg), edges_by_noise(cfg)
     for i in range(r0, r1):
         k = i - r0
+        if bounded or noisy_edges:
+            for j in range(width):
+                noise_row[j] = noise[i // NOISE_BLOCK - first_block, j // NOISE_BLOCK]
         for j in range(width):
-            n = noise[i // NOISE_BLOCK - first_block, j // NOISE_BLOCK] if bounded or noisy_edges else ZERO
-            bound = cfg[NOISE_BOUND] * n
-            weight = weights[k, j]
             if noisy_edges and edges[k, j]:
-                weight = min(weight, edge_weight(cfg, n, low, high, k, j))
+                weights[k, j] = min(weights[k, j], edge_weight(cfg, noise_row[j], low, high, k, j))
             for c in range(3):
                 if stale[k, j]:
-                    lo, hi = window_range(current, c, i, j, height, width, int(cfg[STALE_EDGE_RADIUS]))
-                else:
-                    lo, hi = low[c, k, j], high[c, k, j]
-                    if lit:
-                        hi = max(hi, emitters[k, j])
-                if bounded:
-                    lo = max(lo, current[c, i, j] - bound)
-                    hi = min(hi, current[c, i, j] + bound)
-                clamped = min(max(histories[k, j, c], lo), hi)
-                x = current[c, i, j]
-                out[c, i, j] = (clamped - x) * weight + x
-            record_pixel(motion, depth, ids, cfg, i, j, height, width, histories[k, j, AGE], light[k, j],
+                    low[c, k, j], high[c, k, j] = window_range(current, c, i, j, height, width,
+                                                              int(cfg[STALE_EDGE_RADIUS]))
+                elif lit:
+                    high[c, k, j] = max(high[c, k, j], emitters[k, j])
+            record_pixel(motion, surfaces, cfg, i, j, k, height, width, histories[AGE, k, j], light[k, j],
                          edges[k, j], past_out, fields_out)
+        for c in range(3):
+            if bounded:
+                blend_row_bounded(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], noise_row,
+                                  cfg[NOISE_BOUND], out[c, i])
+            else:
+                blend_row(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], out[c, i])
+
+
+@per_pixel
+def blend_row(x, history, weight, low, high, out):
+    """out = x + weight (history[:, c] clamped to [low, high] - x), along a row."""
+    for j in range(x.shape[0]):
+        out[j] = (min(max(history[j], low[j]), high[j]) - x[j]) * weight[j] + x[j]
+
+
+@per_pixel
+def blend_row_bounded(x, history, weight, low, high, noise, noise_bound, out):
+    """`blend_row` with the range also within noise_bound x `noise` of x."""
+    for j in range(x.shape[0]):
+        bound = noise_bound * noise[j]
+        lo = max(low[j], x[j] - bound)
+        hi = min(high[j], x[j] + bound)
+        out[j] = (min(max(history[j], lo), hi) - x[j]) * weight[j] + x[j]
 
 
 @compiled
 def magnification_band(motion, r0, r1, power):
-    """`magnification` for rows r0..r1 -> (r1 - r0, W)."""
+    """`magnification` for rows r0..r1 -> (r1 - r0, W). Inside the frame's first and last
+    columns the differences need no tests, and the loop runs on vector units."""
     height, width = motion.shape[1], motion.shape[2]
     out = np.empty((r1 - r0, width), np.float32)
     for i in range(r0, r1):
-        for j in range(width):
-            out[i - r0, j] = magnification(motion, i, j, height, width, power)
+        row = out[i - r0]
+        row[0] = magnification(motion, i, 0, height, width, power)
+        row[width - 1] = magnification(motion, i, width - 1, height, width, power)
+        if width > 2:
+            inner_magnification(motion, i, height, power, row)
     return out
+
+
+@compiled
+def inner_magnification(motion, i, height, power, out):
+    """`magnification` of row i's pixels but the first and last, into `out` (the same
+    arithmetic, in the same order)."""
+    up, down = max(i - 1, 0), min(i + 1, height - 1)
+    rows = ZERO if height < 2 else (HALF if down - up == 2 else ONE)
+    x, y = motion[0, i], motion[1, i]
+    x_up, x_down, y_up, y_down = motion[0, up], motion[0, down], motion[1, up], motion[1, down]
+    for j in range(1, motion.shape[2] - 1):
+        det = (x[j + 1] - x[j - 1]) / TWO + ONE
+        det *= row_difference(-y_up[j], -y_down[j], rows) + ONE
+        det -= row_difference(x_up[j], x_down[j], rows) * (((-y[j + 1]) - (-y[j - 1])) / TWO)
+        det = min(max(det, ZERO), ONE)
+        out[j] = det * det if power == TWO else det ** power
+
+
+@per_pixel
+def row_difference(a, b, rows):
+    """`central_difference` along the rows from the values above (a) and below (b); `rows`: 0
+    for a frame one row high, 1/2 between two rows, 1 at the frame's top or bottom row."""
+    if rows == ZERO:
+        return ZERO
+    return (b - a) / TWO if rows == HALF else b - a
 
 
 @compiled

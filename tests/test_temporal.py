@@ -161,6 +161,18 @@ def _zoom_frame(t: int, scale: float = 1.05, noise: float = 0.01) -> tuple[dict,
     return frame, image, noisy_image
 
 
+@pytest.mark.parametrize("height, width", [(2, 3), (5, 7), (11, 13)])
+def test_magnification_weight_is_the_jacobian_determinant_at_every_pixel(height, width):
+    """The band kernel's fast inner columns and its edges agree with np.gradient's differences."""
+    motion = np.random.default_rng(height).normal(0, 0.3, (height, width, 4)).astype(np.float32)
+    d_col, d_row = motion[..., 0], -motion[..., 1]        # the backward flow (temporal.backward_flow)
+    det = (1 + np.gradient(d_col, axis=1)) * (1 + np.gradient(d_row, axis=0)) \
+        - np.gradient(d_col, axis=0) * np.gradient(d_row, axis=1)
+    expected = np.clip(det, 0, 1) ** 2
+    weight = temporal.magnification_weight(motion, slice(0, height), 2.0).reshape(height, width)
+    np.testing.assert_allclose(weight, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_magnification_weight_is_one_in_a_pan_and_the_area_ratio_in_a_zoom():
     pan = synthetic_frame(0)["motion"]
     pan[..., 0], pan[..., 1] = -2.5, 1.25
@@ -777,14 +789,16 @@ def test_background_without_normals_keeps_its_history():
     assert filt.age[:4].min() == 1.0
 
 
-@pytest.mark.parametrize("radius", [1, 2, 4, 6])
-def test_box_min_max_is_the_range_of_the_pixels_that_exist_around_each(radius):
-    planes = np.random.default_rng(radius).random((2, 11, 13)).astype(np.float32)
+@pytest.mark.parametrize("radius", [1, 2, 3, 4, 6])
+@pytest.mark.parametrize("shape", [(2, 11, 13), (3, 4, 2), (1, 1, 9)])
+def test_box_min_max_is_the_range_of_the_pixels_that_exist_around_each(radius, shape):
+    planes = np.random.default_rng(radius).random(shape).astype(np.float32)
     low, high = box_min_max(planes, radius)
-    for row, col in [(0, 0), (5, 6), (10, 12), (3, 11)]:
-        window = planes[:, max(row - radius, 0):row + radius + 1, max(col - radius, 0):col + radius + 1]
-        np.testing.assert_array_equal(low[:, row, col], window.min(axis=(1, 2)))
-        np.testing.assert_array_equal(high[:, row, col], window.max(axis=(1, 2)))
+    for row in range(shape[1]):
+        for col in range(shape[2]):
+            window = planes[:, max(row - radius, 0):row + radius + 1, max(col - radius, 0):col + radius + 1]
+            np.testing.assert_array_equal(low[:, row, col], window.min(axis=(1, 2)))
+            np.testing.assert_array_equal(high[:, row, col], window.max(axis=(1, 2)))
 
 
 @pytest.mark.parametrize("radius", [1, 6])
