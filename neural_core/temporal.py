@@ -330,7 +330,16 @@ def _in_bands(height: int, work) -> list:
     """work(rows) for every band of rows of a frame `height` high, on the pool. The layout depends
     on the height alone: the lighting test's means stop at a band's edge, so the output must not
     depend on the number of threads."""
-    return list(_pool().map(work, _bands(height, height // BAND_ROWS)))
+    return list(_pool().map(work, _frame_bands(height)))
+
+
+def _frame_bands(height: int) -> list[slice]:
+    return _bands(height, height // BAND_ROWS)
+
+
+def _band_edge_rows(height: int) -> np.ndarray:
+    """The first and last row of every band (`_in_bands`)."""
+    return np.unique([row for band in _frame_bands(height) for row in (band.start, band.stop - 1)]).astype(np.intp)
 
 
 def _without_broken_vectors(frame: schema.Frame) -> tuple[schema.Frame, str | None]:
@@ -443,14 +452,17 @@ class TemporalFilter:
                 reason = f"cut: {fraction:.0%} of the pixels have history"
         if reason is None:
             self.last_history_fraction = fraction
+            # The bands recorded their output's colour but for their first and last rows,
+            # which read the neighbouring bands' output.
+            kernels.record_colour_rows(out, fields, _band_edge_rows(size[0]), np.float32(self.settings.presharpen),
+                                       past)
         else:
             out[:] = current
             if passes is not None:
                 nothing = np.zeros(size[0] * size[1], np.float32)
                 self._record(passes, nothing, nothing, past, fields)
+                self._record_colour(out, past, fields)
             self.last_history_fraction = 0.0
-        if passes is not None:
-            self._record_colour(out, past, fields)
         self.last_reset = reason
         self._spare = (self.past, self.fields)
         self._remember(passes, past, fields, size, number, key)

@@ -45,13 +45,13 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
-          "edge_noise", "edge_weight_low", "edge_weight_high", "depth_far")
+          "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
- EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -68,7 +68,7 @@ def config(flags, params):
             bool(flags[5]), bool(flags[6]),
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
-            params[15], params[16], params[17], params[18], params[19], params[20], params[21])
+            params[15], params[16], params[17], params[18], params[19], params[20], params[21], params[22])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -112,19 +112,16 @@ def alike(surfaces, cfg, k, j, l, m):
     """Band pixel (l, m) shows the surface of (k, j) (`band_surfaces`): same id, depth within
     half the tolerance."""
     reference = surfaces[0, k, j]
-    if abs(surfaces[0, l, m] - reference) > HALF * cfg[DEPTH_TOLERANCE] * reference:
-        return False
-    return surfaces[1, l, m] == surfaces[1, k, j]
+    close = not abs(surfaces[0, l, m] - reference) > HALF * cfg[DEPTH_TOLERANCE] * reference
+    return close & (surfaces[1, l, m] == surfaces[1, k, j])
 
 
 @per_pixel
-def one_surface_block(surfaces, cfg, i, j, k, height, width):
-    """The 2x2 block with (i, j) at its top left (row k of `surfaces`) shows one surface (the
-    frame's last row and column: False)."""
-    if i >= height - 1 or j >= width - 1:
-        return False
-    return (alike(surfaces, cfg, k, j, k, j + 1) and alike(surfaces, cfg, k, j, k + 1, j)
-            and alike(surfaces, cfg, k + 1, j, k + 1, j + 1))
+def one_surface_block(surfaces, cfg, j, k):
+    """The 2x2 block with band pixel (k, j) at its top left shows one surface (`surfaces` holds
+    the row below; the frame's last row and column are not asked)."""
+    return (alike(surfaces, cfg, k, j, k, j + 1) & alike(surfaces, cfg, k, j, k + 1, j)
+            & alike(surfaces, cfg, k + 1, j, k + 1, j + 1))
 
 
 # -- the Vector pass around one pixel ------------------------------------------------------
@@ -228,16 +225,16 @@ def footprints(d_col, d_row, row0, height, width):
 
 
 @per_pixel
-def reproject(past, fields, cfg, motion, depth, ids, i, j, height, width, edge):
-    """The previous output and age at (i, j), from the taps that show its surface -> (kept,
-    matched share of the footprint, previous lighting change, R, G, B, age, stale edge: the
-    pixel is not next to a motion edge (`edge`) but a kept tap was a frame ago)."""
+def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge):
+    """The previous output and age at (i, j) (row k of the band's `surfaces`), from the taps
+    that show its surface -> (kept, matched share of the footprint, previous lighting change,
+    R, G, B, age, stale edge: the pixel is not next to a motion edge (`edge`) but a kept tap
+    was a frame ago)."""
     b_col, b_row = motion[0, i, j], -motion[1, i, j]
     inside, top, right, down, f_col, f_row = footprint(b_col, b_row, i, j, height, width)
     taps = (top, top + right, top + down, top + down + right)
     bilinear = bilinear_weights(f_col, f_row)
-    pixel_depth = surface_depth(depth, cfg, i, j)
-    pixel_id = surface_id(ids, cfg, i, j)
+    pixel_depth, pixel_id = surfaces[0, k, j], surfaces[1, k, j]
     # Most pixels read a block the previous frame found to be one surface: one test, with half
     # the tolerances (about within them of every tap); the others test every tap.
     whole = (cfg[ONE_SURFACE_SHORTCUT] and fields[ONE_SURFACE, top] > 0
@@ -533,18 +530,29 @@ def lighting_gate(cfg, change, seen, light):
 # -- what a frame leaves for the next one ------------------------------------------------------
 
 @per_pixel
-def record_pixel(motion, surfaces, cfg, i, j, k, height, width, age, light, edge, past, fields):
-    """What the next frame reads of pixel (i, j) besides its colour: its age, lighting change,
-    whether it is next to a motion edge (`edge`), and the fields its tap tests compare."""
-    p = i * width + j
-    past[p, AGE] = age
-    fields[LIGHTING, p] = light
-    fields[F_COL, p] = -motion[2, i, j]
-    fields[F_ROW, p] = motion[3, i, j]
-    fields[DEPTH, p] = surfaces[0, k, j]
-    fields[ID, p] = surfaces[1, k, j]
-    fields[ONE_SURFACE, p] = ONE if one_surface_block(surfaces, cfg, i, j, k, height, width) else ZERO
-    fields[MOTION_EDGE, p] = ONE if edge else ZERO
+def record_row(motion, surfaces, cfg, i, k, age, light, edges, past, fields):
+    """What the next frame reads of row i (row k of `surfaces`) besides its colour: each
+    pixel's age, lighting change (`age`, `light`, (W,)), whether it is next to a motion edge
+    (`edges`, (W,)), and the fields its tap tests compare. Row at a time, without branches per
+    pixel, so that the compiler runs it on vector units."""
+    height, width = motion.shape[1], motion.shape[2]
+    start = i * width
+    for j in range(width):
+        p = start + j
+        past[p, AGE] = age[j]
+        fields[LIGHTING, p] = light[j]
+        fields[F_COL, p] = -motion[2, i, j]
+        fields[F_ROW, p] = motion[3, i, j]
+        fields[DEPTH, p] = surfaces[0, k, j]
+        fields[ID, p] = surfaces[1, k, j]
+        fields[MOTION_EDGE, p] = ONE if edges[j] else ZERO
+    fields[ONE_SURFACE, start + width - 1] = ZERO
+    if i == height - 1:
+        for j in range(width - 1):
+            fields[ONE_SURFACE, start + j] = ZERO
+    else:
+        for j in range(width - 1):
+            fields[ONE_SURFACE, start + j] = ONE if one_surface_block(surfaces, cfg, j, k) else ZERO
 
 
 @compiled
@@ -556,10 +564,8 @@ def record_band(r0, r1, motion, depth, ids, flags, params, age, light, past, fie
     edges = motion_edge_band(motion, r0, r1)
     surfaces = band_surfaces(depth, ids, cfg, r0, r1, height, width)
     for i in range(r0, r1):
-        for j in range(width):
-            p = i * width + j
-            record_pixel(motion, surfaces, cfg, i, j, i - r0, height, width, age[p], light[p], edges[i - r0, j],
-                         past, fields)
+        row = slice(i * width, (i + 1) * width)
+        record_row(motion, surfaces, cfg, i, i - r0, age[row], light[row], edges[i - r0], past, fields)
 
 
 @per_pixel
@@ -588,15 +594,28 @@ def presharpened_value(image, f_col, f_row, c, i, j, strength):
 def record_colour_band(image, fields, r0, r1, strength, past):
     """past[:, RGB] of rows r0..r1: `image` (3, H, W) pre-sharpened by `strength` along this
     frame's forward flow (in `fields`), for the next frame's read."""
-    width = image.shape[2]
     for i in range(r0, r1):
-        for j in range(width):
-            p = i * width + j
-            for c in range(3):
-                if strength:
-                    past[p, c] = presharpened_value(image, fields[F_COL, p], fields[F_ROW, p], c, i, j, strength)
-                else:
-                    past[p, c] = image[c, i, j]
+        record_colour_row(image, fields, i, strength, past)
+
+
+@pixel_loop
+def record_colour_rows(image, fields, rows, strength, past):
+    """`record_colour_band` of the frame's rows `rows` (an array)."""
+    for i in rows:
+        record_colour_row(image, fields, i, strength, past)
+
+
+@per_pixel
+def record_colour_row(image, fields, i, strength, past):
+    """`record_colour_band` of row i: it reads rows i - 1 .. i + 1 of `image`."""
+    width = image.shape[2]
+    for j in range(width):
+        p = i * width + j
+        for c in range(3):
+            if strength:
+                past[p, c] = presharpened_value(image, fields[F_COL, p], fields[F_ROW, p], c, i, j, strength)
+            else:
+                past[p, c] = image[c, i, j]
 
 
 @compiled
@@ -628,7 +647,8 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
     stale = np.zeros((count, width), np.bool_)
     edges = motion_edge_band(motion, r0, r1)
     magnify = magnification_band(motion, r0, r1, cfg[MAGNIFICATION]) if cfg[MAGNIFICATION] else seen
-    kept = reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
+    surfaces = band_surfaces(depth, ids, cfg, r0, r1, height, width)
+    kept = reproject_rows(r0, r1, motion, surfaces, cfg, past, fields, histories, weights, seen, light,
                           stale, edges, magnify)
     if cfg[LIGHTING_GAIN] > 0:
         change = np.empty((count, width), np.float32)
@@ -642,19 +662,20 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
-    blend_rows(r0, r1, motion, band_surfaces(depth, ids, cfg, r0, r1, height, width), noise, first_block, emitters, cfg,
+    blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg,
                current, histories, weights, light, stale, edges, low, high, np.empty(width, np.float32), out,
                past_out, fields_out)
     return kept
 
 
 @pixel_loop
-def reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, weights, seen, light,
+def reproject_rows(r0, r1, motion, surfaces, cfg, past, fields, histories, weights, seen, light,
                    stale, edges, magnify):
     """Each pixel's history (`histories` (4, rows, W): RGB, age), its weight, whether it was kept
     (`seen`), the previous lighting change (`light`) and whether it reads a stale edge (`stale`)
-    -> how many were kept. `edges`: next to a motion edge (`motion_edge_band`); `magnify`: the
-    magnification weight (`magnification_band`; not read where that is off)."""
+    -> how many were kept. `surfaces`: `band_surfaces`; `edges`: next to a motion edge
+    (`motion_edge_band`); `magnify`: the magnification weight (`magnification_band`; not read
+    where that is off)."""
     height, width = motion.shape[1], motion.shape[2]
     kept = 0
     for i in range(r0, r1):
@@ -662,7 +683,7 @@ def reproject_rows(r0, r1, motion, depth, ids, cfg, past, fields, histories, wei
         for j in range(width):
             edge = edges[k, j]
             keep, total, previous_light, red, green, blue, age, stale_edge = reproject(
-                past, fields, cfg, motion, depth, ids, i, j, height, width, edge)
+                past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
             stale[k, j] = stale_edge
             age = age + ONE if keep else ZERO
             histories[0, k, j], histories[1, k, j], histories[2, k, j], histories[AGE, k, j] = red, green, blue, age
@@ -716,32 +737,44 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg, curr
     edge, at most `edge_weight`), into `out`; the band's ages and fields into `past_out`,
     `fields_out`. `noise`: `band_noise`'s blocks from block row `first_block` on; `noise_row`:
     (W,) scratch. Each row first settles every pixel's weight and range (`low`, `high`,
-    `weights` change in place), then blends a channel at a time without branches: that loop
-    is the one the compiler runs on vector units."""
+    `weights` change in place; the few edge and stale pixels one by one), then records and
+    blends it a channel at a time without branches: loops the compiler runs on vector units.
+    The output's record for the next frame (`record_colour_row`) follows a row behind, while
+    the rows it reads are still in cache."""
     height, width = current.shape[1], current.shape[2]
     bounded, lit, noisy_edges = noise_bounded(cfg), emitters_widen(cfg), edges_by_noise(cfg)
+    stale_radius = int(cfg[STALE_EDGE_RADIUS])
     for i in range(r0, r1):
         k = i - r0
         if bounded or noisy_edges:
             for j in range(width):
                 noise_row[j] = noise[i // NOISE_BLOCK - first_block, j // NOISE_BLOCK]
-        for j in range(width):
-            if noisy_edges and edges[k, j]:
-                weights[k, j] = min(weights[k, j], edge_weight(cfg, noise_row[j], low, high, k, j))
-            for c in range(3):
+        if noisy_edges:
+            for j in range(width):
+                if edges[k, j]:
+                    weights[k, j] = min(weights[k, j], edge_weight(cfg, noise_row[j], low, high, k, j))
+        for c in range(3):
+            if lit:
+                widen_row(high[c, k], emitters[k])
+            for j in range(width):
                 if stale[k, j]:
-                    low[c, k, j], high[c, k, j] = window_range(current, c, i, j, height, width,
-                                                              int(cfg[STALE_EDGE_RADIUS]))
-                elif lit:
-                    high[c, k, j] = max(high[c, k, j], emitters[k, j])
-            record_pixel(motion, surfaces, cfg, i, j, k, height, width, histories[AGE, k, j], light[k, j],
-                         edges[k, j], past_out, fields_out)
+                    low[c, k, j], high[c, k, j] = window_range(current, c, i, j, height, width, stale_radius)
+        record_row(motion, surfaces, cfg, i, k, histories[AGE, k], light[k], edges[k], past_out, fields_out)
         for c in range(3):
             if bounded:
                 blend_row_bounded(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], noise_row,
                                   cfg[NOISE_BOUND], out[c, i])
             else:
                 blend_row(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], out[c, i])
+        if i >= r0 + 2:     # the row above now has its neighbours (the band's first and last: `band_edge_rows`)
+            record_colour_row(out, fields_out, i - 1, cfg[PRESHARPEN], past_out)
+
+
+@per_pixel
+def widen_row(high, emitters):
+    """high = max(high, emitters), along a row."""
+    for j in range(high.shape[0]):
+        high[j] = max(high[j], emitters[j])
 
 
 @per_pixel
