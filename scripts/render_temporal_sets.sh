@@ -22,6 +22,7 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 22300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_e
     scenes --kinds street,interior --count 4 --seed 22500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_f
     scenes --kinds street,interior --count 4 --seed 22700 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_g
+    scenes --kinds street,interior --count 4 --seed 22900 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_h
 }
 case "${1:-validation}" in
     validation) validation ;;

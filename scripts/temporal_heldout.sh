@@ -69,6 +69,12 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22700 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_g
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_g --out docs/temporal_eval_g.json
+# Held-out set H (session 18; seeds 22900+): 4 more shots at the issue's own setting, rendered
+# while session 18 changed only the filter's speed (same output as set G's filter) and
+# evaluated once at the end of the session:
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22900 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_h
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_h --out docs/temporal_eval_h.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
