@@ -45,13 +45,14 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
-          "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "depth_far")
+          "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
- EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
+ DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -68,7 +69,7 @@ def config(flags, params):
             bool(flags[5]), bool(flags[6]),
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
-            params[15], params[16], params[17], params[18], params[19], params[20], params[21], params[22])
+            params[15], params[16], params[17], params[18], params[19], params[20], params[21], params[22], params[23], params[24])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -282,7 +283,7 @@ def uncovers(fields, cfg, taps, bilinear, pixel_depth):
 
 
 @per_pixel
-def history_weight(cfg, age, kept, total, edge, magnify):
+def history_weight(cfg, age, kept, total, edge, magnify, motion, i, j, width):
     """The running mean's weight of the history, before the lighting test (`edge`: next to a
     motion boundary)."""
     trust = ZERO
@@ -291,10 +292,20 @@ def history_weight(cfg, age, kept, total, edge, magnify):
     weight = ONE - max(ONE / (age + ONE + trust), cfg[MIN_WEIGHT])
     if cfg[MAGNIFICATION]:
         weight *= magnify
+    if cfg[FAST_MOTION] > 0:
+        weight *= slow_share(cfg, motion, i, j, width)
     weight *= min(total, ONE)
     if edge:
         weight = min(weight, cfg[EDGE_WEIGHT_HIGH] if edges_by_noise(cfg) else cfg[EDGE_WEIGHT])
     return weight
+
+
+@per_pixel
+def slow_share(cfg, motion, i, j, width):
+    """1 up to fast_motion x the frame's width per frame of motion, falling to 0 at twice that
+    (TemporalSettings.fast_motion)."""
+    speed = np.sqrt(motion[0, i, j] * motion[0, i, j] + motion[1, i, j] * motion[1, i, j]) / np.float32(width)
+    return min(max(TWO - speed / cfg[FAST_MOTION], ZERO), ONE)
 
 
 # -- neighbourhoods --------------------------------------------------------------------------
@@ -521,7 +532,10 @@ def lighting_gate(cfg, change, seen, light):
     gate = np.empty((count, width), np.float32)
     for i in range(count):
         for j in range(width):
-            light[i, j] = light[i, j] * (ONE - memory) + memory * local[i // 2, j // 2]
+            change = local[i // 2, j // 2]
+            # A change this large is no denoiser blotch: taken at once (TemporalSettings.lighting_fast).
+            newest = ONE if cfg[LIGHTING_FAST] > 0 and abs(change) > cfg[LIGHTING_FAST] else memory
+            light[i, j] = light[i, j] * (ONE - newest) + newest * change
             open_ = ONE - cfg[LIGHTING_GAIN] * (abs(light[i, j]) - cfg[LIGHTING_FLOOR])
             gate[i, j] = min(max(open_, ZERO), ONE)
     return gate
@@ -688,7 +702,7 @@ def reproject_rows(r0, r1, motion, surfaces, cfg, past, fields, histories, weigh
             age = age + ONE if keep else ZERO
             histories[0, k, j], histories[1, k, j], histories[2, k, j], histories[AGE, k, j] = red, green, blue, age
             light[k, j] = previous_light
-            weights[k, j] = history_weight(cfg, age, keep, total, edge, magnify[k, j])
+            weights[k, j] = history_weight(cfg, age, keep, total, edge, magnify[k, j], motion, i, j, width)
             if keep:
                 seen[k, j] = ONE
                 kept += 1

@@ -235,6 +235,52 @@ def test_a_change_of_lighting_over_a_still_surface_is_followed_not_lagged():
     assert errors[-1] < 0.5 * errors[0]             # the noise is still averaged away
 
 
+def test_a_shadow_that_passes_in_one_frame_leaves_no_dark_history():
+    """A still textured surface is shadowed in frame 5 only (an object passing fast). Averaged
+    over frames, the darkening and the brightening after it cancel, and frame 6 kept the dark
+    history (23 % off); a change that large is taken at once (lighting_fast)."""
+    def errors(fast):
+        filt = TemporalFilter(TemporalSettings(lighting_fast=fast))
+        result = []
+        for t, (image, enhanced) in enumerate(_still_textured_surface([1.0] * 5 + [0.3] + [1.0] * 4)):
+            out = filt.apply(synthetic_frame(0, speed=0), enhanced, t + 1)
+            result.append(np.abs(out - image).mean() / image.mean())
+        return np.array(result)
+
+    assert errors(0.0)[6] > 0.1
+    assert errors(TemporalSettings().lighting_fast)[5:].max() < 0.03      # per-frame noise level
+
+
+def _box_crossing(t: int, step: int) -> dict:
+    """The passes of frame t of a box (id 2) moving `step` px per frame to the right over the
+    still background."""
+    frame = synthetic_frame(0, speed=0)
+    frame["object_index"][:], frame["depth"][:], frame["motion"][:] = 1.0, 10.0, 0.0
+    rows, cols = slice(8, 8 + BOX), slice(2 + step * t, 2 + step * t + BOX)
+    frame["object_index"][rows, cols], frame["depth"][rows, cols] = 2.0, 5.0
+    frame["motion"][rows, cols, 0] = frame["motion"][rows, cols, 2] = -step
+    return frame
+
+
+def test_an_object_crossing_the_frame_in_a_few_frames_keeps_no_history():
+    """A box moving a quarter of the frame's width per frame carries its highlights to where
+    its surface was: it shows the per-frame result (fast_motion); one moving 5 % of the width
+    per frame keeps its history as before."""
+    def box_output(step, fast):
+        filt = TemporalFilter(TemporalSettings(fast_motion=fast))
+        for t in range(3):
+            enhanced = noisy(t)
+            out = filt.apply(_box_crossing(t, step), enhanced, t + 1)
+        box = (slice(8, 8 + BOX), slice(2 + step * 2, 2 + step * 2 + BOX))
+        return out[box], enhanced[box]
+
+    default = TemporalSettings().fast_motion
+    fast, per_frame = box_output(10, default)
+    np.testing.assert_array_equal(fast, per_frame)
+    assert np.abs(box_output(10, 0.0)[0] - per_frame).max() > 0.01       # without it: history
+    np.testing.assert_array_equal(box_output(2, default)[0], box_output(2, 0.0)[0])
+
+
 def test_a_few_flickering_bright_pixels_do_not_restart_the_history():
     """A small lamp (3x3 pixels, 8-60x the surface's brightness, random every frame) on a still
     surface under steady light: the lamp's own flicker is no lighting change of the surface around
