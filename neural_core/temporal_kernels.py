@@ -45,14 +45,14 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
-          "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion", "depth_far")
+          "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion", "emitters_unbound", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
- DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ EMITTERS_UNBOUND, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -69,7 +69,7 @@ def config(flags, params):
             bool(flags[5]), bool(flags[6]),
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
-            params[15], params[16], params[17], params[18], params[19], params[20], params[21], params[22], params[23], params[24])
+            params[15], params[16], params[17], params[18], params[19], params[20], params[21], params[22], params[23], params[24], params[25])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -767,6 +767,12 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg, curr
             for j in range(width):
                 if edges[k, j]:
                     weights[k, j] = min(weights[k, j], edge_weight(cfg, noise_row[j], low, high, k, j))
+        if bounded and lit and cfg[EMITTERS_UNBOUND]:
+            # Noisy Image - Combined is not the noise of a light seen directly: both show the same
+            # share of a small lamp's samples (TemporalSettings.emitters_unbound).
+            for j in range(width):
+                if emitters[k, j] > 0:
+                    noise_row[j] = np.float32(np.inf)
         for c in range(3):
             if lit:
                 widen_row(high[c, k], emitters[k])

@@ -358,6 +358,32 @@ def test_emitter_range_is_the_brightest_channel_of_the_emission_pass_within_radi
         np.testing.assert_array_equal(temporal_kernels.band_emitters(emission, r0, r1, radius), expected)
 
 
+def test_the_noise_bound_leaves_lights_seen_directly_alone():
+    """A small lamp whose share of each pixel's samples changes every frame: Cycles' Noisy
+    Image and its denoised Combined show the same share, so the render's noise there reads ~0.
+    The noise bound would pass the lamp's flicker through; where the Emission pass shows a
+    light it does not apply (emitters_unbound)."""
+    lamp = (slice(H // 2 - 1, H // 2 + 2), slice(W // 2 - 1, W // 2 + 2))
+    shares = np.random.default_rng(3).uniform(0.4, 1.0, 10).astype(np.float32)
+
+    def lamp_flicker(unbound):
+        filt = TemporalFilter(TemporalSettings(emitters_unbound=unbound))
+        brightness = []
+        for t, share in enumerate(shares):
+            frame = synthetic_frame(0, speed=0)
+            rendered = np.full((H, W, 3), 0.1, np.float32)
+            rendered[lamp] = 6.0 * share
+            frame["emission"] = np.zeros((H, W, 3), np.float32)
+            frame["emission"][lamp] = 6.0
+            frame["image"] = rendered
+            frame["noisy"] = rendered + np.random.default_rng(t).normal(0, 0.01, rendered.shape).astype(np.float32)
+            frame["noisy"][lamp] = rendered[lamp]
+            brightness.append(filt.apply(frame, rendered, t + 1)[lamp].mean())
+        return np.abs(np.diff(brightness[2:])).mean()
+
+    assert lamp_flicker(True) < 0.5 * lamp_flicker(False)
+
+
 def test_a_lamp_that_goes_out_is_followed_at_once():
     """The Emission pass says when the light is gone: the range closes again."""
     lit = [True] * 4 + [False] * 4
