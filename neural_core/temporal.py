@@ -35,15 +35,18 @@ clamps to a narrower range (`stale_edge_radius`). Nowhere may the history differ
 by more than a few times the render's own noise there (`noise_bound`; Noisy Image - Combined):
 in a clean render the frame is trusted, in a noisy one the bound is wide. Near a visible
 emitter (the Emission pass) the range reaches up to its light (`emitter_radius`): the denoiser
-wipes small lamps out in some frames, and the history need not follow. Where only part of the
+wipes small lamps out in some frames, and the history need not follow; nor is it bound there
+(`emitters_unbound`: the two images show a lamp's flicker alike). Where only part of the
 footprint matched (an anti-aliased edge) part of the history is read bilinearly from all taps,
 unless a left-out tap is nearer (a disocclusion).
 Where the view closes in on a surface its history, resampled up, has less detail: the weight
-falls with the area ratio (`magnification_power`). A one-frame history counts as 1 +
+falls with the area ratio (`magnification_power`), and for an object that crosses the frame
+in a few frames (its highlights move over its surface) with its speed (`fast_motion`). A
+one-frame history counts as 1 +
 `start_trust` frames at its first blend. Where the light on a surface changes (a moving lamp or
 shadow), which the clamp cannot see on a lit gradient or a textured surface, the history fades
-out: the local brightness change from it, averaged over frames, passes `lighting_floor`
-(`lighting_*`).
+out: the local brightness change from it, averaged over frames (a large one at once:
+`lighting_fast`), passes `lighting_floor` (`lighting_*`).
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.

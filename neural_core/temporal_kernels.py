@@ -746,15 +746,15 @@ def window_range(image, c, i, j, height, width, radius):
 def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg, current, histories, weights, light, stale,
                edges, low, high, noise_row, out, past_out, fields_out):
     """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; up to
-    the brightest visible emitter around, `emitters`; where the frame has a noisy image, also to
-    within noise_bound x `noise` of the frame) and blended in by `weights` (next to a motion
-    edge, at most `edge_weight`), into `out`; the band's ages and fields into `past_out`,
-    `fields_out`. `noise`: `band_noise`'s blocks from block row `first_block` on; `noise_row`:
-    (W,) scratch. Each row first settles every pixel's weight and range (`low`, `high`,
-    `weights` change in place; the few edge and stale pixels one by one), then records and
-    blends it a channel at a time without branches: loops the compiler runs on vector units.
-    The output's record for the next frame (`record_colour_row`) follows a row behind, while
-    the rows it reads are still in cache."""
+    the brightest visible emitter around, `emitters`; where the frame has a noisy image and no
+    emitter is around, also to within noise_bound x `noise` of the frame) and blended in by
+    `weights` (next to a motion edge, at most `edge_weight`), into `out`; the band's ages and
+    fields into `past_out`, `fields_out`. `noise`: `band_noise`'s blocks from block row
+    `first_block` on; `noise_row`: (W,) scratch. Each row first settles every pixel's weight
+    and range (`low`, `high`, `weights` change in place; the few edge and stale pixels one by
+    one), then records and blends it a channel at a time without branches: loops the compiler
+    runs on vector units. The output's record for the next frame (`record_colour_row`) follows
+    a row behind, while the rows it reads are still in cache."""
     height, width = current.shape[1], current.shape[2]
     bounded, lit, noisy_edges = noise_bounded(cfg), emitters_widen(cfg), edges_by_noise(cfg)
     stale_radius = int(cfg[STALE_EDGE_RADIUS])
