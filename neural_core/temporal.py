@@ -42,11 +42,10 @@ unless a left-out tap is nearer (a disocclusion).
 Where the view closes in on a surface its history, resampled up, has less detail: the weight
 falls with the area ratio (`magnification_power`), and for an object that crosses the frame
 in a few frames (its highlights move over its surface) with its speed (`fast_motion`). A
-one-frame history counts as 1 +
-`start_trust` frames at its first blend. Where the light on a surface changes (a moving lamp or
-shadow), which the clamp cannot see on a lit gradient or a textured surface, the history fades
-out: the local brightness change from it, averaged over frames (a large one at once:
-`lighting_fast`), passes `lighting_floor` (`lighting_*`).
+one-frame history counts as 1 + `start_trust` frames at its first blend. Where the light on a
+surface changes (a moving lamp or shadow), which the clamp cannot see on a lit gradient or a
+textured surface, the history fades out: the local brightness change from it, averaged over
+frames (a large one at once: `lighting_fast`), passes `lighting_floor` (`lighting_*`).
 The whole history is reset (the output is exactly the per-frame result) on the first frame,
 a jump in frame number, a change of size or key (scene, view layer, camera), a frame without a
 Vector pass, and a cut: fewer than `cut_fraction` of the pixels keep their history.
@@ -369,7 +368,8 @@ def _frame_bands(height: int) -> list[slice]:
 
 def _band_edge_rows(height: int) -> np.ndarray:
     """The first and last row of every band (`_in_bands`)."""
-    return np.unique([row for band in _frame_bands(height) for row in (band.start, band.stop - 1)]).astype(np.intp)
+    rows = [row for band in _frame_bands(height) for row in (band.start, band.stop - 1)]
+    return np.unique(rows).astype(np.intp)
 
 
 def _without_broken_vectors(frame: schema.Frame) -> tuple[schema.Frame, str | None]:
@@ -475,8 +475,8 @@ class TemporalFilter:
         if reason is None:
             flags = self._flags(passes)
             counts = _in_bands(size[0], lambda rows: kernels.filter_band(
-                rows.start, rows.stop, passes.motion, passes.depth, passes.ids, passes.noisy, passes.image, passes.emission, flags,
-                self._params, self.past, self.fields, current, out, past, fields))
+                rows.start, rows.stop, passes.motion, passes.depth, passes.ids, passes.noisy, passes.image,
+                passes.emission, flags, self._params, self.past, self.fields, current, out, past, fields))
             fraction = sum(counts) / (size[0] * size[1])
             if fraction < self.settings.cut_fraction:
                 reason = f"cut: {fraction:.0%} of the pixels have history"
@@ -484,8 +484,7 @@ class TemporalFilter:
             self.last_history_fraction = fraction
             # The bands recorded their output's colour but for their first and last rows,
             # which read the neighbouring bands' output.
-            kernels.record_colour_rows(out, fields, _band_edge_rows(size[0]), np.float32(self.settings.presharpen),
-                                       past)
+            self._record_colour(out, past, fields, rows=_band_edge_rows(size[0]))
         else:
             out[:] = current
             if passes is not None:
@@ -538,12 +537,16 @@ class TemporalFilter:
             rows.start, rows.stop, passes.motion, passes.depth, passes.ids, flags, self._params,
             age, light_change, past, fields))
 
-    def _record_colour(self, image, past, fields, strength: float | None = None) -> None:
+    def _record_colour(self, image, past, fields, strength: float | None = None, rows=None) -> None:
         """past[:, RGB]: the output `image` ((3, H, W)), pre-sharpened for the next frame's read
-        (`strength` None: TemporalSettings.presharpen). Needs this frame's forward flow in `fields`."""
+        (`strength` None: TemporalSettings.presharpen), of every row or of the array `rows`.
+        Needs this frame's forward flow in `fields`."""
         strength = np.float32(self.settings.presharpen if strength is None else strength)
-        _in_bands(image.shape[1], lambda rows: kernels.record_colour_band(
-            image, fields, rows.start, rows.stop, strength, past))
+        if rows is not None:
+            kernels.record_colour_rows(image, fields, rows, strength, past)
+            return
+        _in_bands(image.shape[1], lambda band: kernels.record_colour_band(
+            image, fields, band.start, band.stop, strength, past))
 
     def _remember(self, passes: _Passes | None, past, fields, size, number, key) -> None:
         self.number, self.key, self.size = number, key, tuple(size)

@@ -45,7 +45,8 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "clamp_radius", "depth_tolerance", "edge_history_weight", "lighting_radius",
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
-          "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion", "emitters_unbound", "depth_far")
+          "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
+          "emitters_unbound", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
@@ -69,7 +70,8 @@ def config(flags, params):
             bool(flags[5]), bool(flags[6]),
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
-            params[15], params[16], params[17], params[18], params[19], params[20], params[21], params[22], params[23], params[24], params[25])
+            params[15], params[16], params[17], params[18], params[19], params[20], params[21],
+            params[22], params[23], params[24], params[25])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -150,6 +152,12 @@ def magnification(motion, i, j, height, width, power):
     det *= central_difference(motion, 1, -ONE, i, j, 0, height, width) + ONE
     det -= (central_difference(motion, 0, ONE, i, j, 0, height, width)
             * central_difference(motion, 1, -ONE, i, j, 1, height, width))
+    return area_weight(det, power)
+
+
+@per_pixel
+def area_weight(det, power):
+    """min(max(det, 0), 1)^power (`magnification`)."""
     det = min(max(det, ZERO), ONE)
     return det * det if power == TWO else det ** power     # powf costs more than the rest of it
 
@@ -348,7 +356,8 @@ def row_range(row, radius, scratch, out_low, out_high):
     span, target, source = 1, 2 * radius + 1, 0
     while span < target:
         shift = min(span, target - span)
-        pair_range(scratch[source], scratch[source + 1], scratch[2 - source], scratch[3 - source], padded - shift, shift)
+        pair_range(scratch[source], scratch[source + 1], scratch[2 - source], scratch[3 - source],
+                   padded - shift, shift)
         source = 2 - source
         span += shift
     copy_range(scratch[source], scratch[source + 1], out_low, out_high, width)
@@ -799,7 +808,7 @@ def widen_row(high, emitters):
 
 @per_pixel
 def blend_row(x, history, weight, low, high, out):
-    """out = x + weight (history[:, c] clamped to [low, high] - x), along a row."""
+    """out = x + weight (history clamped to [low, high] - x), along a row."""
     for j in range(x.shape[0]):
         out[j] = (min(max(history[j], low[j]), high[j]) - x[j]) * weight[j] + x[j]
 
@@ -841,8 +850,7 @@ def inner_magnification(motion, i, height, power, out):
         det = (x[j + 1] - x[j - 1]) / TWO + ONE
         det *= row_difference(-y_up[j], -y_down[j], rows) + ONE
         det -= row_difference(x_up[j], x_down[j], rows) * (((-y[j + 1]) - (-y[j - 1])) / TWO)
-        det = min(max(det, ZERO), ONE)
-        out[j] = det * det if power == TWO else det ** power
+        out[j] = area_weight(det, power)
 
 
 @per_pixel
