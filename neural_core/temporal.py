@@ -195,6 +195,14 @@ class TemporalSettings:
     # and held-out (E, F) shots, off / on: warping error 0.886 / 0.870x the reference's on the
     # mean; a night street 1.26 -> 1.10x, three others 0.03-0.08x lower; PSNR within 0.06 dB.
     emitters_unbound: bool = True
+    # The Emission pass is rendered with the same samples: a light smaller than a pixel is
+    # missed by all of a 4-spp pixel's samples in some frames, and then the whole window shows
+    # no emitter (a held-out street's lamp: 6.7 in frames 0, 1, 3 and 6 of the Emission pass,
+    # nothing within 3 pixels in frame 7, where the per-frame image fell from 1.4 to 0.2 and the
+    # clamp followed it). The ceiling is also the brightest emitter the history's own taps saw
+    # a frame ago: a light missed in one frame keeps its history, one that goes out is followed
+    # a frame later. Session 19: see docs/temporal.md. False turns it off.
+    emitter_memory: bool = True
     # A bilinear read at fraction f of a pixel blurs by ~f (1 - f) / 2 times the second
     # difference along that axis, and a history is read every frame: fine textures smear (a
     # 512x256 interior's wallpaper: -1.13 dB against per-frame enhancement by frame 8). The
@@ -534,8 +542,8 @@ class TemporalFilter:
         (what the next frame reads back; the colour: `_record_colour`)."""
         flags = self._flags(passes)
         _in_bands(passes.motion.shape[1], lambda rows: kernels.record_band(
-            rows.start, rows.stop, passes.motion, passes.depth, passes.ids, flags, self._params,
-            age, light_change, past, fields))
+            rows.start, rows.stop, passes.motion, passes.depth, passes.ids, passes.emission, flags,
+            self._params, age, light_change, past, fields))
 
     def _record_colour(self, image, past, fields, strength: float | None = None, rows=None) -> None:
         """past[:, RGB]: the output `image` ((3, H, W)), pre-sharpened for the next frame's read

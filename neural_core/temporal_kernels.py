@@ -35,8 +35,8 @@ per_pixel = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")
 pixel_loop = numba.njit(cache=True, nogil=True, _nrt=False)
 
 AGE = 3
-F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING, MOTION_EDGE = 0, 1, 2, 3, 4, 5, 6
-FIELDS = 7
+F_COL, F_ROW, DEPTH, ID, ONE_SURFACE, LIGHTING, MOTION_EDGE, EMITTER = 0, 1, 2, 3, 4, 5, 6, 7
+FIELDS = 8
 # What the frame has and what the history was recorded with (`flags`).
 HAS_DEPTH, HAS_IDS, PAST_HAS_DEPTH, PAST_HAS_IDS, ONE_SURFACE_SHORTCUT, HAS_NOISE, HAS_EMISSION = range(7)
 FLAGS = 7
@@ -46,14 +46,14 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
-          "emitters_unbound", "depth_far")
+          "emitters_unbound", "emitter_memory", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
- EMITTERS_UNBOUND, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ EMITTERS_UNBOUND, EMITTER_MEMORY, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -71,7 +71,7 @@ def config(flags, params):
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
-            params[22], params[23], params[24], params[25])
+            params[22], params[23], params[24], params[25], params[26])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -238,7 +238,7 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
     """The previous output and age at (i, j) (row k of the band's `surfaces`), from the taps
     that show its surface -> (kept, matched share of the footprint, previous lighting change,
     R, G, B, age, stale edge: the pixel is not next to a motion edge (`edge`) but a kept tap
-    was a frame ago)."""
+    was a frame ago, the brightest emitter a kept tap saw around it a frame ago)."""
     b_col, b_row = motion[0, i, j], -motion[1, i, j]
     inside, top, right, down, f_col, f_row = footprint(b_col, b_row, i, j, height, width)
     taps = (top, top + right, top + down, top + down + right)
@@ -260,7 +260,7 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
         or (w2 > 0 and fields[MOTION_EDGE, taps[2]] > 0) or (w3 > 0 and fields[MOTION_EDGE, taps[3]] > 0))
     total = w0 + w1 + w2 + w3
     if not (inside and total > 0):
-        return False, total, ZERO, ZERO, ZERO, ZERO, ZERO, False
+        return False, total, ZERO, ZERO, ZERO, ZERO, ZERO, False, ZERO
     w0, w1, w2, w3 = w0 / total, w1 / total, w2 / total, w3 / total
     t0, t1, t2, t3 = taps
     red = w0 * past[t0, 0] + w1 * past[t1, 0] + w2 * past[t2, 0] + w3 * past[t3, 0]
@@ -274,7 +274,12 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
         green += mix * (b0 * past[t0, 1] + b1 * past[t1, 1] + b2 * past[t2, 1] + b3 * past[t3, 1] - green)
         blue += mix * (b0 * past[t0, 2] + b1 * past[t1, 2] + b2 * past[t2, 2] + b3 * past[t3, 2] - blue)
     light = fields[LIGHTING, top] if cfg[LIGHTING_GAIN] > 0 else ZERO
-    return True, total, light, red, green, blue, age, stale_edge
+    emitter = ZERO
+    if cfg[EMITTER_MEMORY] > 0:
+        for tap, w in ((t0, w0), (t1, w1), (t2, w2), (t3, w3)):
+            if w > 0:
+                emitter = max(emitter, fields[EMITTER, tap])
+    return True, total, light, red, green, blue, age, stale_edge, emitter
 
 
 @per_pixel
@@ -492,6 +497,14 @@ def band_emitters(emission, r0, r1, radius):
 
 
 @compiled
+def seen_emitters(emission, cfg, r0, r1, width):
+    """`band_emitters` where the clamp range reaches up to emitters, else zeros -> (r1 - r0, W)."""
+    if emitters_widen(cfg):
+        return band_emitters(emission, r0, r1, int(cfg[EMITTER_RADIUS]))
+    return np.zeros((r1 - r0, width), np.float32)
+
+
+@compiled
 def box_sum(plane, radius):
     """Sum over the (2 radius + 1)^2 values around each of the (H, W) `plane` that exist."""
     height, width = plane.shape
@@ -553,10 +566,11 @@ def lighting_gate(cfg, change, seen, light):
 # -- what a frame leaves for the next one ------------------------------------------------------
 
 @per_pixel
-def record_row(motion, surfaces, cfg, i, k, age, light, edges, past, fields):
+def record_row(motion, surfaces, cfg, i, k, age, light, edges, emitters, past, fields):
     """What the next frame reads of row i (row k of `surfaces`) besides its colour: each
     pixel's age, lighting change (`age`, `light`, (W,)), whether it is next to a motion edge
-    (`edges`, (W,)), and the fields its tap tests compare. Row at a time, without branches per
+    (`edges`, (W,)), the brightest emitter this frame shows around it (`emitters`, (W,)), and
+    the fields its tap tests compare. Row at a time, without branches per
     pixel, so that the compiler runs it on vector units."""
     height, width = motion.shape[1], motion.shape[2]
     start = i * width
@@ -569,6 +583,7 @@ def record_row(motion, surfaces, cfg, i, k, age, light, edges, past, fields):
         fields[DEPTH, p] = surfaces[0, k, j]
         fields[ID, p] = surfaces[1, k, j]
         fields[MOTION_EDGE, p] = ONE if edges[j] else ZERO
+        fields[EMITTER, p] = emitters[j]
     fields[ONE_SURFACE, start + width - 1] = ZERO
     if i == height - 1:
         for j in range(width - 1):
@@ -579,16 +594,18 @@ def record_row(motion, surfaces, cfg, i, k, age, light, edges, past, fields):
 
 
 @compiled
-def record_band(r0, r1, motion, depth, ids, flags, params, age, light, past, fields):
+def record_band(r0, r1, motion, depth, ids, emission, flags, params, age, light, past, fields):
     """Ages (`age`, (H * W,)), lighting changes and fields of rows r0..r1, with no filtering:
     a frame whose history restarts, or one restored from a saved state."""
     cfg = config(flags, params)
     height, width = motion.shape[1], motion.shape[2]
     edges = motion_edge_band(motion, r0, r1)
     surfaces = band_surfaces(depth, ids, cfg, r0, r1, height, width)
+    emitters = seen_emitters(emission, cfg, r0, r1, width)
     for i in range(r0, r1):
         row = slice(i * width, (i + 1) * width)
-        record_row(motion, surfaces, cfg, i, i - r0, age[row], light[row], edges[i - r0], past, fields)
+        record_row(motion, surfaces, cfg, i, i - r0, age[row], light[row], edges[i - r0], emitters[i - r0],
+                   past, fields)
 
 
 @per_pixel
@@ -668,11 +685,12 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
     seen = np.zeros((count, width), np.float32)
     light = np.zeros((count, width), np.float32)
     stale = np.zeros((count, width), np.bool_)
+    remembered = np.zeros((count, width), np.float32)
     edges = motion_edge_band(motion, r0, r1)
     magnify = magnification_band(motion, r0, r1, cfg[MAGNIFICATION]) if cfg[MAGNIFICATION] else seen
     surfaces = band_surfaces(depth, ids, cfg, r0, r1, height, width)
     kept = reproject_rows(r0, r1, motion, surfaces, cfg, past, fields, histories, weights, seen, light,
-                          stale, edges, magnify)
+                          stale, remembered, edges, magnify)
     if cfg[LIGHTING_GAIN] > 0:
         change = np.empty((count, width), np.float32)
         lighting_change_rows(r0, r1, cfg, current, histories, seen, change)
@@ -680,12 +698,12 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
-    emitters = band_emitters(emission, r0, r1, int(cfg[EMITTER_RADIUS])) if emitters_widen(cfg) else seen
+    emitters = seen_emitters(emission, cfg, r0, r1, width)
     if noise_bounded(cfg) or edges_by_noise(cfg):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
-    blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg,
+    blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembered, cfg,
                current, histories, weights, light, stale, edges, low, high, np.empty(width, np.float32), out,
                past_out, fields_out)
     return kept
@@ -693,10 +711,10 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
 
 @pixel_loop
 def reproject_rows(r0, r1, motion, surfaces, cfg, past, fields, histories, weights, seen, light,
-                   stale, edges, magnify):
+                   stale, remembered, edges, magnify):
     """Each pixel's history (`histories` (4, rows, W): RGB, age), its weight, whether it was kept
-    (`seen`), the previous lighting change (`light`) and whether it reads a stale edge (`stale`)
-    -> how many were kept. `surfaces`: `band_surfaces`; `edges`: next to a motion edge
+    (`seen`), the previous lighting change (`light`), whether it reads a stale edge (`stale`) and
+    the brightest emitter its history saw around it (`remembered`) -> how many were kept. `surfaces`: `band_surfaces`; `edges`: next to a motion edge
     (`motion_edge_band`); `magnify`: the magnification weight (`magnification_band`; not read
     where that is off)."""
     height, width = motion.shape[1], motion.shape[2]
@@ -705,9 +723,10 @@ def reproject_rows(r0, r1, motion, surfaces, cfg, past, fields, histories, weigh
         k = i - r0
         for j in range(width):
             edge = edges[k, j]
-            keep, total, previous_light, red, green, blue, age, stale_edge = reproject(
+            keep, total, previous_light, red, green, blue, age, stale_edge, emitter = reproject(
                 past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
             stale[k, j] = stale_edge
+            remembered[k, j] = emitter
             age = age + ONE if keep else ZERO
             histories[0, k, j], histories[1, k, j], histories[2, k, j], histories[AGE, k, j] = red, green, blue, age
             light[k, j] = previous_light
@@ -752,10 +771,11 @@ def window_range(image, c, i, j, height, width, radius):
 
 
 @pixel_loop
-def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg, current, histories, weights, light, stale,
-               edges, low, high, noise_row, out, past_out, fields_out):
+def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembered, cfg, current, histories, weights,
+               light, stale, edges, low, high, noise_row, out, past_out, fields_out):
     """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; up to
-    the brightest visible emitter around, `emitters`; where the frame has a noisy image and no
+    the brightest visible emitter around, `emitters`, or the one its history saw a frame ago,
+    `remembered` (both turned into the ceiling in place); where the frame has a noisy image and no
     emitter is around, also to within noise_bound x `noise` of the frame) and blended in by
     `weights` (next to a motion edge, at most `edge_weight`), into `out`; the band's ages and
     fields into `past_out`, `fields_out`. `noise`: `band_noise`'s blocks from block row
@@ -776,6 +796,10 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg, curr
             for j in range(width):
                 if edges[k, j]:
                     weights[k, j] = min(weights[k, j], edge_weight(cfg, noise_row[j], low, high, k, j))
+        record_row(motion, surfaces, cfg, i, k, histories[AGE, k], light[k], edges[k], emitters[k], past_out,
+                   fields_out)
+        if lit and cfg[EMITTER_MEMORY] > 0:
+            widen_row(emitters[k], remembered[k])
         if bounded and lit and cfg[EMITTERS_UNBOUND]:
             # Noisy Image - Combined is not the noise of a light seen directly: both show the same
             # share of a small lamp's samples (TemporalSettings.emitters_unbound).
@@ -788,7 +812,6 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, cfg, curr
             for j in range(width):
                 if stale[k, j]:
                     low[c, k, j], high[c, k, j] = window_range(current, c, i, j, height, width, stale_radius)
-        record_row(motion, surfaces, cfg, i, k, histories[AGE, k], light[k], edges[k], past_out, fields_out)
         for c in range(3):
             if bounded:
                 blend_row_bounded(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], noise_row,
