@@ -203,6 +203,15 @@ class TemporalSettings:
     # a frame ago: a light missed in one frame keeps its history, one that goes out is followed
     # a frame later. Session 19: see docs/temporal.md. False turns it off.
     emitter_memory: bool = True
+    # Cycles' Object Index and Z come from one of a pixel's samples, so at an anti-aliased
+    # edge of a thin object (a pole, a lamp post) they flip from frame to frame while the colour
+    # is a steady mix of both sides. No tap then shows "the pixel's surface" and the history was
+    # dropped: on held-out streets, 0.05 % of the pixels carried up to 13 % of the reference's
+    # flicker. Where no tap passes the id and depth tests but the footprint was not one surface a
+    # frame ago and every tap passes the forward-backward check (nothing moved differently: no
+    # disocclusion), the whole footprint is read, at this share of the usual history weight.
+    # Session 19: see docs/temporal.md. 0 turns it off.
+    sampled_edge: float = 0.5
     # A bilinear read at fraction f of a pixel blurs by ~f (1 - f) / 2 times the second
     # difference along that axis, and a history is read every frame: fine textures smear (a
     # 512x256 interior's wallpaper: -1.13 dB against per-frame enhancement by frame 8). The

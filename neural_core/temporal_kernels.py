@@ -46,14 +46,14 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
-          "emitters_unbound", "emitter_memory", "depth_far")
+          "emitters_unbound", "emitter_memory", "sampled_edge", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
- EMITTERS_UNBOUND, EMITTER_MEMORY, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -71,7 +71,7 @@ def config(flags, params):
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
-            params[22], params[23], params[24], params[25], params[26])
+            params[22], params[23], params[24], params[25], params[26], params[27])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -179,16 +179,56 @@ def motion_edge(motion, ranges_low, ranges_high, i, j, k):
 def tap_shows_surface(fields, cfg, tap, b_col, b_row, pixel_depth, pixel_id, scale):
     """The previous frame at flat index `tap` shows the pixel's surface (forward-backward check,
     id, depth); `scale` 0.5 halves every tolerance."""
-    f_col, f_row = fields[F_COL, tap], fields[F_ROW, tap]
-    s_col, s_row = b_col + f_col, b_row + f_row
-    magnitude = b_col * b_col + b_row * b_row + f_col * f_col + f_row * f_row
-    if s_col * s_col + s_row * s_row > cfg[FB_RELATIVE] * magnitude + cfg[FB_ABSOLUTE] * scale * scale:
-        return False
+    return tap_moves_alike(fields, cfg, tap, b_col, b_row, scale) and shows_surface(
+        fields, cfg, tap, pixel_depth, pixel_id, scale)
+
+
+@per_pixel
+def shows_surface(fields, cfg, tap, pixel_depth, pixel_id, scale):
+    """The previous frame at flat index `tap` has the pixel's id and depth (`tap_shows_surface`
+    without the forward-backward check)."""
     if cfg[HAS_IDS] and cfg[PAST_HAS_IDS] and fields[ID, tap] != pixel_id:
         return False
     if cfg[HAS_DEPTH] and cfg[PAST_HAS_DEPTH]:
         return abs(fields[DEPTH, tap] - pixel_depth) <= cfg[DEPTH_TOLERANCE] * scale * pixel_depth
     return True
+
+
+@per_pixel
+def tap_moves_alike(fields, cfg, tap, b_col, b_row, scale):
+    """Lai et al.'s forward-backward check: the previous frame's forward flow at flat index `tap`
+    brings it back to the pixel (b: the pixel's backward flow)."""
+    f_col, f_row = fields[F_COL, tap], fields[F_ROW, tap]
+    s_col, s_row = b_col + f_col, b_row + f_row
+    magnitude = b_col * b_col + b_row * b_row + f_col * f_col + f_row * f_row
+    return s_col * s_col + s_row * s_row <= cfg[FB_RELATIVE] * magnitude + cfg[FB_ABSOLUTE] * scale * scale
+
+
+@per_pixel
+def sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_id, edge_now, width, height):
+    """No tap shows the pixel's surface, but every tap moves with the pixel, and the pixel's 2x2
+    block is not one surface now (`edge_now`) or one of the 4x4 pixels around its footprint
+    showed its surface a frame ago: an anti-aliased edge whose id and depth flipped with the
+    sample they come from, not a disocclusion or a surface new to the place
+    (TemporalSettings.sampled_edge)."""
+    for k in range(4):
+        if bilinear[k] > 0 and not tap_moves_alike(fields, cfg, taps[k], b_col, b_row, ONE):
+            return False
+    if edge_now:
+        return True
+    row, col = taps[0] // width, taps[0] % width
+    for r in range(max(row - 1, 0), min(row + 3, height)):
+        for c in range(max(col - 1, 0), min(col + 3, width)):
+            if shows_surface(fields, cfg, r * width + c, pixel_depth, pixel_id, ONE):
+                return True
+    return False
+
+
+@per_pixel
+def block_is_edge(surfaces, cfg, k, j, last_row, width):
+    """The 2x2 block with band pixel (k, j) at its top left is not one surface (`surfaces`: the
+    band's rows and the one below; the frame's last row and column count as edges)."""
+    return last_row or j == width - 1 or not one_surface_block(surfaces, cfg, j, k)
 
 
 @per_pixel
@@ -259,9 +299,16 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
         (w0 > 0 and fields[MOTION_EDGE, taps[0]] > 0) or (w1 > 0 and fields[MOTION_EDGE, taps[1]] > 0)
         or (w2 > 0 and fields[MOTION_EDGE, taps[2]] > 0) or (w3 > 0 and fields[MOTION_EDGE, taps[3]] > 0))
     total = w0 + w1 + w2 + w3
+    if (inside and total == 0 and cfg[SAMPLED_EDGE] > 0
+            and sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_id,
+                             block_is_edge(surfaces, cfg, k, j, i == height - 1, width), width, height)):
+        # The whole footprint, at a share of the usual weight (`history_weight` scales by `total`).
+        w0, w1, w2, w3 = bilinear
+        total = cfg[SAMPLED_EDGE]
     if not (inside and total > 0):
         return False, total, ZERO, ZERO, ZERO, ZERO, ZERO, False, ZERO
-    w0, w1, w2, w3 = w0 / total, w1 / total, w2 / total, w3 / total
+    norm = w0 + w1 + w2 + w3
+    w0, w1, w2, w3 = w0 / norm, w1 / norm, w2 / norm, w3 / norm
     t0, t1, t2, t3 = taps
     red = w0 * past[t0, 0] + w1 * past[t1, 0] + w2 * past[t2, 0] + w3 * past[t3, 0]
     green = w0 * past[t0, 1] + w1 * past[t1, 1] + w2 * past[t2, 1] + w3 * past[t3, 1]

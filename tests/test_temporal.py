@@ -412,6 +412,53 @@ def test_a_lamp_the_emission_pass_misses_in_one_frame_keeps_its_history():
     assert followed[3] < 0.2 and followed[6] < 0.2, followed
 
 
+def _pole_frames(count: int) -> list[tuple[dict, np.ndarray]]:
+    """A still street with a pole (id 3, nearer) that covers column 21 and part of column 20:
+    column 20's colour is a steady mix of pole and background, but its id and depth come from
+    one of the pixel's samples and flip between the two every other frame. -> [(frame,
+    per-frame enhanced)]."""
+    frames = []
+    for t in range(count):
+        frame = synthetic_frame(0, speed=0)
+        pole = slice(20, 22) if t % 2 else slice(21, 22)
+        frame["object_index"][:, pole] = 3.0
+        frame["depth"][:, pole] = 4.0
+        enhanced = truth(0)
+        enhanced[:, 20] = 0.3
+        enhanced[:, 21] = 0.15
+        enhanced += np.random.default_rng(t).normal(0, 0.05, enhanced.shape).astype(np.float32)
+        frames.append((frame, enhanced))
+    return frames
+
+
+def test_an_edge_whose_id_flips_with_its_samples_keeps_its_history():
+    """No tap shows the pixel's surface when its id flipped, but nothing moved: the history is
+    read at half weight (TemporalSettings.sampled_edge) instead of dropped."""
+    def pole_flicker(share: float) -> float:
+        filt = TemporalFilter(TemporalSettings(sampled_edge=share))
+        column = [filt.apply(frame, enhanced, t + 1)[:, 20].copy() for t, (frame, enhanced) in enumerate(_pole_frames(8))]
+        return float(np.mean(np.diff(np.array(column[2:]), axis=0) ** 2))
+
+    per_frame = float(np.mean(np.diff(np.array([e[:, 20] for _, e in _pole_frames(8)][2:]), axis=0) ** 2))
+    assert pole_flicker(0.0) > 0.8 * per_frame              # without: the history drops each flip
+    assert pole_flicker(0.5) < 0.5 * pole_flicker(0.0)
+
+
+def test_an_object_that_appears_in_place_takes_no_history_inside_it():
+    """A box that appears without moving (a new id and depth, the same motion as what it covers):
+    no pixel around it showed its id a frame ago, so inside it nothing reads the history of what
+    it covers (TemporalSettings.sampled_edge is for ids that flip at edges, not for new ones)."""
+    filt = TemporalFilter()
+    for t in range(4):
+        frame, enhanced = synthetic_frame(0, speed=0), noisy(t)
+        if t == 3:
+            frame["object_index"][4:16, 10:30] = 5.0
+            frame["depth"][4:16, 10:30] = 3.0
+            enhanced[4:16, 10:30] = 1.7
+        out = filt.apply(frame, enhanced, t + 1)
+    np.testing.assert_array_equal(out[4:15, 10:29], enhanced[4:15, 10:29])   # all but its far edges
+
+
 def _shadow_frame(t: int, render_noise: float) -> tuple[dict, np.ndarray]:
     """A still surface with fine stripes (so every 7x7 range spans dark and light) under a
     shadow whose edge moves 1 px per frame to the right, over the surface: the surface's
