@@ -617,8 +617,8 @@ def record_row(motion, surfaces, cfg, i, k, age, light, edges, emitters, past, f
     """What the next frame reads of row i (row k of `surfaces`) besides its colour: each
     pixel's age, lighting change (`age`, `light`, (W,)), whether it is next to a motion edge
     (`edges`, (W,)), the brightest emitter this frame shows around it (`emitters`, (W,)), and
-    the fields its tap tests compare. Row at a time, without branches per
-    pixel, so that the compiler runs it on vector units."""
+    the fields its tap tests compare. Row at a time, without branches per pixel, so that the
+    compiler runs it on vector units."""
     height, width = motion.shape[1], motion.shape[2]
     start = i * width
     for j in range(width):
@@ -761,9 +761,9 @@ def reproject_rows(r0, r1, motion, surfaces, cfg, past, fields, histories, weigh
                    stale, remembered, edges, magnify):
     """Each pixel's history (`histories` (4, rows, W): RGB, age), its weight, whether it was kept
     (`seen`), the previous lighting change (`light`), whether it reads a stale edge (`stale`) and
-    the brightest emitter its history saw around it (`remembered`) -> how many were kept. `surfaces`: `band_surfaces`; `edges`: next to a motion edge
-    (`motion_edge_band`); `magnify`: the magnification weight (`magnification_band`; not read
-    where that is off)."""
+    the brightest emitter its history saw around it (`remembered`) -> how many were kept.
+    `surfaces`: `band_surfaces`; `edges`: next to a motion edge (`motion_edge_band`); `magnify`:
+    the magnification weight (`magnification_band`; not read where that is off)."""
     height, width = motion.shape[1], motion.shape[2]
     kept = 0
     for i in range(r0, r1):
@@ -818,8 +818,8 @@ def window_range(image, c, i, j, height, width, radius):
 
 
 @pixel_loop
-def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembered, cfg, current, histories, weights,
-               light, stale, edges, low, high, noise_row, out, past_out, fields_out):
+def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembered, cfg, current, histories,
+               weights, light, stale, edges, low, high, noise_row, out, past_out, fields_out):
     """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; up to
     the brightest visible emitter around, `emitters`, or the one its history saw a frame ago,
     `remembered` (both turned into the ceiling in place); where the frame has a noisy image and no

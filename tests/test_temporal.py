@@ -436,7 +436,8 @@ def test_an_edge_whose_id_flips_with_its_samples_keeps_its_history():
     read at half weight (TemporalSettings.sampled_edge) instead of dropped."""
     def pole_flicker(share: float) -> float:
         filt = TemporalFilter(TemporalSettings(sampled_edge=share))
-        column = [filt.apply(frame, enhanced, t + 1)[:, 20].copy() for t, (frame, enhanced) in enumerate(_pole_frames(8))]
+        column = [filt.apply(frame, enhanced, t + 1)[:, 20].copy()
+                  for t, (frame, enhanced) in enumerate(_pole_frames(8))]
         return float(np.mean(np.diff(np.array(column[2:]), axis=0) ** 2))
 
     per_frame = float(np.mean(np.diff(np.array([e[:, 20] for _, e in _pole_frames(8)][2:]), axis=0) ** 2))
