@@ -23,7 +23,7 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 22500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_f
     scenes --kinds street,interior --count 4 --seed 22700 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_g
     scenes --kinds street,interior --count 4 --seed 22900 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_h
-    # Set I: started at the end of session 18 for the next session's once-only evaluation; not looked at.
+    # Set I: rendered and evaluated once in session 19. Next unused seeds: 23300+.
     scenes --kinds street,interior --count 4 --seed 23100 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_i
 }
 case "${1:-validation}" in

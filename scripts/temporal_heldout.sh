@@ -75,8 +75,8 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 22900 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_h
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_h --out docs/temporal_eval_h.json
-# Held-out set I (seeds 23100+): rendering started at the end of session 18 (resumable), not
-# looked at; for the next filter change's once-only evaluation:
+# Held-out set I (seeds 23100+): rendered in session 19, evaluated once at its end (4 of 4 meet
+# both targets; docs/temporal.md). Next unused seeds: 23300+.
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23100 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_i
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_i --out docs/temporal_eval_i.json
