@@ -23,8 +23,10 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 22500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_f
     scenes --kinds street,interior --count 4 --seed 22700 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_g
     scenes --kinds street,interior --count 4 --seed 22900 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_h
-    # Set I: rendered and evaluated once in session 19. Next unused seeds: 23300+.
+    # Set I: rendered and evaluated once in session 19.
     scenes --kinds street,interior --count 4 --seed 23100 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_i
+    # Set J: started in session 19 for the next filter change's once-only evaluation; not looked at.
+    scenes --kinds street,interior --count 4 --seed 23300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_j
 }
 case "${1:-validation}" in
     validation) validation ;;
