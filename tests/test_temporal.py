@@ -894,6 +894,21 @@ def test_state_restore_continues_exactly():
         np.testing.assert_array_equal(resumed.apply(synthetic_frame(t), noisy(t), t + 1), outputs[t])
 
 
+def test_state_restore_continues_exactly_through_a_frame_the_emission_pass_misses():
+    """The remembered emitter is recomputed from the saved frame's own Emission pass."""
+    frames = _lamp_frames([True, True, True, False, True], [True, True, True, False, True])
+    straight = TemporalFilter()
+    outputs = [straight.apply(frame, enhanced, t + 1).copy() for t, (frame, enhanced, _) in enumerate(frames)]
+    first = TemporalFilter()
+    for t, (frame, enhanced, _) in enumerate(frames[:3]):
+        first.apply(frame, enhanced, t + 1)
+    resumed = TemporalFilter()
+    resumed.restore(first.state(), frames[2][0])
+    for t in (3, 4):
+        np.testing.assert_array_equal(resumed.apply(frames[t][0], frames[t][1], t + 1), outputs[t])
+    assert outputs[3][H // 2, W // 2].min() > 4.0          # the missed frame kept the lamp
+
+
 def test_state_saved_before_presharpening_is_restored_as_the_record_is_made_now():
     """A history saved by session 12's filter holds the plain output ("history"); restored, it
     is recorded pre-sharpened, as the frame it came from would be now."""
