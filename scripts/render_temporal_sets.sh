@@ -25,8 +25,10 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 22900 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_h
     # Set I: rendered and evaluated once in session 19.
     scenes --kinds street,interior --count 4 --seed 23100 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_i
-    # Set J: started in session 19 for the next filter change's once-only evaluation; not looked at.
+    # Set J: rendered and evaluated once in session 19.
     scenes --kinds street,interior --count 4 --seed 23300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_j
+    # Set K: started in session 19 for the next filter change's once-only evaluation; not looked at.
+    scenes --kinds street,interior --count 4 --seed 23500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_k
 }
 case "${1:-validation}" in
     validation) validation ;;
