@@ -315,14 +315,15 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
     blue = w0 * past[t0, 2] + w1 * past[t1, 2] + w2 * past[t2, 2] + w3 * past[t3, 2]
     age = w0 * past[t0, AGE] + w1 * past[t1, AGE] + w2 * past[t2, AGE] + w3 * past[t3, AGE]
     mix = cfg[PARTIAL_BILINEAR]
-    if mix > 0 and total < ALMOST_ONE and not uncovers(fields, cfg, taps, bilinear, pixel_depth):
+    # (`norm`, not `total`: a sampled edge already reads the whole footprint.)
+    if mix > 0 and norm < ALMOST_ONE and not uncovers(fields, cfg, taps, bilinear, pixel_depth):
         b0, b1, b2, b3 = bilinear
         red += mix * (b0 * past[t0, 0] + b1 * past[t1, 0] + b2 * past[t2, 0] + b3 * past[t3, 0] - red)
         green += mix * (b0 * past[t0, 1] + b1 * past[t1, 1] + b2 * past[t2, 1] + b3 * past[t3, 1] - green)
         blue += mix * (b0 * past[t0, 2] + b1 * past[t1, 2] + b2 * past[t2, 2] + b3 * past[t3, 2] - blue)
     light = fields[LIGHTING, top] if cfg[LIGHTING_GAIN] > 0 else ZERO
     emitter = ZERO
-    if cfg[EMITTER_MEMORY] > 0:
+    if cfg[EMITTER_MEMORY] > 0 and emitters_widen(cfg):
         for tap, w in ((t0, w0), (t1, w1), (t2, w2), (t3, w3)):
             if w > 0:
                 emitter = max(emitter, fields[EMITTER, tap])
