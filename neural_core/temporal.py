@@ -127,6 +127,17 @@ class TemporalSettings:
     # reference's warping error (session 5's filter); with the per-tap filter 3 and 4 gave the
     # same numbers and 3 is one window step less (docs/temporal.md).
     clamp_radius: int = 3
+    # The range is widened by this share of the frame's own value. Over a flat area (a wall,
+    # the sky, a road) a denoised frame's 7x7 range is narrower than its brightness wobble from
+    # frame to frame (the denoiser's or the network's low-frequency flicker, a few percent), so
+    # the clamp dragged the history along with it. Session 20, 45 validation and E-J shots, 0 /
+    # 0.02 / 0.03 / 0.04: warping error 0.849 / 0.836 / 0.832 / 0.830x the reference's on the
+    # mean, PSNR over per-frame +0.513 / +0.506 / +0.502 / +0.499 dB (a clean street the camera
+    # drives along -0.80 / -1.04 / -1.12 / -1.17 dB: its road's shading drifts against the Vector
+    # pass); with 3 % of per-frame gain and smooth 3 % blotches added to each per-frame image of
+    # 26 4-spp shots (scripts/temporal_robustness.py), 0 / 0.02 / 0.03: 1.077 / 0.995 / 0.973x,
+    # worst 2.15 / 1.46 / 1.36x, shots over 1.1x 11 / 7 / 5 (docs/temporal.md). 0 turns it off.
+    clamp_margin: float = 0.02
     depth_tolerance: float = 0.1      # relative; camera moves change depth a few % per frame
     # History weight at most this next to a motion edge. Chosen on the validation shots (seeds
     # 20200+ at 128x64, 20400+ at 256x128; docs/temporal.md): 0.1 / 0.2 / 0.3 gave the worst

@@ -46,14 +46,14 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
-          "emitters_unbound", "emitter_memory", "sampled_edge", "depth_far")
+          "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
- EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -71,7 +71,7 @@ def config(flags, params):
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
-            params[22], params[23], params[24], params[25], params[26], params[27])
+            params[22], params[23], params[24], params[25], params[26], params[27], params[28])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -862,10 +862,11 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
                     low[c, k, j], high[c, k, j] = window_range(current, c, i, j, height, width, stale_radius)
         for c in range(3):
             if bounded:
-                blend_row_bounded(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], noise_row,
-                                  cfg[NOISE_BOUND], out[c, i])
+                blend_row_bounded(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], cfg[CLAMP_MARGIN],
+                                  noise_row, cfg[NOISE_BOUND], out[c, i])
             else:
-                blend_row(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], out[c, i])
+                blend_row(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], cfg[CLAMP_MARGIN],
+                          out[c, i])
         if i >= r0 + 2:     # the row above now has its neighbours (the band's first and last: `band_edge_rows`)
             record_colour_row(out, fields_out, i - 1, cfg[PRESHARPEN], past_out)
 
@@ -878,19 +879,21 @@ def widen_row(high, emitters):
 
 
 @per_pixel
-def blend_row(x, history, weight, low, high, out):
-    """out = x + weight (history clamped to [low, high] - x), along a row."""
+def blend_row(x, history, weight, low, high, margin, out):
+    """out = x + weight (history clamped to [low, high] widened by `margin` |x| - x), along a row."""
     for j in range(x.shape[0]):
-        out[j] = (min(max(history[j], low[j]), high[j]) - x[j]) * weight[j] + x[j]
+        wider = margin * abs(x[j])
+        out[j] = (min(max(history[j], low[j] - wider), high[j] + wider) - x[j]) * weight[j] + x[j]
 
 
 @per_pixel
-def blend_row_bounded(x, history, weight, low, high, noise, noise_bound, out):
+def blend_row_bounded(x, history, weight, low, high, margin, noise, noise_bound, out):
     """`blend_row` with the range also within noise_bound x `noise` of x."""
     for j in range(x.shape[0]):
+        wider = margin * abs(x[j])
         bound = noise_bound * noise[j]
-        lo = max(low[j], x[j] - bound)
-        hi = min(high[j], x[j] + bound)
+        lo = max(low[j] - wider, x[j] - bound)
+        hi = min(high[j] + wider, x[j] + bound)
         out[j] = (min(max(history[j], lo), hi) - x[j]) * weight[j] + x[j]
 
 

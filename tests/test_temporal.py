@@ -771,6 +771,29 @@ def _edge_error_and_flicker(edge_noise: float, speed: float, render_noise: float
     return np.mean(errors), np.mean(changes)
 
 
+def _flat_wall_outputs(margin: float, gains: list[float]) -> list[np.ndarray]:
+    """A still, flat wall (0.4) whose per-frame image is scaled by `gains[t]` (a denoiser's or a
+    network's brightness wobble, or a real change), filtered with `clamp_margin` = `margin`."""
+    filt = TemporalFilter(TemporalSettings(clamp_margin=margin))
+    outputs = []
+    for t, gain in enumerate(gains):
+        frame = synthetic_frame(0, speed=0)
+        outputs.append(filt.apply(frame, np.full((H, W, 3), 0.4 * gain, np.float32), t + 1).copy())
+    return outputs
+
+
+def test_a_flat_area_whose_brightness_wobbles_keeps_its_history():
+    """Over a flat area the 7x7 range is narrower than a 1.5 % wobble from frame to frame: without
+    the margin the clamp follows the wobble; with it the history holds. A 20 % step is followed."""
+    wobble = [1.0, 1.015, 0.985, 1.015, 0.985, 1.015, 0.985, 1.015]
+    steady, followed = (np.array([o[H // 2, W // 2, 1] for o in _flat_wall_outputs(m, wobble)])
+                        for m in (TemporalSettings().clamp_margin, 0.0))
+    assert np.abs(np.diff(steady[2:])).max() < 0.3 * np.abs(np.diff(followed[2:])).max(), (steady, followed)
+    step = _flat_wall_outputs(TemporalSettings().clamp_margin, [1.0] * 4 + [1.2] * 2)
+    # The history of 0.4 is at most the margin away from the new 0.48 at once.
+    assert np.abs(step[4] - 0.48).max() <= TemporalSettings().clamp_margin * 0.48 + 1e-6
+
+
 def test_history_next_to_a_motion_edge_follows_the_render_noise_there():
     """A clean render's steady, high-contrast edge gets less history than the fixed cap (which
     lags it); a noisy render's flickering edge gets more (its flicker is averaged)."""
