@@ -27,8 +27,10 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 23100 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_i
     # Set J: rendered and evaluated once in session 19.
     scenes --kinds street,interior --count 4 --seed 23300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_j
-    # Set K: started in session 19 for the next filter change's once-only evaluation; not looked at.
+    # Set K: rendered in sessions 19-20, evaluated once in session 20.
     scenes --kinds street,interior --count 4 --seed 23500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_k
+    # Set L: started in session 20 for the next filter change's once-only evaluation; not looked at.
+    scenes --kinds street,interior --count 4 --seed 23700 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_l
 }
 case "${1:-validation}" in
     validation) validation ;;

@@ -77,19 +77,24 @@
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_h --out docs/temporal_eval_h.json
 # Held-out set I (seeds 23100+): rendered in session 19, evaluated once at its end (4 of 4 meet
 # both targets; docs/temporal.md).
-# Held-out set J (seeds 23300+): rendered in session 19, evaluated once at its end with the same
-# filter as set I (4 of 4 meet both targets).
-# Held-out set K (seeds 23500+): rendering started in session 19 (resumable), not looked at; for
-# the next filter change's once-only evaluation. Next unused seeds: 23700+.
-#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23500 --resolution 256x128 \
-#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_k
-#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_k --out docs/temporal_eval_k.json
-#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23300 --resolution 256x128 \
-#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_j
-#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_j --out docs/temporal_eval_j.json
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23100 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_i
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_i --out docs/temporal_eval_i.json
+# Held-out set J (seeds 23300+): rendered in session 19, evaluated once at its end with the same
+# filter as set I (4 of 4 meet both targets).
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23300 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_j
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_j --out docs/temporal_eval_j.json
+# Held-out set K (seeds 23500+): rendered in sessions 19-20, evaluated once at the end of session
+# 20 with its filter (3 of 4 meet both targets; docs/temporal.md).
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23500 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_k
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_k --out docs/temporal_eval_k.json
+# Held-out set L (seeds 23700+): started in session 20 (resumable), not looked at; for the next
+# filter change's once-only evaluation. Next unused seeds: 23900+.
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23700 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_l
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_l --out docs/temporal_eval_l.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
