@@ -107,19 +107,31 @@ def _grid(pairs: list[str]) -> list[dict]:
     return [dict(combo) for combo in itertools.product(*axes)]
 
 
+def settings_grid(pairs: list[str]):
+    """(label, TemporalSettings) for every combination of the --set values."""
+    for changes in _grid(pairs):
+        label = ", ".join(f"{k}={v}" for k, v in changes.items()) or "defaults"
+        yield label, dataclasses.replace(TemporalSettings(), **changes)
+
+
+def load_roots(roots: list[str], model: str) -> list[dict]:
+    """`load_shots`, with a one-line error for a root that has no shots."""
+    missing = [d for d in roots if not (Path(d) / "scenes.json").exists()]
+    if missing:
+        raise SystemExit(f"error: no shots in {', '.join(missing)}; render them with scripts/render_temporal_sets.sh "
+                         "(the commands of every set: scripts/temporal_heldout.sh)")
+    return load_shots(roots, model)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", nargs="+", default=list(VALIDATION))
     parser.add_argument("--model", default="rad")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2")
     args = parser.parse_args(argv)
-    missing = [d for d in args.data if not (Path(d) / "scenes.json").exists()]
-    if missing:
-        raise SystemExit(f"error: no shots in {', '.join(missing)}; render them with scripts/temporal_heldout.sh")
-    loaded = load_shots(args.data, args.model)
-    for changes in _grid(args.set):
-        label = ", ".join(f"{k}={v}" for k, v in changes.items()) or "defaults"
-        print(describe(label, evaluate(loaded, dataclasses.replace(TemporalSettings(), **changes))), flush=True)
+    loaded = load_roots(args.data, args.model)
+    for label, settings in settings_grid(args.set):
+        print(describe(label, evaluate(loaded, settings)), flush=True)
     return 0
 
 

@@ -16,7 +16,6 @@ The default roots are the 4-spp shots: held-out sets E-J (all looked at) and the
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sweep_temporal import _grid, _scores, describe, display, load_shots  # noqa: E402
+from sweep_temporal import _scores, describe, display, load_roots, settings_grid  # noqa: E402
 from neural_core.temporal import TemporalFilter, TemporalSettings  # noqa: E402
 
 FOUR_SPP = tuple(f"data/temporal_heldout_{s}" for s in "efghij") + ("data/temporal_val_4spp",)
@@ -75,13 +74,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.gain < 0 or args.blotch < 0:
         raise SystemExit("error: --gain and --blotch are RMS shares, 0 or more (e.g. 0.03)")
-    missing = [d for d in args.data if not (Path(d) / "scenes.json").exists()]
-    if missing:
-        raise SystemExit(f"error: no shots in {', '.join(missing)}; render them with scripts/render_temporal_sets.sh")
-    shots = load_shots(args.data, args.model)
-    for changes in _grid(args.set):
-        label = ", ".join(f"{k}={v}" for k, v in changes.items()) or "defaults"
-        rows = evaluate(shots, dataclasses.replace(TemporalSettings(), **changes), args.gain, args.blotch)
+    shots = load_roots(args.data, args.model)
+    for label, settings in settings_grid(args.set):
+        rows = evaluate(shots, settings, args.gain, args.blotch)
         print(describe(f"{label} (gain {args.gain}, blotch {args.blotch})", rows), flush=True)
     return 0
 
