@@ -821,7 +821,8 @@ def window_range(image, c, i, j, height, width, radius):
 @pixel_loop
 def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembered, cfg, current, histories,
                weights, light, stale, edges, low, high, noise_row, out, past_out, fields_out):
-    """The history clamped to [low, high] (where `stale`, to the pixel's own narrower range; up to
+    """The history clamped to [low, high] widened by clamp_margin x the frame's value (where
+    `stale`, to the pixel's own narrower range; up to
     the brightest visible emitter around, `emitters`, or the one its history saw a frame ago,
     `remembered` (both turned into the ceiling in place); where the frame has a noisy image and no
     emitter is around, also to within noise_bound x `noise` of the frame) and blended in by
