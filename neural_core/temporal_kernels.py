@@ -861,13 +861,14 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
             for j in range(width):
                 if stale[k, j]:
                     low[c, k, j], high[c, k, j] = window_range(current, c, i, j, height, width, stale_radius)
+            if cfg[CLAMP_MARGIN] > 0:
+                widen_by_margin_row(low[c, k], high[c, k], current[c, i], cfg[CLAMP_MARGIN])
         for c in range(3):
             if bounded:
-                blend_row_bounded(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], cfg[CLAMP_MARGIN],
-                                  noise_row, cfg[NOISE_BOUND], out[c, i])
+                blend_row_bounded(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], noise_row,
+                                  cfg[NOISE_BOUND], out[c, i])
             else:
-                blend_row(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], cfg[CLAMP_MARGIN],
-                          out[c, i])
+                blend_row(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], out[c, i])
         if i >= r0 + 2:     # the row above now has its neighbours (the band's first and last: `band_edge_rows`)
             record_colour_row(out, fields_out, i - 1, cfg[PRESHARPEN], past_out)
 
@@ -880,21 +881,28 @@ def widen_row(high, emitters):
 
 
 @per_pixel
-def blend_row(x, history, weight, low, high, margin, out):
-    """out = x + weight (history clamped to [low, high] widened by `margin` |x| - x), along a row."""
+def widen_by_margin_row(low, high, x, margin):
+    """[low, high] widened by `margin` |x| on both sides, along a row (TemporalSettings.clamp_margin)."""
     for j in range(x.shape[0]):
         wider = margin * abs(x[j])
-        out[j] = (min(max(history[j], low[j] - wider), high[j] + wider) - x[j]) * weight[j] + x[j]
+        low[j] -= wider
+        high[j] += wider
 
 
 @per_pixel
-def blend_row_bounded(x, history, weight, low, high, margin, noise, noise_bound, out):
+def blend_row(x, history, weight, low, high, out):
+    """out = x + weight (history clamped to [low, high] - x), along a row."""
+    for j in range(x.shape[0]):
+        out[j] = (min(max(history[j], low[j]), high[j]) - x[j]) * weight[j] + x[j]
+
+
+@per_pixel
+def blend_row_bounded(x, history, weight, low, high, noise, noise_bound, out):
     """`blend_row` with the range also within noise_bound x `noise` of x."""
     for j in range(x.shape[0]):
-        wider = margin * abs(x[j])
         bound = noise_bound * noise[j]
-        lo = max(low[j] - wider, x[j] - bound)
-        hi = min(high[j] + wider, x[j] + bound)
+        lo = max(low[j], x[j] - bound)
+        hi = min(high[j], x[j] + bound)
         out[j] = (min(max(history[j], lo), hi) - x[j]) * weight[j] + x[j]
 
 

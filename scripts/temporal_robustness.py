@@ -23,8 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sweep_temporal import _scores, describe, display, load_roots, settings_grid  # noqa: E402
-from neural_core.temporal import TemporalFilter, TemporalSettings  # noqa: E402
+from sweep_temporal import _scores, describe, display, evaluate, load_roots, settings_grid  # noqa: E402
 
 FOUR_SPP = tuple(f"data/temporal_heldout_{s}" for s in "efghij") + ("data/temporal_val_4spp",)
 GRID = 16        # pixels between the blotch field's random values
@@ -51,17 +50,15 @@ def with_flicker(per_frame: list[np.ndarray], gain: float, blotch: float) -> lis
     return out
 
 
-def evaluate(shots: list[dict], settings: TemporalSettings, gain: float, blotch: float):
-    rows = []
+def flickering(shots: list[dict], gain: float, blotch: float) -> list[dict]:
+    """The shots with the flicker added to their per-frame images (and those images' PSNR), for
+    sweep_temporal.evaluate."""
+    out = []
     for shot in shots:
         per_frame = with_flicker(shot["per_frame"], gain, blotch)
-        baseline = _scores([display(p) for p in per_frame], shot["frames"], shot["references"])
-        filt = TemporalFilter(settings)
-        images = [display(filt.apply(frame, enhanced, n))
-                  for frame, enhanced, n in zip(shot["frames"], per_frame, shot["numbers"])]
-        scores = _scores(images, shot["frames"], shot["references"])
-        rows.append((shot["name"], scores["we"] / shot["reference_we"], scores["psnr"] - baseline["psnr"]))
-    return rows
+        scores = _scores([display(p) for p in per_frame], shot["frames"], shot["references"])
+        out.append(dict(shot, per_frame=per_frame, psnr=scores["psnr"]))
+    return out
 
 
 def main(argv=None) -> int:
@@ -74,10 +71,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.gain < 0 or args.blotch < 0:
         raise SystemExit("error: --gain and --blotch are RMS shares, 0 or more (e.g. 0.03)")
-    shots = load_roots(args.data, args.model)
+    shots = flickering(load_roots(args.data, args.model), args.gain, args.blotch)
     for label, settings in settings_grid(args.set):
-        rows = evaluate(shots, settings, args.gain, args.blotch)
-        print(describe(f"{label} (gain {args.gain}, blotch {args.blotch})", rows), flush=True)
+        print(describe(f"{label} (gain {args.gain}, blotch {args.blotch})", evaluate(shots, settings)), flush=True)
     return 0
 
 
