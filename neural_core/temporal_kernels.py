@@ -46,14 +46,15 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
-          "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "depth_far")
+          "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
- EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DEPTH_FAR) = range(FLAGS, FLAGS + len(PARAMS))
+ EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, DEPTH_FAR) = range(
+    FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
@@ -71,7 +72,7 @@ def config(flags, params):
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
-            params[22], params[23], params[24], params[25], params[26], params[27], params[28])
+            params[22], params[23], params[24], params[25], params[26], params[27], params[28], params[29])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -205,6 +206,34 @@ def tap_moves_alike(fields, cfg, tap, b_col, b_row, scale):
 
 
 @per_pixel
+def footprint_uncovered(fields, cfg, taps, bilinear, b_col, b_row):
+    """Lai et al.'s forward-backward check fails with the previous frame's forward flow read
+    bilinearly over the footprint (as the warping-error metric reads it): the pixel's surface
+    was hidden a frame ago (or the footprint straddles a surface that moved otherwise)."""
+    f_col = ZERO
+    f_row = ZERO
+    for k in range(4):
+        f_col += bilinear[k] * fields[F_COL, taps[k]]
+        f_row += bilinear[k] * fields[F_ROW, taps[k]]
+    s_col, s_row = b_col + f_col, b_row + f_row
+    magnitude = b_col * b_col + b_row * b_row + f_col * f_col + f_row * f_row
+    return s_col * s_col + s_row * s_row > cfg[FB_RELATIVE] * magnitude + cfg[FB_ABSOLUTE]
+
+
+@per_pixel
+def left_out_behind(fields, cfg, taps, bilinear, kept, pixel_depth):
+    """A tap of the footprint that was left out lies behind the pixel's surface: the pixel is
+    the edge of an object that moved over its background, not something it uncovered."""
+    if not (cfg[HAS_DEPTH] and cfg[PAST_HAS_DEPTH]):
+        return False
+    limit = pixel_depth * (ONE + cfg[DEPTH_TOLERANCE])
+    for k in range(4):
+        if bilinear[k] > 0 and kept[k] == 0 and fields[DEPTH, taps[k]] > limit:
+            return True
+    return False
+
+
+@per_pixel
 def sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_id, edge_now, width, height):
     """No tap shows the pixel's surface, but every tap moves with the pixel, and the pixel's 2x2
     block is not one surface now (`edge_now`) or one of the 4x4 pixels around its footprint
@@ -299,6 +328,10 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
         (w0 > 0 and fields[MOTION_EDGE, taps[0]] > 0) or (w1 > 0 and fields[MOTION_EDGE, taps[1]] > 0)
         or (w2 > 0 and fields[MOTION_EDGE, taps[2]] > 0) or (w3 > 0 and fields[MOTION_EDGE, taps[3]] > 0))
     total = w0 + w1 + w2 + w3
+    if (cfg[DROP_UNCOVERED] > 0 and footprint_uncovered(fields, cfg, taps, bilinear, b_col, b_row)
+            and not left_out_behind(fields, cfg, taps, bilinear, (w0, w1, w2, w3), pixel_depth)):
+        # Hidden a frame ago (TemporalSettings.drop_uncovered).
+        return False, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, False, ZERO
     if (inside and total == 0 and cfg[SAMPLED_EDGE] > 0
             and sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_id,
                              block_is_edge(surfaces, cfg, k, j, i == height - 1, width), width, height)):

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_temporal import display, shots  # noqa: E402
+from evaluate_temporal import disocclusion_errors, display, shots  # noqa: E402
 from neural_core.dataset_format import DatasetReader  # noqa: E402
 from neural_core.runtime import Enhancer, resolve_model_path  # noqa: E402
 from neural_core.temporal import TemporalFilter, TemporalSettings  # noqa: E402
@@ -74,25 +74,32 @@ def _scores(images, frames, references) -> dict:
             "psnr": float(np.mean([psnr(a, b) for a, b in zip(images, references)]))}
 
 
-def evaluate(loaded: list[dict], settings: TemporalSettings) -> list[tuple[str, float, float]]:
-    """[(shot, warping error / the reference's, PSNR - per-frame PSNR)] with `settings`."""
+def evaluate(loaded: list[dict], settings: TemporalSettings) -> list[tuple[str, float, float, float]]:
+    """[(shot, warping error / the reference's, PSNR - per-frame PSNR, the worst frame's error in
+    what was just uncovered / per-frame's)] with `settings`."""
     rows = []
     for shot in loaded:
         filt = TemporalFilter(settings)
         images = [display(filt.apply(frame, enhanced, n))
                   for frame, enhanced, n in zip(shot["frames"], shot["per_frame"], shot["numbers"])]
         scores = _scores(images, shot["frames"], shot["references"])
-        rows.append((shot["name"], scores["we"] / shot["reference_we"], scores["psnr"] - shot["psnr"]))
+        ghosting = disocclusion_errors({"temporal": images, "reference": shot["references"],
+                                        "per_frame": [display(p) for p in shot["per_frame"]]},
+                                       [frame["motion"] for frame in shot["frames"]])
+        rows.append((shot["name"], scores["we"] / shot["reference_we"], scores["psnr"] - shot["psnr"],
+                     ghosting.get("uncovered_ratio_worst_frame", 0.0)))
     return rows
 
 
 def describe(label: str, rows) -> str:
-    ratio, gain = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    ratio, gain, ghost = (np.array([r[i] for r in rows]) for i in (1, 2, 3))
     return (f"{label}: warping error mean {ratio.mean():.3f}x, worst {ratio.max():.2f}x, "
             f"{int((ratio > 1.1).sum())} shots > 1.1x | PSNR vs per-frame mean {gain.mean():+.3f} dB, "
             f"worst {gain.min():+.2f} dB, {int((gain < -0.2).sum())} shots < -0.2 dB | "
-            f"{int(((ratio <= 1.1) & (gain >= -0.2)).sum())} of {len(rows)} shots meet both\n"
-            + "\n".join(f"    {name:45s} {r:.2f}x {g:+.2f} dB" for name, r, g in rows))
+            f"uncovered error worst frame / per-frame's: worst {ghost.max():.2f}, {int((ghost > 1.1).sum())} shots > 1.1 | "
+            f"{int(((ratio <= 1.1) & (gain >= -0.2)).sum())} of {len(rows)} shots meet both, "
+            f"{int(((ratio <= 1.1) & (gain >= -0.2) & (ghost <= 1.1)).sum())} all three\n"
+            + "\n".join(f"    {name:45s} {r:.2f}x {g:+.2f} dB uncovered {u:.2f}" for name, r, g, u in rows))
 
 
 def _grid(pairs: list[str]) -> list[dict]:

@@ -998,3 +998,67 @@ def test_without_numba_the_filter_says_what_to_install_and_sequences_still_impor
     assert done.returncode == 0, done.stderr[-2000:]
     message = done.stdout.strip()
     assert "\n" not in message and "pip install -r requirements/runtime.txt" in message and "--no-temporal" in message
+
+
+def _passing_lamp_frame(t: int) -> tuple[dict, np.ndarray]:
+    """A camera pan (the background moves 0.4 px left per frame) past a near lamp (id 3, depth
+    2, 2.7 px per frame). Its edge pixels are anti-aliased as Cycles renders them: the
+    background's id and depth (one sample's), the coverage-weighted mix of the two colours and
+    of the two motions (the filtered Vector pass)."""
+    bg_speed, lamp_speed, left, width = 0.4, 2.7, 30.0 - 2.7 * t, 4.0
+    columns = np.arange(W, dtype=np.float32)
+    coverage = np.clip(np.minimum(columns + 1, left + width) - np.maximum(columns, left), 0, 1)
+    rows = slice(8, 13)
+    ids = np.ones((H, W, 1), np.float32)
+    depth = np.full((H, W, 1), 10.0, np.float32)
+    motion = np.zeros((H, W, 4), np.float32)
+    motion[..., 0] = motion[..., 2] = bg_speed
+    image = np.repeat((0.2 + 0.3 * np.sin((columns + bg_speed * t) / 4.0))[None, :, None], H, 0).repeat(3, -1)
+    image = image.astype(np.float32)
+    solid = coverage >= 0.5
+    ids[rows, solid] = 3.0
+    depth[rows, solid] = 2.0
+    speed = bg_speed + coverage * (lamp_speed - bg_speed)
+    motion[rows, :, 0] = motion[rows, :, 2] = speed
+    image[rows] = image[rows] * (1 - coverage[:, None]) + 8.0 * coverage[:, None]
+    normal = np.zeros((H, W, 3), np.float32)
+    normal[..., 2] = 1.0
+    return {"motion": motion, "depth": depth, "normal": normal, "object_index": ids}, image
+
+
+def _with_glow(image: np.ndarray, t: int) -> np.ndarray:
+    """`_passing_lamp_frame`'s image as a denoiser leaves it: the lamp's light bled into the
+    pixels around it (which the reference does not have), and a little noise."""
+    lamp = (image[..., 0] > 1.0).astype(np.float32)
+    glow = np.apply_along_axis(lambda row: np.convolve(row, [0.3, 0.6, 0, 0.6, 0.3], "same"), 1, lamp)
+    glow = glow + np.roll(glow, 1, 0) + np.roll(glow, -1, 0)
+    noise = np.random.default_rng(t).normal(0, 0.01, image.shape)
+    return (image + glow[..., None] + noise).astype(np.float32)
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_a_lamp_the_camera_pans_past_leaves_no_trail(drop):
+    """Behind a near lamp, the background it uncovers reads taps of the lamp's anti-aliased
+    edge, which pass the per-tap tests (the background's id and depth) but hold the lamp's
+    light. Where the metric's own forward-backward test finds no past (training.metrics'
+    `regions_without_past`), the background gets the per-frame result and none of that light
+    (TemporalSettings.drop_uncovered; off, the trail shows)."""
+    from training.metrics.temporal import regions_without_past
+    filt = TemporalFilter(TemporalSettings(drop_uncovered=drop))
+    worst, checked = 0.0, 0
+    previous = None
+    for t in range(6):
+        frame, image = _passing_lamp_frame(t)
+        enhanced = _with_glow(image, t)
+        out = filt.apply(frame, enhanced, t + 1)
+        if previous is not None:
+            uncovered, _ = regions_without_past(frame["motion"], previous["motion"])
+            background = uncovered & (frame["object_index"][..., 0] == 1.0)
+            checked += int(background.sum())
+            worst = max(worst, float(np.abs(out[background] - enhanced[background]).max(initial=0.0)))
+        previous = frame
+    assert checked >= 20, checked
+    if drop:
+        assert worst == 0.0
+    else:
+        assert worst > 0.3, worst      # the lamp's light in the uncovered background

@@ -105,3 +105,22 @@ def test_warping_error_masks_what_a_moving_object_uncovers():
     # Without the mask (zero flow everywhere) the same pair has a clear error.
     flat = np.zeros_like(motion)
     assert temporal.warping_error([previous, current], [flat, flat]) > 0.01
+
+
+def test_the_pixels_without_a_past_split_into_uncovered_and_motion_boundary():
+    """A box moving 4 px right over a still background: the strip it uncovers is `uncovered`
+    (issue 12's ghosting region), the box's own edge pixels are a motion boundary, and the two
+    together are exactly what the warping error leaves out."""
+    motion = np.zeros((30, 40, 4), np.float32)
+    previous_motion = np.zeros_like(motion)
+    motion[10:18, 14:22, 0] = -4.0
+    motion[10:18, 14:22, 2] = -4.0
+    previous_motion[10:18, 10:18, 0] = -4.0
+    previous_motion[10:18, 10:18, 2] = -4.0
+    uncovered, boundary = temporal.regions_without_past(motion, previous_motion)
+    _, mask = temporal.occlusion_mask(motion, previous_motion)
+    assert uncovered[10:18, 10:14].all()
+    assert not uncovered[:, 22:].any() and not uncovered[:5].any()
+    assert boundary[10:18, 21].all() and boundary[9, 15:20].all()
+    assert not (uncovered & boundary).any()
+    np.testing.assert_array_equal(uncovered | boundary, ~mask)

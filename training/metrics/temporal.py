@@ -26,13 +26,26 @@ from neural_core.temporal import Sampler, backward_flow, fb_inconsistent, forwar
 def occlusion_mask(motion: np.ndarray, previous_motion: np.ndarray) -> tuple[Sampler, np.ndarray]:
     """(sampler from frame t into t-1, mask of the pixels the error counts) from the Vector
     passes of frames t and t-1."""
+    sampler, no_past, boundary = _past_tests(motion, previous_motion)
+    return sampler, ~no_past & ~boundary
+
+
+def regions_without_past(motion: np.ndarray, previous_motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels the error leaves out, by why: (uncovered: the source lies outside frame t-1 or
+    fails the forward-backward test, i.e. what was hidden a frame ago; motion boundary: only
+    the gradient test fails, i.e. anti-aliased pixels along a moving edge)."""
+    _, no_past, boundary = _past_tests(motion, previous_motion)
+    return no_past, boundary & ~no_past
+
+
+def _past_tests(motion, previous_motion):
     b_col, b_row = backward_flow(motion)
     sampler = Sampler(np.ascontiguousarray(b_col), np.ascontiguousarray(b_row), b_col.shape)
     f_col, f_row = forward_flow(previous_motion)
     f_col = sampler.bilinear(np.ascontiguousarray(f_col))
     f_row = sampler.bilinear(np.ascontiguousarray(f_row))
-    mask = sampler.inside & ~fb_inconsistent(b_col, b_row, f_col, f_row)
-    return sampler, mask & ~motion_boundary(b_col, b_row)
+    no_past = ~sampler.inside | fb_inconsistent(b_col, b_row, f_col, f_row)
+    return sampler, no_past, motion_boundary(b_col, b_row)
 
 
 def motion_boundary(d_col: np.ndarray, d_row: np.ndarray) -> np.ndarray:
