@@ -22,6 +22,9 @@ in the other side; a pixel with no such tap gets the per-frame result. A tap fai
 - the forward-backward check of Lai et al. 2018 fails with the tap's forward flow f~:
   |b + f~|^2 > 0.01 (|b|^2 + |f~|^2) + 0.5, b the flow to t-1 at p. Two objects of one class
   moving differently fail here.
+A pixel whose footprint fails that check with the forward flow read bilinearly over all 4 taps
+(the warping-error metric's test: hidden a frame ago) gets none, unless a left-out tap lies
+behind it (`drop_uncovered`).
 A bilinear read blurs a little, and a history read every frame would blur more and more (fine
 textures smear): the colour is recorded pre-sharpened by what the next frame's read will blur
 (`presharpen`; its fraction is known from the forward flow). The history weight
@@ -279,13 +282,16 @@ class TemporalSettings:
     # A pixel fails Lai et al.'s forward-backward check with the previous frame's forward flow
     # read bilinearly over its footprint (the warping-error metric's own test for "no valid
     # past": what a moving object just uncovered) gets no history, even where a tap of its
-    # footprint passes the per-tap tests. Such taps are anti-aliased pixels of the object that
-    # moved away, carrying its colour (a lamp the camera pans past left a glowing trail: in the
-    # pixels it uncovered, 10x per-frame enhancement's error on a set K street). Session 21, 49
-    # validation and E-K shots, off / on: the worst frame's error in the uncovered pixels over
-    # per-frame's, worst shot 10.03 / 1.00, shots over 1.1: 13 / 0; warping error 0.841 / 0.839x
-    # the reference's on the mean, PSNR over per-frame +0.506 / +0.509 dB; no shot moved by more
-    # than 0.04x or 0.02 dB (docs/temporal.md). False turns it off.
+    # footprint passes the per-tap tests; unless a tap left out lies behind the pixel (then the
+    # pixel is the edge of an object moving over its background, which keeps its own side's
+    # history). The taps it drops are anti-aliased pixels of what moved away, which carry its
+    # colour with the background's id and depth: a lamp the camera pans past left a glowing
+    # trail (a set K street: in the pixels it uncovered, 10x per-frame enhancement's error).
+    # Session 21, 49 validation and E-K shots, session 20's filter / with this: the worst
+    # frame's error in uncovered pixels over per-frame's, worst shot 10.03 / 1.20, shots over
+    # 1.1: 13 / 1; warping error 0.841 / 0.839x the reference's on the mean, PSNR over
+    # per-frame +0.506 / +0.510 dB; the street 1.17 -> 1.12x, no other shot moved by more than
+    # 0.02x or 0.03 dB (docs/temporal.md). False turns it off.
     drop_uncovered: bool = True
     cut_fraction: float = 0.3         # fewer pixels with history than this: treat as a cut
     fb_relative: float = 0.01         # Lai et al.'s forward-backward thresholds

@@ -59,6 +59,7 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
 LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # Rec. 709
 EDGE_SLOPE, EDGE_FLOOR = np.float32(0.04), np.float32(0.008)
+BLOCK_FLOW_RELATIVE, BLOCK_FLOW_ABSOLUTE = np.float32(0.0025), np.float32(0.04)
 NOISE_BLOCK = 4
 ALMOST_ONE = np.float32(1.0 - 1e-6)
 TINY = np.float32(1e-6)
@@ -129,6 +130,24 @@ def one_surface_block(surfaces, cfg, j, k):
 
 
 # -- the Vector pass around one pixel ------------------------------------------------------
+
+@per_pixel
+def moves_as_one(motion, i, j):
+    """The forward flows of the 2x2 block at (i, j) (top left) agree to within ~0.2 px + 5 %:
+    a footprint on such a block that passes the forward-backward test at its top-left tap with
+    half the tolerance passes it bilinearly too (`footprint_uncovered` is not asked there)."""
+    f_col, f_row = motion[2, i, j], motion[3, i, j]
+    limit = BLOCK_FLOW_RELATIVE * (f_col * f_col + f_row * f_row) + BLOCK_FLOW_ABSOLUTE
+    return (flow_within(motion, i, j + 1, f_col, f_row, limit) & flow_within(motion, i + 1, j, f_col, f_row, limit)
+            & flow_within(motion, i + 1, j + 1, f_col, f_row, limit))
+
+
+@per_pixel
+def flow_within(motion, i, j, f_col, f_row, limit):
+    """The forward flow at (i, j) is within sqrt(limit) of (f_col, f_row)."""
+    d_col, d_row = motion[2, i, j] - f_col, motion[3, i, j] - f_row
+    return d_col * d_col + d_row * d_row <= limit
+
 
 @per_pixel
 def central_difference(motion, channel, sign, i, j, axis, height, width):
@@ -328,7 +347,7 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
         (w0 > 0 and fields[MOTION_EDGE, taps[0]] > 0) or (w1 > 0 and fields[MOTION_EDGE, taps[1]] > 0)
         or (w2 > 0 and fields[MOTION_EDGE, taps[2]] > 0) or (w3 > 0 and fields[MOTION_EDGE, taps[3]] > 0))
     total = w0 + w1 + w2 + w3
-    if (cfg[DROP_UNCOVERED] > 0 and footprint_uncovered(fields, cfg, taps, bilinear, b_col, b_row)
+    if (cfg[DROP_UNCOVERED] > 0 and not whole and footprint_uncovered(fields, cfg, taps, bilinear, b_col, b_row)
             and not left_out_behind(fields, cfg, taps, bilinear, (w0, w1, w2, w3), pixel_depth)):
         # Hidden a frame ago (TemporalSettings.drop_uncovered).
         return False, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, False, ZERO
@@ -671,7 +690,8 @@ def record_row(motion, surfaces, cfg, i, k, age, light, edges, emitters, past, f
             fields[ONE_SURFACE, start + j] = ZERO
     else:
         for j in range(width - 1):
-            fields[ONE_SURFACE, start + j] = ONE if one_surface_block(surfaces, cfg, j, k) else ZERO
+            fields[ONE_SURFACE, start + j] = ONE if one_surface_block(surfaces, cfg, j, k) & moves_as_one(
+                motion, i, j) else ZERO
 
 
 @compiled

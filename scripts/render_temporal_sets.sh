@@ -29,8 +29,10 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 23300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_j
     # Set K: rendered in sessions 19-20, evaluated once in session 20.
     scenes --kinds street,interior --count 4 --seed 23500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_k
-    # Set L: started in session 20 for the next filter change's once-only evaluation; not looked at.
+    # Set L: rendered in sessions 20-21, evaluated once in session 21.
     scenes --kinds street,interior --count 4 --seed 23700 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_l
+    # Set M: started in session 21 for the next filter change's once-only evaluation; not looked at.
+    scenes --kinds street,interior --count 4 --seed 23900 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_m
 }
 case "${1:-validation}" in
     validation) validation ;;

@@ -90,11 +90,16 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23500 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_k
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_k --out docs/temporal_eval_k.json
-# Held-out set L (seeds 23700+): started in session 20 (resumable), not looked at; for the next
-# filter change's once-only evaluation. Next unused seeds: 23900+.
+# Held-out set L (seeds 23700+): rendered in sessions 20-21, evaluated once at the end of session
+# 21 with its filter (docs/temporal.md).
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23700 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_l
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_l --out docs/temporal_eval_l.json
+# Held-out set M (seeds 23900+): started in session 21 (resumable), not looked at; for the next
+# filter change's once-only evaluation. Next unused seeds: 24100+.
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23900 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_m
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_m --out docs/temporal_eval_m.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
