@@ -135,7 +135,8 @@ def one_surface_block(surfaces, cfg, j, k):
 def moves_as_one(motion, i, j):
     """The forward flows of the 2x2 block at (i, j) (top left) agree to within ~0.2 px + 5 %:
     a footprint on such a block that passes the forward-backward test at its top-left tap with
-    half the tolerance passes it bilinearly too (`footprint_uncovered` is not asked there)."""
+    half the tolerance passes it bilinearly too (for motion up to ~2 px per frame; beyond, nearly
+    so), so `footprint_uncovered` is not asked there."""
     f_col, f_row = motion[2, i, j], motion[3, i, j]
     limit = BLOCK_FLOW_RELATIVE * (f_col * f_col + f_row * f_row) + BLOCK_FLOW_ABSOLUTE
     return (flow_within(motion, i, j + 1, f_col, f_row, limit) & flow_within(motion, i + 1, j, f_col, f_row, limit)
