@@ -46,14 +46,14 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
-          "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered", "depth_far")
+          "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered", "lighting_noise_limit", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
- EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, DEPTH_FAR) = range(
+ EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, LIGHTING_NOISE_LIMIT, DEPTH_FAR) = range(
     FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
@@ -73,7 +73,7 @@ def config(flags, params):
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
-            params[22], params[23], params[24], params[25], params[26], params[27], params[28], params[29])
+            params[22], params[23], params[24], params[25], params[26], params[27], params[28], params[29], params[30])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -793,18 +793,21 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
     surfaces = band_surfaces(depth, ids, cfg, r0, r1, height, width)
     kept = reproject_rows(r0, r1, motion, surfaces, cfg, past, fields, histories, weights, seen, light,
                           stale, remembered, edges, magnify)
-    if cfg[LIGHTING_GAIN] > 0:
-        change = np.empty((count, width), np.float32)
-        lighting_change_rows(r0, r1, cfg, current, histories, seen, change)
-        gate_rows(lighting_gate(cfg, change, seen, light), histories, weights)
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
-    band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
-    emitters = seen_emitters(emission, cfg, r0, r1, width)
-    if noise_bounded(cfg) or edges_by_noise(cfg):
+    if noise_bounded(cfg) or edges_by_noise(cfg) or lighting_by_noise(cfg):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
+    if cfg[LIGHTING_GAIN] > 0:
+        change = np.empty((count, width), np.float32)
+        lighting_change_rows(r0, r1, cfg, current, histories, seen, change)
+        gate = lighting_gate(cfg, change, seen, light)
+        if lighting_by_noise(cfg):
+            open_where_noisy(gate, noise, first_block, image, histories, r0, cfg[LIGHTING_NOISE_LIMIT])
+        gate_rows(gate, histories, weights)
+    band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
+    emitters = seen_emitters(emission, cfg, r0, r1, width)
     blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembered, cfg,
                current, histories, weights, light, stale, edges, low, high, np.empty(width, np.float32), out,
                past_out, fields_out)
@@ -849,6 +852,35 @@ def lighting_change_rows(r0, r1, cfg, current, histories, seen, change):
             difference = (brightness(current[0, i, j], current[1, i, j], current[2, i, j])
                           - brightness(histories[0, k, j], histories[1, k, j], histories[2, k, j]))
             change[k, j] = min(max(difference, -limit), limit) * seen[k, j]
+
+
+@per_pixel
+def lighting_by_noise(cfg):
+    """Does the lighting test stand aside where the render is mostly noise (lighting_noise_limit)."""
+    return cfg[HAS_NOISE] and cfg[LIGHTING_GAIN] > 0 and cfg[LIGHTING_NOISE_LIMIT] > 0
+
+
+@compiled
+def open_where_noisy(gate, noise, first_block, image, histories, r0, limit):
+    """gate = 1 where the render's noise (`band_noise`'s blocks) passes `limit` x the brighter
+    of the mean luminance of the denoised `image` over the pixel's NOISE_BLOCK^2 block and the
+    luminance of its history (a shadow that arrives darkens the frame, not the history)."""
+    count, width = gate.shape
+    height = image.shape[1]
+    means = np.zeros(noise.shape, np.float32)
+    pixels = np.zeros(noise.shape, np.float32)
+    for i in range(first_block * NOISE_BLOCK, min((first_block + noise.shape[0]) * NOISE_BLOCK, height)):
+        row = i // NOISE_BLOCK - first_block
+        for j in range(width):
+            means[row, j // NOISE_BLOCK] += luminance(image[0, i, j], image[1, i, j], image[2, i, j])
+            pixels[row, j // NOISE_BLOCK] += ONE
+    for k in range(count):
+        row = (r0 + k) // NOISE_BLOCK - first_block
+        for j in range(width):
+            bright = max(means[row, j // NOISE_BLOCK] / pixels[row, j // NOISE_BLOCK],
+                         luminance(histories[0, k, j], histories[1, k, j], histories[2, k, j]))
+            if noise[row, j // NOISE_BLOCK] > limit * bright:
+                gate[k, j] = ONE
 
 
 @pixel_loop
