@@ -46,7 +46,8 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "lighting_floor", "lighting_pixel_limit", "lighting_gain", "lighting_memory",
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
-          "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered", "lighting_noise_limit", "depth_far")
+          "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered",
+          "lighting_noise_limit", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
