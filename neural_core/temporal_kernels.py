@@ -220,7 +220,12 @@ def shows_surface(fields, cfg, tap, pixel_depth, pixel_id, scale):
 def tap_moves_alike(fields, cfg, tap, b_col, b_row, scale):
     """Lai et al.'s forward-backward check: the previous frame's forward flow at flat index `tap`
     brings it back to the pixel (b: the pixel's backward flow)."""
-    f_col, f_row = fields[F_COL, tap], fields[F_ROW, tap]
+    return flows_cancel(cfg, b_col, b_row, fields[F_COL, tap], fields[F_ROW, tap], scale)
+
+
+@per_pixel
+def flows_cancel(cfg, b_col, b_row, f_col, f_row, scale):
+    """Lai et al.'s test: |b + f|^2 <= fb_relative (|b|^2 + |f|^2) + fb_absolute scale^2."""
     s_col, s_row = b_col + f_col, b_row + f_row
     magnitude = b_col * b_col + b_row * b_row + f_col * f_col + f_row * f_row
     return s_col * s_col + s_row * s_row <= cfg[FB_RELATIVE] * magnitude + cfg[FB_ABSOLUTE] * scale * scale
@@ -236,9 +241,7 @@ def footprint_uncovered(fields, cfg, taps, bilinear, b_col, b_row):
     for k in range(4):
         f_col += bilinear[k] * fields[F_COL, taps[k]]
         f_row += bilinear[k] * fields[F_ROW, taps[k]]
-    s_col, s_row = b_col + f_col, b_row + f_row
-    magnitude = b_col * b_col + b_row * b_row + f_col * f_col + f_row * f_row
-    return s_col * s_col + s_row * s_row > cfg[FB_RELATIVE] * magnitude + cfg[FB_ABSOLUTE]
+    return not flows_cancel(cfg, b_col, b_row, f_col, f_row, ONE)
 
 
 @per_pixel

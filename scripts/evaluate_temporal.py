@@ -113,15 +113,17 @@ def disocclusion_errors(images: dict, motions: list) -> dict:
     totals = {"per_frame": 0.0, "temporal": 0.0}
     pixels, ratios = 0, {"all": [], "uncovered": [], "boundary": []}
     for t in range(1, len(motions)):
-        uncovered, boundary = regions_without_past(motions[t], motions[t - 1])
-        for region, mask in (("all", uncovered | boundary), ("uncovered", uncovered), ("boundary", boundary)):
-            errors = {name: _squared_error(images[name][t], images["reference"][t], mask) for name in totals}
-            if errors["per_frame"] > 0:
-                ratios[region].append(errors["temporal"] / errors["per_frame"])
-            if region == "all":
-                pixels += int(mask.sum())
-                for name in totals:
-                    totals[name] += errors[name]
+        regions = dict(zip(("uncovered", "boundary"), regions_without_past(motions[t], motions[t - 1])))
+        errors = {region: {name: _squared_error(images[name][t], images["reference"][t], mask) for name in totals}
+                  for region, mask in regions.items()}
+        # The two regions are disjoint: all of them is their sum.
+        errors["all"] = {name: errors["uncovered"][name] + errors["boundary"][name] for name in totals}
+        pixels += int(regions["uncovered"].sum() + regions["boundary"].sum())
+        for name in totals:
+            totals[name] += errors["all"][name]
+        for region, error in errors.items():
+            if error["per_frame"] > 0:
+                ratios[region].append(error["temporal"] / error["per_frame"])
     if not pixels:
         return {"disoccluded_pixels": 0}
     return {"disoccluded_pixels": pixels, **{f"{k}_disoccluded_mse": v / pixels for k, v in totals.items()},

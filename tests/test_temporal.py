@@ -16,6 +16,7 @@ import pytest
 
 from neural_core import temporal
 from neural_core.temporal import Sampler, TemporalFilter, TemporalSettings, box_min_max, box_sum
+from training.metrics.temporal import regions_without_past
 
 H, W, BOX, SPEED = 24, 40, 8, 3
 
@@ -1046,7 +1047,6 @@ def test_a_lamp_the_camera_pans_past_leaves_no_trail(drop):
     light. Where the metric's own forward-backward test finds no past (training.metrics'
     `regions_without_past`), the background gets the per-frame result and none of that light
     (TemporalSettings.drop_uncovered; off, the trail shows)."""
-    from training.metrics.temporal import regions_without_past
     filt = TemporalFilter(TemporalSettings(drop_uncovered=drop))
     worst, checked = 0.0, 0
     previous = None
