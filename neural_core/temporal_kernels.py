@@ -47,14 +47,15 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
           "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered",
-          "lighting_noise_limit", "depth_far")
+          "lighting_noise_limit", "nearer_moved_away", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
  EDGE_WEIGHT, LIGHTING_RADIUS, LIGHTING_FLOOR, LIGHTING_PIXEL_LIMIT, LIGHTING_GAIN,
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
- EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, LIGHTING_NOISE_LIMIT, DEPTH_FAR) = range(
+ EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, LIGHTING_NOISE_LIMIT,
+ NEARER_MOVED_AWAY, DEPTH_FAR) = range(
     FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
@@ -74,7 +75,8 @@ def config(flags, params):
             params[0], params[1], params[2], params[3], params[4], params[5], params[6], params[7],
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
-            params[22], params[23], params[24], params[25], params[26], params[27], params[28], params[29], params[30])
+            params[22], params[23], params[24], params[25], params[26], params[27], params[28], params[29], params[30],
+            params[31])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -373,7 +375,7 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
     age = w0 * past[t0, AGE] + w1 * past[t1, AGE] + w2 * past[t2, AGE] + w3 * past[t3, AGE]
     mix = cfg[PARTIAL_BILINEAR]
     # (`norm`, not `total`: a sampled edge already reads the whole footprint.)
-    if mix > 0 and norm < ALMOST_ONE and not uncovers(fields, cfg, taps, bilinear, pixel_depth):
+    if mix > 0 and norm < ALMOST_ONE and not uncovers(fields, cfg, taps, bilinear, pixel_depth, b_col, b_row):
         b0, b1, b2, b3 = bilinear
         red += mix * (b0 * past[t0, 0] + b1 * past[t1, 0] + b2 * past[t2, 0] + b3 * past[t3, 0] - red)
         green += mix * (b0 * past[t0, 1] + b1 * past[t1, 1] + b2 * past[t2, 1] + b3 * past[t3, 1] - green)
@@ -388,14 +390,15 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
 
 
 @per_pixel
-def uncovers(fields, cfg, taps, bilinear, pixel_depth):
-    """A tap of the footprint is nearer than the pixel: what moved away must not bleed into
-    what it uncovers (TemporalSettings.partial_footprint_bilinear)."""
+def uncovers(fields, cfg, taps, bilinear, pixel_depth, b_col, b_row):
+    """A tap of the footprint is nearer than the pixel and moved otherwise: what moved away must
+    not bleed into what it uncovers (TemporalSettings.partial_footprint_bilinear)."""
     if not (cfg[HAS_DEPTH] and cfg[PAST_HAS_DEPTH]):
         return False
     limit = pixel_depth * (ONE - cfg[DEPTH_TOLERANCE])
     for k in range(4):
-        if bilinear[k] > 0 and fields[DEPTH, taps[k]] < limit:
+        if (bilinear[k] > 0 and fields[DEPTH, taps[k]] < limit
+                and (cfg[NEARER_MOVED_AWAY] == 0 or not tap_moves_alike(fields, cfg, taps[k], b_col, b_row, ONE))):
             return True
     return False
 
