@@ -243,6 +243,20 @@ class TemporalSettings:
     # error 0.853 / 0.840 / 0.835x the reference's on the mean, PSNR over per-frame +0.503 /
     # +0.511 / +0.510 dB, shots meeting both targets 30 / 32 / 32 (docs/temporal.md). 0 turns it off.
     sampled_edge: float = 0.5
+    # Where some taps show the pixel's surface and every tap moves with the pixel (the same
+    # forward-backward check), the pixel is an anti-aliased edge between surfaces moving alike:
+    # the whole footprint is read, at the share above if more than the share of the footprint
+    # that showed the surface. Before session 22 the weight was scaled by that share alone, so
+    # a pixel whose footprint was mostly the other side's (a lamp post, a pole, a sub-pixel lamp
+    # whose id the 4-spp sample missed) kept almost none of its history and flickered with the
+    # per-frame image. Session 22, 53 validation and E-L shots, off / on (at 0.5; 0.75 shown for
+    # the trend): warping error 0.823 / 0.784 (0.754)x the reference's on the mean, worst 1.35 /
+    # 1.33x; PSNR over per-frame +0.531 / +0.544 (+0.526) dB, worst -1.01 dB, shots below
+    # -0.2 dB 3 / 3 (4); shots meeting both targets 48 / 48 (47); set E's street 1.07 -> 0.99x,
+    # set K's 1.07 -> 1.01x; the worst uncovered-pixel error unchanged (1.20); with 3 % gain +
+    # blotch flicker added (26 4-spp shots) 0.969 / 0.933x, shots over 1.1x 6 / 4
+    # (docs/temporal.md). False turns it off.
+    partial_moves_alike: bool = True
     # A bilinear read at fraction f of a pixel blurs by ~f (1 - f) / 2 times the second
     # difference along that axis, and a history is read every frame: fine textures smear (a
     # 512x256 interior's wallpaper: -1.13 dB against per-frame enhancement by frame 8). The

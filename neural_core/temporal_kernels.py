@@ -47,7 +47,7 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
           "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered",
-          "lighting_noise_limit", "nearer_moved_away", "depth_far")
+          "lighting_noise_limit", "nearer_moved_away", "partial_moves_alike", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
@@ -55,7 +55,7 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
  EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, LIGHTING_NOISE_LIMIT,
- NEARER_MOVED_AWAY, DEPTH_FAR) = range(
+ NEARER_MOVED_AWAY, PARTIAL_MOVES_ALIKE, DEPTH_FAR) = range(
     FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
@@ -76,7 +76,7 @@ def config(flags, params):
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
             params[22], params[23], params[24], params[25], params[26], params[27], params[28], params[29], params[30],
-            params[31])
+            params[31], params[32])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -266,9 +266,8 @@ def sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_i
     showed its surface a frame ago: an anti-aliased edge whose id and depth flipped with the
     sample they come from, not a disocclusion or a surface new to the place
     (TemporalSettings.sampled_edge)."""
-    for k in range(4):
-        if bilinear[k] > 0 and not tap_moves_alike(fields, cfg, taps[k], b_col, b_row, ONE):
-            return False
+    if not moves_alike_everywhere(fields, cfg, taps, bilinear, b_col, b_row):
+        return False
     if edge_now:
         return True
     row, col = taps[0] // width, taps[0] % width
@@ -277,6 +276,15 @@ def sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_i
             if shows_surface(fields, cfg, r * width + c, pixel_depth, pixel_id, ONE):
                 return True
     return False
+
+
+@per_pixel
+def moves_alike_everywhere(fields, cfg, taps, bilinear, b_col, b_row):
+    """Every tap of the footprint passes the forward-backward check with the pixel's flow."""
+    for k in range(4):
+        if bilinear[k] > 0 and not tap_moves_alike(fields, cfg, taps[k], b_col, b_row, ONE):
+            return False
+    return True
 
 
 @per_pixel
@@ -362,6 +370,12 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
             and sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_id,
                              block_is_edge(surfaces, cfg, k, j, i == height - 1, width), width, height)):
         # The whole footprint, at a share of the usual weight (`history_weight` scales by `total`).
+        w0, w1, w2, w3 = bilinear
+        total = cfg[SAMPLED_EDGE]
+    elif (inside and ZERO < total < cfg[SAMPLED_EDGE] and cfg[PARTIAL_MOVES_ALIKE] > 0
+          and moves_alike_everywhere(fields, cfg, taps, bilinear, b_col, b_row)):
+        # Part of the footprint shows the surface and all of it moves with the pixel: an
+        # anti-aliased edge, read whole at the same share (TemporalSettings.partial_moves_alike).
         w0, w1, w2, w3 = bilinear
         total = cfg[SAMPLED_EDGE]
     if not (inside and total > 0):
