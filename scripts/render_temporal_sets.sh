@@ -31,8 +31,10 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 23500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_k
     # Set L: rendered in sessions 20-21, evaluated once in session 21.
     scenes --kinds street,interior --count 4 --seed 23700 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_l
-    # Set M: started in session 21 for the next filter change's once-only evaluation; not looked at.
+    # Set M: rendered in sessions 21-22, evaluated once in session 22.
     scenes --kinds street,interior --count 4 --seed 23900 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_m
+    # Set N: started in session 22 for the next filter change's once-only evaluation; not looked at.
+    scenes --kinds street,interior --count 4 --seed 24100 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_n
 }
 case "${1:-validation}" in
     validation) validation ;;

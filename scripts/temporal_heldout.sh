@@ -95,11 +95,16 @@
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23700 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_l
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_l --out docs/temporal_eval_l.json
-# Held-out set M (seeds 23900+): started in session 21 (resumable), not looked at; for the next
-# filter change's once-only evaluation. Next unused seeds: 24100+.
+# Held-out set M (seeds 23900+): rendered in sessions 21-22, evaluated once at the end of session
+# 22 with its filter (4 of 4 meet both targets; docs/temporal.md).
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 23900 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_m
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_m --out docs/temporal_eval_m.json
+# Held-out set N (seeds 24100+): started in session 22 (resumable), not looked at; for the next
+# filter change's once-only evaluation. Next unused seeds: 24300+.
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 24100 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_n
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_n --out docs/temporal_eval_n.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
