@@ -39,7 +39,9 @@ by more than a few times the render's own noise there (`noise_bound`; Noisy Imag
 in a clean render the frame is trusted, in a noisy one the bound is wide. Near a visible
 emitter (the Emission pass) the range reaches up to its light (`emitter_radius`): the denoiser
 wipes small lamps out in some frames, and the history need not follow; nor is it bound there
-(`emitters_unbound`: the two images show a lamp's flicker alike). Where only part of the
+(`emitters_unbound`: the two images show a lamp's flicker alike). Where the render is mostly
+noise, the range also reaches up to the noisy render's own local mean (`noisy_ceiling`): the
+denoiser drops rare bright paths in some frames, the unbiased render keeps them. Where only part of the
 footprint matched (an anti-aliased edge) part of the history is read bilinearly from all taps,
 unless a left-out tap is nearer and moved otherwise (a disocclusion).
 Where the view closes in on a surface its history, resampled up, has less detail: the weight
@@ -336,6 +338,19 @@ class TemporalSettings:
     # 46 of 53 (docs/temporal.md). Against the frame's block alone, the moving-shadow table top
     # fell -0.81 -> -1.67 dB at 3. 0 turns it off.
     lighting_noise_limit: float = 3.0
+    # Where the render is mostly noise by the same measure, the clamp's ceiling also reaches up
+    # to the noisy render's own mean over the 12x12 pixels around (per channel). A Monte Carlo
+    # render is unbiased; its denoised version is not, frame by frame: where the light comes
+    # from rare bright paths, Cycles' denoiser keeps them in one frame and wipes them out in the
+    # next, darkening a whole region, and the clamp followed it down (L's night street: a glossy
+    # car at 0.21-0.28 in the denoised frames where the reference holds 0.67-0.86). Where a
+    # shadow really arrives, the noisy render's mean falls too. Session 22, 57 validation and
+    # E-M shots, off / on (the mean over 4x4 / 12x12 / 20x20 pixels): warping error 0.787 /
+    # 0.784 / 0.782 / 0.784x the reference's on the mean, L's night street 1.33 / 1.23 / 1.10 /
+    # 1.22x; PSNR over per-frame +0.547 / +0.551 / +0.552 / +0.549 dB; no other shot moved by
+    # more than 0.01x or 0.03 dB (docs/temporal.md). Frames without a noisy image (EEVEE) are
+    # left as they were. False turns it off.
+    noisy_ceiling: bool = True
     cut_fraction: float = 0.3         # fewer pixels with history than this: treat as a cut
     fb_relative: float = 0.01         # Lai et al.'s forward-backward thresholds
     fb_absolute: float = 0.5

@@ -47,7 +47,8 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
           "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered",
-          "lighting_noise_limit", "nearer_moved_away", "partial_moves_alike", "depth_far")
+          "lighting_noise_limit", "nearer_moved_away", "partial_moves_alike", "noisy_ceiling",
+          "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
@@ -55,7 +56,7 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
  EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, LIGHTING_NOISE_LIMIT,
- NEARER_MOVED_AWAY, PARTIAL_MOVES_ALIKE, DEPTH_FAR) = range(
+ NEARER_MOVED_AWAY, PARTIAL_MOVES_ALIKE, NOISY_CEILING, DEPTH_FAR) = range(
     FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
@@ -63,6 +64,9 @@ LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # R
 EDGE_SLOPE, EDGE_FLOOR = np.float32(0.04), np.float32(0.008)
 BLOCK_FLOW_RELATIVE, BLOCK_FLOW_ABSOLUTE = np.float32(0.0025), np.float32(0.04)
 NOISE_BLOCK = 4
+# The noisy render's local mean (TemporalSettings.noisy_ceiling): over the 3x3 blocks around, 12x12
+# pixels, about the lighting test's neighbourhood.
+NOISY_MEAN_SPREAD = 1
 ALMOST_ONE = np.float32(1.0 - 1e-6)
 TINY = np.float32(1e-6)
 
@@ -76,7 +80,7 @@ def config(flags, params):
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
             params[22], params[23], params[24], params[25], params[26], params[27], params[28], params[29], params[30],
-            params[31], params[32])
+            params[31], params[32], params[33])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -816,18 +820,23 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
                           stale, remembered, edges, magnify)
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
-    if noise_bounded(cfg) or edges_by_noise(cfg) or lighting_by_noise(cfg):
+    if noise_bounded(cfg) or edges_by_noise(cfg) or lighting_by_noise(cfg) or ceiling_by_noise(cfg):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
+    noisy_pixels = np.zeros((count, width), np.bool_)
+    if lighting_by_noise(cfg) or ceiling_by_noise(cfg):
+        mostly_noise(noise, first_block, image, histories, r0, cfg[LIGHTING_NOISE_LIMIT], noisy_pixels)
     if cfg[LIGHTING_GAIN] > 0:
         change = np.empty((count, width), np.float32)
         lighting_change_rows(r0, r1, cfg, current, histories, seen, change)
         gate = lighting_gate(cfg, change, seen, light)
         if lighting_by_noise(cfg):
-            open_where_noisy(gate, noise, first_block, image, histories, r0, cfg[LIGHTING_NOISE_LIMIT])
+            open_where(gate, noisy_pixels)
         gate_rows(gate, histories, weights)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
+    if ceiling_by_noise(cfg):
+        raise_to_noisy_mean(noisy, r0, r1, noisy_pixels, high)
     emitters = seen_emitters(emission, cfg, r0, r1, width)
     blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembered, cfg,
                current, histories, weights, light, stale, edges, low, high, np.empty(width, np.float32), out,
@@ -881,12 +890,19 @@ def lighting_by_noise(cfg):
     return cfg[HAS_NOISE] and cfg[LIGHTING_GAIN] > 0 and cfg[LIGHTING_NOISE_LIMIT] > 0
 
 
+@per_pixel
+def ceiling_by_noise(cfg):
+    """Does the clamp's ceiling reach up to the noisy render's local mean where the render is
+    mostly noise (noisy_ceiling)."""
+    return cfg[HAS_NOISE] and cfg[NOISY_CEILING] > 0 and cfg[LIGHTING_NOISE_LIMIT] > 0
+
+
 @compiled
-def open_where_noisy(gate, noise, first_block, image, histories, r0, limit):
-    """gate = 1 where the render's noise (`band_noise`'s blocks) passes `limit` x the brighter
+def mostly_noise(noise, first_block, image, histories, r0, limit, out):
+    """out = True where the render's noise (`band_noise`'s blocks) passes `limit` x the brighter
     of the mean luminance of the denoised `image` over the pixel's NOISE_BLOCK^2 block and the
     luminance of its history (a shadow that arrives darkens the frame, not the history)."""
-    count, width = gate.shape
+    count, width = out.shape
     height = image.shape[1]
     means = np.zeros(noise.shape, np.float32)
     pixels = np.zeros(noise.shape, np.float32)
@@ -900,8 +916,48 @@ def open_where_noisy(gate, noise, first_block, image, histories, r0, limit):
         for j in range(width):
             bright = max(means[row, j // NOISE_BLOCK] / pixels[row, j // NOISE_BLOCK],
                          luminance(histories[0, k, j], histories[1, k, j], histories[2, k, j]))
-            if noise[row, j // NOISE_BLOCK] > limit * bright:
+            out[k, j] = noise[row, j // NOISE_BLOCK] > limit * bright
+
+
+@pixel_loop
+def open_where(gate, where):
+    """gate = 1 where `where` (the lighting test stands aside: lighting_noise_limit)."""
+    for k in range(gate.shape[0]):
+        for j in range(gate.shape[1]):
+            if where[k, j]:
                 gate[k, j] = ONE
+
+
+@compiled
+def raise_to_noisy_mean(noisy, r0, r1, noisy_pixels, high):
+    """high = max(high, the noisy render's mean over the (2 NOISY_MEAN_SPREAD + 1)^2 NOISE_BLOCK^2
+    blocks around), per channel, where `noisy_pixels` (TemporalSettings.noisy_ceiling)."""
+    if not noisy_pixels.any():
+        return
+    height, width = noisy.shape[1], noisy.shape[2]
+    spread = NOISY_MEAN_SPREAD
+    across, blocks_high = (width + NOISE_BLOCK - 1) // NOISE_BLOCK, (height + NOISE_BLOCK - 1) // NOISE_BLOCK
+    first, last = max(r0 // NOISE_BLOCK - spread, 0), min((r1 - 1) // NOISE_BLOCK + 1 + spread, blocks_high)
+    sums = np.zeros((4, last - first, across), np.float32)      # RGB and the pixel count
+    for i in range(first * NOISE_BLOCK, min(last * NOISE_BLOCK, height)):
+        b = i // NOISE_BLOCK - first
+        for j in range(width):
+            a = j // NOISE_BLOCK
+            sums[0, b, a] += noisy[0, i, j]
+            sums[1, b, a] += noisy[1, i, j]
+            sums[2, b, a] += noisy[2, i, j]
+            sums[3, b, a] += ONE
+    means = np.empty((3, last - first, across), np.float32)
+    for c in range(4):
+        sums[c] = box_sum(sums[c], spread)
+    for c in range(3):
+        means[c] = sums[c] / sums[3]
+    for k in range(r1 - r0):
+        b = (r0 + k) // NOISE_BLOCK - first
+        for j in range(width):
+            if noisy_pixels[k, j]:
+                for c in range(3):
+                    high[c, k, j] = max(high[c, k, j], means[c, b, j // NOISE_BLOCK])
 
 
 @pixel_loop

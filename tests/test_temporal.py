@@ -1120,3 +1120,36 @@ def test_where_the_render_is_mostly_noise_the_lighting_test_stands_aside():
     noisy_on, noisy_off = _patch_flicker(3.0, noise_scale=10.0), _patch_flicker(0.0, noise_scale=10.0)
     assert noisy_on < 0.25 * noisy_off, (noisy_on, noisy_off)
     assert _patch_flicker(3.0, noise_scale=0.05) == pytest.approx(_patch_flicker(0.0, noise_scale=0.05), rel=1e-6)
+
+
+def _dropped_light_errors(ceiling: bool, noise: float) -> float:
+    """A still 16x16 patch (0.45 on a 0.3 background) whose whole denoised render goes dark
+    (0.05) every other frame, as Cycles' denoiser does where a 4-spp render's light comes from
+    rare bright paths; the noisy render is the truth plus `noise` -> the mean squared error of
+    the patch's centre against the truth in the dark frames from frame 4 on."""
+    rng = np.random.default_rng(5)
+    filt, errors = TemporalFilter(TemporalSettings(noisy_ceiling=ceiling)), []
+    truth = np.full((H, W, 3), 0.3, np.float32)
+    truth[4:20, 12:28] = 0.45
+    for t in range(8):
+        frame = synthetic_frame(0, speed=0.0)
+        image = truth.copy()
+        if t % 2:
+            image[4:20, 12:28] = 0.05
+        frame["image"] = image
+        frame["noisy"] = (truth + rng.normal(0, noise, truth.shape)).astype(np.float32)
+        out = filt.apply(frame, image, t + 1)
+        if t % 2 and t >= 3:
+            errors.append(np.mean((out[8:16, 16:24] - truth[8:16, 16:24]) ** 2))
+    return float(np.mean(errors))
+
+
+def test_where_the_denoiser_drops_the_light_of_a_noisy_render_the_history_is_kept():
+    """Where the render is mostly noise, the clamp's ceiling reaches up to the noisy render's
+    own local mean, which keeps the rare bright paths the denoiser dropped in this frame
+    (TemporalSettings.noisy_ceiling): the history of the light stays. In a clean render the
+    rule does not apply."""
+    kept, followed = _dropped_light_errors(True, 1.5), _dropped_light_errors(False, 1.5)
+    assert kept < 0.25 * followed, (kept, followed)
+    assert _dropped_light_errors(True, 0.01) == _dropped_light_errors(False, 0.01)
+
