@@ -957,7 +957,9 @@ def raise_to_noisy_mean(noisy, r0, r1, noisy_pixels, high):
         for j in range(width):
             if noisy_pixels[k, j]:
                 for c in range(3):
-                    high[c, k, j] = max(high[c, k, j], means[c, b, j // NOISE_BLOCK])
+                    mean = means[c, b, j // NOISE_BLOCK]
+                    if np.isfinite(mean):      # an inf sample is no ceiling
+                        high[c, k, j] = max(high[c, k, j], mean)
 
 
 @pixel_loop

@@ -1153,3 +1153,23 @@ def test_where_the_denoiser_drops_the_light_of_a_noisy_render_the_history_is_kep
     assert kept < 0.25 * followed, (kept, followed)
     assert _dropped_light_errors(True, 0.01) == _dropped_light_errors(False, 0.01)
 
+
+def test_an_inf_sample_in_the_noisy_render_raises_no_ceiling():
+    """The noisy render's mean over a block with an inf sample is no ceiling: the history of a
+    brighter frame is clamped there as everywhere else."""
+    checkerboard = np.where((np.arange(H)[:, None] + np.arange(W)[None, :]) % 2, 2.0, -2.0).astype(np.float32)
+
+    def second_frame(with_inf: bool) -> np.ndarray:
+        filt = TemporalFilter()
+        for t, level in enumerate((0.4, 0.2)):
+            frame = synthetic_frame(0, speed=0.0)
+            frame["image"] = image = np.full((H, W, 3), level, np.float32)
+            frame["noisy"] = image + checkerboard[..., None]     # mostly noise, its local mean = the image
+            if with_inf:
+                frame["noisy"][5, 5] = np.inf
+            out = filt.apply(frame, image, t + 1)
+        return out
+
+    clean = second_frame(False)
+    assert clean.max() < 0.21                                    # the history 0.4 clamped near 0.2
+    np.testing.assert_allclose(second_frame(True), clean, atol=1e-6)
