@@ -370,16 +370,15 @@ def reproject(past, fields, cfg, motion, surfaces, i, j, k, height, width, edge)
             and not left_out_behind(fields, cfg, taps, bilinear, (w0, w1, w2, w3), pixel_depth)):
         # Hidden a frame ago (TemporalSettings.drop_uncovered).
         return False, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, False, ZERO
-    if (inside and total == 0 and cfg[SAMPLED_EDGE] > 0
-            and sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_id,
-                             block_is_edge(surfaces, cfg, k, j, i == height - 1, width), width, height)):
+    if inside and total < cfg[SAMPLED_EDGE] and (
+            # No tap shows the surface (TemporalSettings.sampled_edge), or some do and all of the
+            # footprint moves with the pixel (TemporalSettings.partial_moves_alike).
+            (total == 0 and sampled_edge(fields, cfg, taps, bilinear, b_col, b_row, pixel_depth, pixel_id,
+                                         block_is_edge(surfaces, cfg, k, j, i == height - 1, width),
+                                         width, height))
+            or (total > 0 and cfg[PARTIAL_MOVES_ALIKE] > 0
+                and moves_alike_everywhere(fields, cfg, taps, bilinear, b_col, b_row))):
         # The whole footprint, at a share of the usual weight (`history_weight` scales by `total`).
-        w0, w1, w2, w3 = bilinear
-        total = cfg[SAMPLED_EDGE]
-    elif (inside and ZERO < total < cfg[SAMPLED_EDGE] and cfg[PARTIAL_MOVES_ALIKE] > 0
-          and moves_alike_everywhere(fields, cfg, taps, bilinear, b_col, b_row)):
-        # Part of the footprint shows the surface and all of it moves with the pixel: an
-        # anti-aliased edge, read whole at the same share (TemporalSettings.partial_moves_alike).
         w0, w1, w2, w3 = bilinear
         total = cfg[SAMPLED_EDGE]
     if not (inside and total > 0):
@@ -885,16 +884,22 @@ def lighting_change_rows(r0, r1, cfg, current, histories, seen, change):
 
 
 @per_pixel
+def noise_limited(cfg):
+    """Is it known where the render is mostly noise (lighting_noise_limit)."""
+    return cfg[HAS_NOISE] and cfg[LIGHTING_NOISE_LIMIT] > 0
+
+
+@per_pixel
 def lighting_by_noise(cfg):
     """Does the lighting test stand aside where the render is mostly noise (lighting_noise_limit)."""
-    return cfg[HAS_NOISE] and cfg[LIGHTING_GAIN] > 0 and cfg[LIGHTING_NOISE_LIMIT] > 0
+    return noise_limited(cfg) and cfg[LIGHTING_GAIN] > 0
 
 
 @per_pixel
 def ceiling_by_noise(cfg):
     """Does the clamp's ceiling reach up to the noisy render's local mean where the render is
     mostly noise (noisy_ceiling)."""
-    return cfg[HAS_NOISE] and cfg[NOISY_CEILING] > 0 and cfg[LIGHTING_NOISE_LIMIT] > 0
+    return noise_limited(cfg) and cfg[NOISY_CEILING] > 0
 
 
 @compiled
@@ -903,20 +908,31 @@ def mostly_noise(noise, first_block, image, histories, r0, limit, out):
     of the mean luminance of the denoised `image` over the pixel's NOISE_BLOCK^2 block and the
     luminance of its history (a shadow that arrives darkens the frame, not the history)."""
     count, width = out.shape
-    height = image.shape[1]
-    means = np.zeros(noise.shape, np.float32)
-    pixels = np.zeros(noise.shape, np.float32)
-    for i in range(first_block * NOISE_BLOCK, min((first_block + noise.shape[0]) * NOISE_BLOCK, height)):
-        row = i // NOISE_BLOCK - first_block
-        for j in range(width):
-            means[row, j // NOISE_BLOCK] += luminance(image[0, i, j], image[1, i, j], image[2, i, j])
-            pixels[row, j // NOISE_BLOCK] += ONE
+    sums = block_sums(image, first_block, first_block + noise.shape[0])
     for k in range(count):
         row = (r0 + k) // NOISE_BLOCK - first_block
         for j in range(width):
-            bright = max(means[row, j // NOISE_BLOCK] / pixels[row, j // NOISE_BLOCK],
-                         luminance(histories[0, k, j], histories[1, k, j], histories[2, k, j]))
-            out[k, j] = noise[row, j // NOISE_BLOCK] > limit * bright
+            a = j // NOISE_BLOCK
+            block = luminance(sums[0, row, a], sums[1, row, a], sums[2, row, a]) / sums[3, row, a]
+            bright = max(block, luminance(histories[0, k, j], histories[1, k, j], histories[2, k, j]))
+            out[k, j] = noise[row, a] > limit * bright
+
+
+@compiled
+def block_sums(planes, first, last):
+    """The sums of (3, H, W) `planes` over each NOISE_BLOCK^2 block of block rows first..last,
+    and the number of pixels each block has -> (4, last - first, blocks across)."""
+    height, width = planes.shape[1], planes.shape[2]
+    sums = np.zeros((4, last - first, (width + NOISE_BLOCK - 1) // NOISE_BLOCK), np.float32)
+    for i in range(first * NOISE_BLOCK, min(last * NOISE_BLOCK, height)):
+        b = i // NOISE_BLOCK - first
+        for j in range(width):
+            a = j // NOISE_BLOCK
+            sums[0, b, a] += planes[0, i, j]
+            sums[1, b, a] += planes[1, i, j]
+            sums[2, b, a] += planes[2, i, j]
+            sums[3, b, a] += ONE
+    return sums
 
 
 @pixel_loop
@@ -936,18 +952,10 @@ def raise_to_noisy_mean(noisy, r0, r1, noisy_pixels, high):
         return
     height, width = noisy.shape[1], noisy.shape[2]
     spread = NOISY_MEAN_SPREAD
-    across, blocks_high = (width + NOISE_BLOCK - 1) // NOISE_BLOCK, (height + NOISE_BLOCK - 1) // NOISE_BLOCK
+    blocks_high = (height + NOISE_BLOCK - 1) // NOISE_BLOCK
     first, last = max(r0 // NOISE_BLOCK - spread, 0), min((r1 - 1) // NOISE_BLOCK + 1 + spread, blocks_high)
-    sums = np.zeros((4, last - first, across), np.float32)      # RGB and the pixel count
-    for i in range(first * NOISE_BLOCK, min(last * NOISE_BLOCK, height)):
-        b = i // NOISE_BLOCK - first
-        for j in range(width):
-            a = j // NOISE_BLOCK
-            sums[0, b, a] += noisy[0, i, j]
-            sums[1, b, a] += noisy[1, i, j]
-            sums[2, b, a] += noisy[2, i, j]
-            sums[3, b, a] += ONE
-    means = np.empty((3, last - first, across), np.float32)
+    sums = block_sums(noisy, first, last)
+    means = np.empty((3, sums.shape[1], sums.shape[2]), np.float32)
     for c in range(4):
         sums[c] = box_sum(sums[c], spread)
     for c in range(3):
