@@ -48,7 +48,7 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
           "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered",
           "lighting_noise_limit", "nearer_moved_away", "partial_moves_alike", "noisy_ceiling",
-          "depth_far")
+          "full_history_noise", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
 (MIN_WEIGHT, START_TRUST, PARTIAL_BILINEAR, MAGNIFICATION, CLAMP_RADIUS, DEPTH_TOLERANCE,
@@ -56,7 +56,7 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
  EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, LIGHTING_NOISE_LIMIT,
- NEARER_MOVED_AWAY, PARTIAL_MOVES_ALIKE, NOISY_CEILING, DEPTH_FAR) = range(
+ NEARER_MOVED_AWAY, PARTIAL_MOVES_ALIKE, NOISY_CEILING, FULL_HISTORY_NOISE, DEPTH_FAR) = range(
     FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
@@ -67,6 +67,9 @@ NOISE_BLOCK = 4
 # The noisy render's local mean (TemporalSettings.noisy_ceiling): over the 3x3 blocks around, 12x12
 # pixels, about the lighting test's neighbourhood.
 NOISY_MEAN_SPREAD = 1
+# Darker than this (square-root luminance) the noise is not scaled up further
+# (TemporalSettings.full_history_noise): a black pixel's noise is ~0 in both units.
+SQRT_FLOOR = np.float32(0.05)
 ALMOST_ONE = np.float32(1.0 - 1e-6)
 TINY = np.float32(1e-6)
 
@@ -80,7 +83,7 @@ def config(flags, params):
             params[8], params[9], params[10], params[11], params[12], params[13], params[14],
             params[15], params[16], params[17], params[18], params[19], params[20], params[21],
             params[22], params[23], params[24], params[25], params[26], params[27], params[28], params[29], params[30],
-            params[31], params[32], params[33])
+            params[31], params[32], params[33], params[34])
 
 
 # -- one pixel's surface -----------------------------------------------------------------
@@ -999,7 +1002,8 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
     the brightest visible emitter around, `emitters`, or the one its history saw a frame ago,
     `remembered` (both turned into the ceiling in place); where the frame has a noisy image and no
     emitter is around, also to within noise_bound x `noise` of the frame) and blended in by
-    `weights` (next to a motion edge, at most `edge_weight`), into `out`; the band's ages and
+    `weights` (next to a motion edge, at most `edge_weight`; where the frame has a noisy image
+    and no emitter is around, at most the noise over full_history_noise), into `out`; the band's ages and
     fields into `past_out`, `fields_out`. `noise`: `band_noise`'s blocks from block row
     `first_block` on; `noise_row`: (W,) scratch. Each row first settles every pixel's weight
     and range (`low`, `high`, `weights` change in place; the few edge and stale pixels one by
@@ -1028,6 +1032,8 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
             for j in range(width):
                 if emitters[k, j] > 0:
                     noise_row[j] = np.float32(np.inf)
+        if bounded and cfg[FULL_HISTORY_NOISE] > 0:
+            cap_by_noise_row(current, i, noise_row, cfg[FULL_HISTORY_NOISE], weights[k])
         for c in range(3):
             if lit:
                 widen_row(high[c, k], emitters[k])
@@ -1044,6 +1050,16 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
                 blend_row(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], out[c, i])
         if i >= r0 + 2:     # the row above now has its neighbours (the band's first and last: `band_edge_rows`)
             record_colour_row(out, fields_out, i - 1, cfg[PRESHARPEN], past_out)
+
+
+@per_pixel
+def cap_by_noise_row(current, i, noise, full, weights):
+    """weights = min(weights, the render's noise in square-root luminance / `full`), along row i
+    of `current` (TemporalSettings.full_history_noise). `noise` is in linear luminance; its
+    square-root share is noise / (2 sqrt(luminance)), the root floored at SQRT_FLOOR."""
+    for j in range(weights.shape[0]):
+        root = max(brightness(current[0, i, j], current[1, i, j], current[2, i, j]), SQRT_FLOOR)
+        weights[j] = min(weights[j], noise[j] / (TWO * root * full))
 
 
 @per_pixel

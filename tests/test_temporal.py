@@ -363,12 +363,13 @@ def test_the_noise_bound_leaves_lights_seen_directly_alone():
     """A small lamp whose share of each pixel's samples changes every frame: Cycles' Noisy
     Image and its denoised Combined show the same share, so the render's noise there reads ~0.
     The noise bound would pass the lamp's flicker through; where the Emission pass shows a
-    light it does not apply (emitters_unbound)."""
+    light it does not apply (emitters_unbound), and neither does the clean render's cap on the
+    history's weight (full_history_noise), which reads the same noise."""
     lamp = (slice(H // 2 - 1, H // 2 + 2), slice(W // 2 - 1, W // 2 + 2))
     shares = np.random.default_rng(3).uniform(0.4, 1.0, 10).astype(np.float32)
 
-    def lamp_flicker(unbound):
-        filt = TemporalFilter(TemporalSettings(emitters_unbound=unbound))
+    def lamp_flicker(unbound, full_history_noise=TemporalSettings().full_history_noise):
+        filt = TemporalFilter(TemporalSettings(emitters_unbound=unbound, full_history_noise=full_history_noise))
         brightness = []
         for t, share in enumerate(shares):
             frame = synthetic_frame(0, speed=0)
@@ -383,6 +384,7 @@ def test_the_noise_bound_leaves_lights_seen_directly_alone():
         return np.abs(np.diff(brightness[2:])).mean()
 
     assert lamp_flicker(True) < 0.5 * lamp_flicker(False)
+    assert lamp_flicker(True) == lamp_flicker(True, full_history_noise=0.0)
 
 
 def test_a_lamp_that_goes_out_is_followed_a_frame_later():
@@ -482,9 +484,10 @@ def test_a_shadow_edge_moving_over_a_clean_render_is_followed_not_smeared():
     test's local mean, so the clamp alone keeps the old shadow there. With a clean render the
     history may differ from the frame by only `noise_bound` x the render's local noise, so
     those pixels follow the light to within that. With a noisy render the bound is wide and
-    the history is kept (the flicker is still averaged away)."""
+    the history is kept (the flicker is still averaged away). The clean render's cap on the
+    history's weight (full_history_noise) is off here: this is the bound alone."""
     def edge_errors(bound, render_noise):
-        filt = TemporalFilter(TemporalSettings(noise_bound=bound))
+        filt = TemporalFilter(TemporalSettings(noise_bound=bound, full_history_noise=0.0))
         temporal_error, per_frame_error, outputs, inputs = [], [], [], []
         for t in range(8):
             frame, image = _shadow_frame(t, render_noise)
@@ -760,8 +763,9 @@ def _sliding_edge_frame(t: int, speed: float, render_noise: float) -> tuple[dict
 
 def _edge_error_and_flicker(edge_noise: float, speed: float, render_noise: float, flicker: float):
     """Over frames 4-10, next to the motion edge: the output's error and its frame-to-frame
-    change beyond the truth's."""
-    filt = TemporalFilter(TemporalSettings(edge_noise=edge_noise))
+    change beyond the truth's (the edge's own cap alone: the clean render's cap,
+    full_history_noise, is off)."""
+    filt = TemporalFilter(TemporalSettings(edge_noise=edge_noise, full_history_noise=0.0))
     errors, changes, previous = [], [], None
     for t in range(10):
         frame, image = _sliding_edge_frame(t, speed, render_noise)
@@ -1173,3 +1177,30 @@ def test_an_inf_sample_in_the_noisy_render_raises_no_ceiling():
     clean = second_frame(False)
     assert clean.max() < 0.21                                    # the history 0.4 clamped near 0.2
     np.testing.assert_allclose(second_frame(True), clean, atol=1e-6)
+
+
+def _drifting_surface_errors(full_history_noise: float, render_noise: float) -> np.ndarray:
+    """A still textured surface whose light falls 4 % a frame (it changes as the camera moves,
+    too little a frame for the lighting test), enhanced with 0.5 % flicker (a clean render's
+    denoised frame is smooth), over a render of `render_noise` -> each frame's mean relative
+    error of the filter's output."""
+    light = [0.96 ** t for t in range(12)]
+    filt = TemporalFilter(TemporalSettings(full_history_noise=full_history_noise))
+    errors = []
+    for t, (image, enhanced) in enumerate(_still_textured_surface(light, sigma=0.005)):
+        frame = synthetic_frame(0, speed=0)
+        frame["image"] = image
+        frame["noisy"] = image + np.random.default_rng(300 + t).normal(0, render_noise, image.shape).astype(np.float32)
+        errors.append(np.abs(filt.apply(frame, enhanced, t + 1) - image).mean() / image.mean())
+    return np.array(errors)
+
+
+def test_in_a_clean_render_light_that_drifts_is_followed_not_lagged():
+    """A clean render's frames are about as steady as the reference: the history's weight is
+    capped by the render's noise (full_history_noise), so a slow drift of the light is not
+    lagged; in a noisy render the cap is ~1 and the flicker is averaged as before."""
+    capped = _drifting_surface_errors(TemporalSettings().full_history_noise, render_noise=0.01)
+    uncapped = _drifting_surface_errors(0.0, render_noise=0.01)
+    assert uncapped[6:].mean() > 1.8 * capped[6:].mean()      # 0.022 against 0.010
+    noisy_capped = _drifting_surface_errors(TemporalSettings().full_history_noise, render_noise=0.2)
+    np.testing.assert_array_equal(noisy_capped, _drifting_surface_errors(0.0, render_noise=0.2))
