@@ -33,8 +33,10 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 23700 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_l
     # Set M: rendered in sessions 21-22, evaluated once in session 22.
     scenes --kinds street,interior --count 4 --seed 23900 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_m
-    # Set N: started in session 22 for the next filter change's once-only evaluation; not looked at.
+    # Set N: rendered in sessions 22-23, evaluated once in session 23.
     scenes --kinds street,interior --count 4 --seed 24100 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_n
+    # Set O: clean renders (32 spp, 128x64), rendered and evaluated once in session 23.
+    scenes --kinds street,interior --count 4 --seed 24300 --resolution 128x64 --fast-samples 32 --out data/temporal_heldout_o_clean
 }
 case "${1:-validation}" in
     validation) validation ;;
