@@ -37,6 +37,8 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 24100 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_n
     # Set O: clean renders (32 spp, 128x64), rendered and evaluated once in session 23.
     scenes --kinds street,interior --count 4 --seed 24300 --resolution 128x64 --fast-samples 32 --out data/temporal_heldout_o_clean
+    # Set P: started in session 23 for the next filter change's once-only evaluation; not looked at.
+    scenes --kinds street,interior --count 4 --seed 24500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_p
 }
 case "${1:-validation}" in
     validation) validation ;;

@@ -105,10 +105,15 @@
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_n
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_n --out docs/temporal_eval_n.json
 # Held-out set O, clean renders (seeds 24300+, 32 spp at 128x64: the case session 23's cap on a
-# clean render's history is for): rendered and evaluated once in session 23. Next unused seeds: 24500+.
+# clean render's history is for): rendered and evaluated once in session 23.
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 24300 --resolution 128x64 \
 #       --fast-samples 32 --reference-samples 512 --sequence 8 --out data/temporal_heldout_o_clean
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_o_clean --out docs/temporal_eval_o_clean.json
+# Held-out set P (seeds 24500+): started in session 23 (resumable), not looked at; for the next
+# filter change's once-only evaluation. Next unused seeds: 24700+.
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 24500 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_p
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_p --out docs/temporal_eval_p.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
