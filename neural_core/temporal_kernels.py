@@ -538,6 +538,13 @@ def noise_bounded(cfg):
 
 
 @per_pixel
+def capped_by_noise(cfg):
+    """Is the history weight capped by the render's noise: the frame has a noisy image and
+    full_history_noise is on."""
+    return cfg[HAS_NOISE] and cfg[FULL_HISTORY_NOISE] > 0
+
+
+@per_pixel
 def edges_by_noise(cfg):
     """Does the history weight next to a motion edge follow the render's noise there: the frame
     has a noisy image and edge_noise is on (else it is at most edge_history_weight)."""
@@ -822,7 +829,8 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
                           stale, remembered, edges, magnify)
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
-    if noise_bounded(cfg) or edges_by_noise(cfg) or lighting_by_noise(cfg) or ceiling_by_noise(cfg):
+    if (noise_bounded(cfg) or edges_by_noise(cfg) or capped_by_noise(cfg) or lighting_by_noise(cfg)
+            or ceiling_by_noise(cfg)):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
@@ -1012,10 +1020,11 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
     a row behind, while the rows it reads are still in cache."""
     height, width = current.shape[1], current.shape[2]
     bounded, lit, noisy_edges = noise_bounded(cfg), emitters_widen(cfg), edges_by_noise(cfg)
+    capped = capped_by_noise(cfg)
     stale_radius = int(cfg[STALE_EDGE_RADIUS])
     for i in range(r0, r1):
         k = i - r0
-        if bounded or noisy_edges:
+        if bounded or noisy_edges or capped:
             for j in range(width):
                 noise_row[j] = noise[i // NOISE_BLOCK - first_block, j // NOISE_BLOCK]
         if noisy_edges:
@@ -1026,13 +1035,13 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
                    fields_out)
         if lit and cfg[EMITTER_MEMORY] > 0:
             widen_row(emitters[k], remembered[k])
-        if bounded and lit and cfg[EMITTERS_UNBOUND]:
+        if (bounded or capped) and lit and cfg[EMITTERS_UNBOUND]:
             # Noisy Image - Combined is not the noise of a light seen directly: both show the same
             # share of a small lamp's samples (TemporalSettings.emitters_unbound).
             for j in range(width):
                 if emitters[k, j] > 0:
                     noise_row[j] = np.float32(np.inf)
-        if bounded and cfg[FULL_HISTORY_NOISE] > 0:
+        if capped:
             cap_by_noise_row(current, i, noise_row, cfg[FULL_HISTORY_NOISE], weights[k])
         for c in range(3):
             if lit:

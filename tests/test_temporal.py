@@ -1179,13 +1179,13 @@ def test_an_inf_sample_in_the_noisy_render_raises_no_ceiling():
     np.testing.assert_allclose(second_frame(True), clean, atol=1e-6)
 
 
-def _drifting_surface_errors(full_history_noise: float, render_noise: float) -> np.ndarray:
+def _drifting_surface_errors(full_history_noise: float, render_noise: float, noise_bound: float = 2.0) -> np.ndarray:
     """A still textured surface whose light falls 4 % a frame (it changes as the camera moves,
     too little a frame for the lighting test), enhanced with 0.5 % flicker (a clean render's
     denoised frame is smooth), over a render of `render_noise` -> each frame's mean relative
     error of the filter's output."""
     light = [0.96 ** t for t in range(12)]
-    filt = TemporalFilter(TemporalSettings(full_history_noise=full_history_noise))
+    filt = TemporalFilter(TemporalSettings(full_history_noise=full_history_noise, noise_bound=noise_bound))
     errors = []
     for t, (image, enhanced) in enumerate(_still_textured_surface(light, sigma=0.005)):
         frame = synthetic_frame(0, speed=0)
@@ -1202,5 +1202,8 @@ def test_in_a_clean_render_light_that_drifts_is_followed_not_lagged():
     capped = _drifting_surface_errors(TemporalSettings().full_history_noise, render_noise=0.01)
     uncapped = _drifting_surface_errors(0.0, render_noise=0.01)
     assert uncapped[6:].mean() > 1.8 * capped[6:].mean()      # 0.022 against 0.010
+    # The cap reads the noise whether or not the noise bound is on.
+    unbounded = _drifting_surface_errors(TemporalSettings().full_history_noise, render_noise=0.01, noise_bound=0.0)
+    assert _drifting_surface_errors(0.0, render_noise=0.01, noise_bound=0.0)[6:].mean() > 1.8 * unbounded[6:].mean()
     noisy_capped = _drifting_surface_errors(TemporalSettings().full_history_noise, render_noise=0.2)
     np.testing.assert_array_equal(noisy_capped, _drifting_surface_errors(0.0, render_noise=0.2))
