@@ -456,23 +456,41 @@ def band_min_max(planes, r0, r1, radius, low, high):
     """(2 radius + 1)^2 minimum and maximum of (C, H, W) `planes` (the pixels that exist) for
     rows r0..r1, into `low` and `high` (C, r1 - r0, W). Repeating the frame's edge values does
     not change a minimum or maximum, so rows and columns beyond the frame read its edge. Each
-    row's range along the columns is computed once, into a ring of the last 2 radius + 1 rows
-    whose range each output row then takes: every buffer stays in the core's cache (the band's
-    planes do not)."""
+    row's range along the columns is computed once; down the columns the windows double as
+    along a row (1 -> 2 -> 4 -> 7 rows is 3 steps), each level a ring of its last radius + 1
+    rows: every buffer stays in the core's cache (the band's planes do not)."""
     channels, height, width = planes.shape
-    size = 2 * radius + 1
-    ring_low, ring_high = np.empty((size, width), np.float32), np.empty((size, width), np.float32)
+    size, slots = 2 * radius + 1, radius + 1
+    levels, span = 0, 1
+    while span < size:
+        span += min(span, size - span)
+        levels += 1
+    ring_low = np.empty((max(levels, 1), slots, width), np.float32)
+    ring_high = np.empty((max(levels, 1), slots, width), np.float32)
     scratch = np.empty((4, width + 2 * radius), np.float32)
+    first = r0 - radius
     for c in range(channels):
-        for s in range(r0 - radius, r1 + radius):
-            slot = (s - r0 + radius) % size
-            row_range(planes[c, min(max(s, 0), height - 1)], radius, scratch, ring_low[slot], ring_high[slot])
+        for s in range(first, r1 + radius):
+            slot = (s - first) % slots
             k = s - radius          # the output row whose window this row completes
-            if k >= r0:
-                out_low, out_high = low[c, k - r0], high[c, k - r0]
-                copy_range(ring_low[0], ring_high[0], out_low, out_high, width)
-                for t in range(1, size):
-                    fold_range(ring_low[t], ring_high[t], out_low, out_high, width)
+            row_range(planes[c, min(max(s, 0), height - 1)], radius, scratch, ring_low[0, slot],
+                      ring_high[0, slot])
+            span, level = 1, 0
+            while span < size:
+                shift = min(span, size - span)
+                earlier = (s - shift - first) % slots
+                if level == levels - 1:
+                    if k >= r0:
+                        pair_rows(ring_low[level, slot], ring_high[level, slot], ring_low[level, earlier],
+                                  ring_high[level, earlier], low[c, k - r0], high[c, k - r0], width)
+                else:
+                    pair_rows(ring_low[level, slot], ring_high[level, slot], ring_low[level, earlier],
+                              ring_high[level, earlier], ring_low[level + 1, slot], ring_high[level + 1, slot],
+                              width)
+                span += shift
+                level += 1
+            if levels == 0 and k >= r0:      # radius 0: the row itself
+                copy_range(ring_low[0, slot], ring_high[0, slot], low[c, k - r0], high[c, k - r0], width)
 
 
 @compiled_range
@@ -500,6 +518,14 @@ def row_range(row, radius, scratch, out_low, out_high):
 def pair_range(a_low, a_high, out_low, out_high, count, shift):
     """out_low[m] = min(a_low[m], a_low[m + shift]), and the maximum alike, for m < count."""
     b_low, b_high = a_low[shift:], a_high[shift:]
+    for m in range(count):
+        out_low[m] = min(a_low[m], b_low[m])
+        out_high[m] = max(a_high[m], b_high[m])
+
+
+@range_step
+def pair_rows(a_low, a_high, b_low, b_high, out_low, out_high, count):
+    """out_low[m] = min(a_low[m], b_low[m]), and the maximum alike, for m < count."""
     for m in range(count):
         out_low[m] = min(a_low[m], b_low[m])
         out_high[m] = max(a_high[m], b_high[m])

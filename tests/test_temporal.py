@@ -996,7 +996,7 @@ def test_background_without_normals_keeps_its_history():
     assert filt.age[:4].min() == 1.0
 
 
-@pytest.mark.parametrize("radius", [1, 2, 3, 4, 6])
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 4, 5, 6])
 @pytest.mark.parametrize("shape", [(2, 11, 13), (3, 4, 2), (1, 1, 9)])
 def test_box_min_max_is_the_range_of_the_pixels_that_exist_around_each(radius, shape):
     planes = np.random.default_rng(radius).random(shape).astype(np.float32)
