@@ -507,20 +507,11 @@ def row_range(row, radius, scratch, out_low, out_high):
     span, target, source = 1, 2 * radius + 1, 0
     while span < target:
         shift = min(span, target - span)
-        pair_range(scratch[source], scratch[source + 1], scratch[2 - source], scratch[3 - source],
-                   padded - shift, shift)
+        pair_rows(scratch[source], scratch[source + 1], scratch[source, shift:], scratch[source + 1, shift:],
+                  scratch[2 - source], scratch[3 - source], padded - shift)
         source = 2 - source
         span += shift
     copy_range(scratch[source], scratch[source + 1], out_low, out_high, width)
-
-
-@range_step
-def pair_range(a_low, a_high, out_low, out_high, count, shift):
-    """out_low[m] = min(a_low[m], a_low[m + shift]), and the maximum alike, for m < count."""
-    b_low, b_high = a_low[shift:], a_high[shift:]
-    for m in range(count):
-        out_low[m] = min(a_low[m], b_low[m])
-        out_high[m] = max(a_high[m], b_high[m])
 
 
 @range_step
@@ -537,14 +528,6 @@ def copy_range(a_low, a_high, out_low, out_high, count):
     for m in range(count):
         out_low[m] = a_low[m]
         out_high[m] = a_high[m]
-
-
-@range_step
-def fold_range(a_low, a_high, out_low, out_high, count):
-    """out_low[m] = min(out_low[m], a_low[m]), and the maximum alike, for m < count."""
-    for m in range(count):
-        out_low[m] = min(out_low[m], a_low[m])
-        out_high[m] = max(out_high[m], a_high[m])
 
 
 @compiled
