@@ -457,46 +457,53 @@ def band_min_max(planes, r0, r1, radius, low, high):
     rows r0..r1, into `low` and `high` (C, r1 - r0, W). Repeating the frame's edge values does
     not change a minimum or maximum, so rows and columns beyond the frame read its edge. Each
     row's range along the columns is computed once; down the columns the windows double as
-    along a row (1 -> 2 -> 4 -> 7 rows is 3 steps), each level a ring of its last radius + 1
-    rows: every buffer stays in the core's cache (the band's planes do not)."""
+    along a row (`doubling_shifts`), each level a ring of its last radius + 1 rows: every buffer
+    stays in the core's cache (the band's planes do not)."""
     channels, height, width = planes.shape
-    size, slots = 2 * radius + 1, radius + 1
-    levels, span = 0, 1
-    while span < size:
-        span += min(span, size - span)
-        levels += 1
+    shifts = doubling_shifts(2 * radius + 1)
+    levels, slots, first = len(shifts), radius + 1, r0 - radius
     ring_low = np.empty((max(levels, 1), slots, width), np.float32)
     ring_high = np.empty((max(levels, 1), slots, width), np.float32)
     scratch = np.empty((4, width + 2 * radius), np.float32)
-    first = r0 - radius
     for c in range(channels):
         for s in range(first, r1 + radius):
             slot = (s - first) % slots
             k = s - radius          # the output row whose window this row completes
-            row_range(planes[c, min(max(s, 0), height - 1)], radius, scratch, ring_low[0, slot],
+            row_range(planes[c, min(max(s, 0), height - 1)], radius, shifts, scratch, ring_low[0, slot],
                       ring_high[0, slot])
-            span, level = 1, 0
-            while span < size:
-                shift = min(span, size - span)
-                earlier = (s - shift - first) % slots
-                if level == levels - 1:
-                    if k >= r0:
-                        pair_rows(ring_low[level, slot], ring_high[level, slot], ring_low[level, earlier],
-                                  ring_high[level, earlier], low[c, k - r0], high[c, k - r0], width)
-                else:
+            for level in range(levels):
+                earlier = (s - shifts[level] - first) % slots
+                if level < levels - 1:
                     pair_rows(ring_low[level, slot], ring_high[level, slot], ring_low[level, earlier],
                               ring_high[level, earlier], ring_low[level + 1, slot], ring_high[level + 1, slot],
                               width)
-                span += shift
-                level += 1
+                elif k >= r0:
+                    pair_rows(ring_low[level, slot], ring_high[level, slot], ring_low[level, earlier],
+                              ring_high[level, earlier], low[c, k - r0], high[c, k - r0], width)
             if levels == 0 and k >= r0:      # radius 0: the row itself
                 copy_range(ring_low[0, slot], ring_high[0, slot], low[c, k - r0], high[c, k - r0], width)
 
 
 @compiled_range
-def row_range(row, radius, scratch, out_low, out_high):
+def doubling_shifts(size):
+    """The steps that grow a window of 1 to `size` by doubling, each pairing a window with the
+    one `shift` further on: 1, 2, 3 for 7 (1 -> 2 -> 4 -> 7), 1, 1 for 3."""
+    count, span = 0, 1
+    while span < size:
+        span += min(span, size - span)
+        count += 1
+    shifts = np.empty(count, np.int64)
+    span = 1
+    for n in range(count):
+        shifts[n] = min(span, size - span)
+        span += shifts[n]
+    return shifts
+
+
+@compiled_range
+def row_range(row, radius, shifts, scratch, out_low, out_high):
     """Minimum and maximum of `row` over [m - radius, m + radius] (edge values repeated), into
-    `out_low`, `out_high`: windows doubling in width, 1 -> 2 -> 4 -> 7 is 3 steps, between
+    `out_low`, `out_high`: windows doubling in width by `shifts` (`doubling_shifts`), between
     scratch rows (0, 1) and (2, 3)."""
     width = row.shape[0]
     padded = width + 2 * radius
@@ -504,13 +511,11 @@ def row_range(row, radius, scratch, out_low, out_high):
         scratch[0, m] = scratch[1, m] = row[0]
         scratch[0, radius + width + m] = scratch[1, radius + width + m] = row[width - 1]
     copy_range(row, row, scratch[0, radius:], scratch[1, radius:], width)
-    span, target, source = 1, 2 * radius + 1, 0
-    while span < target:
-        shift = min(span, target - span)
+    source = 0
+    for shift in shifts:
         pair_rows(scratch[source], scratch[source + 1], scratch[source, shift:], scratch[source + 1, shift:],
                   scratch[2 - source], scratch[3 - source], padded - shift)
         source = 2 - source
-        span += shift
     copy_range(scratch[source], scratch[source + 1], out_low, out_high, width)
 
 
@@ -838,8 +843,7 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
                           stale, remembered, edges, magnify)
     low = np.empty((3, count, width), np.float32)
     high = np.empty((3, count, width), np.float32)
-    if (noise_bounded(cfg) or edges_by_noise(cfg) or capped_by_noise(cfg) or lighting_by_noise(cfg)
-            or ceiling_by_noise(cfg)):
+    if reads_noise(cfg):
         noise, first_block = band_noise(noisy, image, r0, r1, int(cfg[NOISE_SPREAD]))
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
@@ -901,6 +905,13 @@ def lighting_change_rows(r0, r1, cfg, current, histories, seen, change):
             difference = (brightness(current[0, i, j], current[1, i, j], current[2, i, j])
                           - brightness(histories[0, k, j], histories[1, k, j], histories[2, k, j]))
             change[k, j] = min(max(difference, -limit), limit) * seen[k, j]
+
+
+@per_pixel
+def reads_noise(cfg):
+    """Does a step of the filter read the render's noise (`band_noise`)."""
+    return (noise_bounded(cfg) or edges_by_noise(cfg) or capped_by_noise(cfg) or lighting_by_noise(cfg)
+            or ceiling_by_noise(cfg))
 
 
 @per_pixel

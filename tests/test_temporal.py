@@ -463,6 +463,14 @@ def test_an_object_that_appears_in_place_takes_no_history_inside_it():
     np.testing.assert_array_equal(out[4:15, 10:29], enhanced[4:15, 10:29])   # all but its far edges
 
 
+def _rendered(frame: dict, image: np.ndarray, render_noise: float, seed: int) -> dict:
+    """`frame` with `image` as Cycles' denoised Combined and a Noisy Image that differs from it
+    by `render_noise` (RMS, fresh for every `seed`)."""
+    frame["image"] = image
+    frame["noisy"] = image + np.random.default_rng(seed).normal(0, render_noise, image.shape).astype(np.float32)
+    return frame
+
+
 def _shadow_frame(t: int, render_noise: float) -> tuple[dict, np.ndarray]:
     """A still surface with fine stripes (so every 7x7 range spans dark and light) under a
     shadow whose edge moves 1 px per frame to the right, over the surface: the surface's
@@ -472,10 +480,7 @@ def _shadow_frame(t: int, render_noise: float) -> tuple[dict, np.ndarray]:
     stripes = np.where(np.arange(W) % 4 == 0, 0.3, 0.5).astype(np.float32)
     light = np.where(np.arange(W) < 10 + t, 0.2, 1.0).astype(np.float32)
     image = np.repeat(np.repeat((stripes * light)[None, :, None], H, 0), 3, -1)
-    rng = np.random.default_rng(50 + t)
-    frame["image"] = image
-    frame["noisy"] = image + rng.normal(0, render_noise, image.shape).astype(np.float32)
-    return frame, image
+    return _rendered(frame, image, render_noise, seed=50 + t), image
 
 
 def test_a_shadow_edge_moving_over_a_clean_render_is_followed_not_smeared():
@@ -756,9 +761,7 @@ def _sliding_edge_frame(t: int, speed: float, render_noise: float) -> tuple[dict
     frame["object_index"][:, dark] = 2.0
     frame["depth"][:, dark] = 5.0
     frame["motion"][:, dark, 0] = frame["motion"][:, dark, 2] = -speed
-    frame["image"] = image
-    frame["noisy"] = image + np.random.default_rng(200 + t).normal(0, render_noise, image.shape).astype(np.float32)
-    return frame, image
+    return _rendered(frame, image, render_noise, seed=200 + t), image
 
 
 def _edge_error_and_flicker(edge_noise: float, speed: float, render_noise: float, flicker: float):
@@ -1179,7 +1182,8 @@ def test_an_inf_sample_in_the_noisy_render_raises_no_ceiling():
     np.testing.assert_allclose(second_frame(True), clean, atol=1e-6)
 
 
-def _drifting_surface_errors(full_history_noise: float, render_noise: float, noise_bound: float = 2.0) -> np.ndarray:
+def _drifting_surface_errors(full_history_noise: float, render_noise: float,
+                             noise_bound: float = TemporalSettings().noise_bound) -> np.ndarray:
     """A still textured surface whose light falls 4 % a frame (it changes as the camera moves,
     too little a frame for the lighting test), enhanced with 0.5 % flicker (a clean render's
     denoised frame is smooth), over a render of `render_noise` -> each frame's mean relative
@@ -1188,9 +1192,7 @@ def _drifting_surface_errors(full_history_noise: float, render_noise: float, noi
     filt = TemporalFilter(TemporalSettings(full_history_noise=full_history_noise, noise_bound=noise_bound))
     errors = []
     for t, (image, enhanced) in enumerate(_still_textured_surface(light, sigma=0.005)):
-        frame = synthetic_frame(0, speed=0)
-        frame["image"] = image
-        frame["noisy"] = image + np.random.default_rng(300 + t).normal(0, render_noise, image.shape).astype(np.float32)
+        frame = _rendered(synthetic_frame(0, speed=0), image, render_noise, seed=300 + t)
         errors.append(np.abs(filt.apply(frame, enhanced, t + 1) - image).mean() / image.mean())
     return np.array(errors)
 
