@@ -62,7 +62,7 @@ def evaluate_shot(shot: list[int], fast: DatasetReader, reference: DatasetReader
     motions, ms, kept = [], [], []
     for number in shot:
         frame = fast.read_frame(number)
-        per_frame = enhancer.enhance(frame)
+        per_frame = enhancer.enhance(frame, engine=fast.manifest["engine"])
         filtered = filt.apply(frame, per_frame, number)
         ms.append(filt.last_ms)
         kept.append(filt.last_history_fraction)

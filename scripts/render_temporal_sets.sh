@@ -3,7 +3,7 @@
 # cheapest first. Resumable: run it again after a stop; finished frames are skipped.
 # On the 2-core VM (session 16): ~13 min per 128x64 set of 4 shots, ~25 min for the two 4-spp
 # shots, ~10 min for the shadow table top, ~50-70 min per 256x128 held-out set of 4.
-#   scripts/render_temporal_sets.sh [validation|heldout|all]   (default: validation)
+#   scripts/render_temporal_sets.sh [validation|heldout|eevee|all]   (default: validation)
 # The commands of every set, with their seeds, are in scripts/temporal_heldout.sh; the 256x128
 # and 512x256 validation sets and held-out sets A-D are there too (not rendered here).
 set -euo pipefail
@@ -40,11 +40,19 @@ heldout() {
     # Set P: started in session 23 for the next filter change's once-only evaluation; not looked at.
     scenes --kinds street,interior --count 4 --seed 24500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_p
 }
+# EEVEE frames (session 24): EEVEE at 16 render samples in software, ~1 min a 128x64 frame on
+# this VM; the references are Cycles' as for every set. A development set with every kind, and
+# held-out set Q (streets and interiors), evaluated once.
+eevee() {
+    scenes --fast-engine eevee --kinds street,interior,tabletop,studio --count 4 --seed 24700 --resolution 128x64 --fast-samples 16 --out data/temporal_eevee_dev
+    scenes --fast-engine eevee --kinds street,interior --count 4 --seed 24900 --resolution 128x64 --fast-samples 16 --out data/temporal_heldout_q_eevee
+}
 case "${1:-validation}" in
     validation) validation ;;
     heldout) heldout ;;
-    all) validation; heldout ;;
-    *) echo "usage: $0 [validation|heldout|all]" >&2; exit 2 ;;
+    eevee) eevee ;;
+    all) validation; heldout; eevee ;;
+    *) echo "usage: $0 [validation|heldout|eevee|all]" >&2; exit 2 ;;
 esac
 # Then: scripts/sweep_temporal.py --data data/temporal_val data/temporal_val_street data/temporal_val_interior \
 #   data/temporal_val_studio data/temporal_val_4spp data/temporal_val_shadow   (the 21 shots of session 16)

@@ -24,8 +24,8 @@ H, W, STEP, FRAMES = 64, 96, 2, 4
 PASSES = ["image", "noisy", "alpha", *schema.DEFAULT_GBUFFER_PASSES, "object_index", "motion"]
 
 
-def pan_sequence(directory: Path) -> list[Path]:
-    base = make_frame(H, W + STEP * FRAMES, passes=PASSES, seed=3)
+def pan_sequence(directory: Path, passes=PASSES) -> list[Path]:
+    base = make_frame(H, W + STEP * FRAMES, passes=passes, seed=3)
     yy, xx = np.mgrid[0:H, 0:W + STEP * FRAMES].astype(np.float32)
     base["depth"] = (4.0 + yy / 16.0)[..., None]                  # a floor receding upwards
     base["normal"] = np.broadcast_to(np.float32([0, 0, 1]), (H, W + STEP * FRAMES, 3)).copy()
@@ -35,7 +35,8 @@ def pan_sequence(directory: Path) -> list[Path]:
         frame = {key: np.ascontiguousarray(v[:, STEP * t: STEP * t + W]) for key, v in base.items()}
         noise = np.random.default_rng(100 + t).normal(1.0, 0.15, frame["image"].shape)
         frame["image"] = (frame["image"] * np.clip(noise, 0.2, None)).astype(np.float32)
-        frame["noisy"] = (frame["image"] * np.clip(noise, 0.2, None)).astype(np.float32)
+        if "noisy" in frame:
+            frame["noisy"] = (frame["image"] * np.clip(noise, 0.2, None)).astype(np.float32)
         frame["motion"] = np.zeros((H, W, 4), np.float32)
         frame["motion"][..., 0] = STEP if t > 0 else 0.0           # XY: first frame has none
         frame["motion"][..., 2] = STEP if t < FRAMES - 1 else 0.0  # ZW: last frame has none
@@ -101,6 +102,21 @@ def test_resume_without_saved_history_restarts_it_and_says_so(shot, tmp_path):
     result = enhance_shot(shot_dir, tmp_path)
     assert "no saved history for frame 2" in result.stderr
     np.testing.assert_allclose(read_rgb(tmp_path / "out_0003.exr"), per_frame(paths[2:3])[0], atol=1e-6)
+
+
+def test_frames_from_eevee_are_enhanced_as_the_add_on_enhances_them(tmp_path):
+    """An EEVEE EXR has the class AOV instead of an index pass and no noisy image (EEVEE has no
+    denoiser), and its file does not name the engine: the CLI serves Combined as the noisy image,
+    as the add-on does for EEVEE, instead of asking for Cycles' denoising data."""
+    eevee_passes = [key for key in PASSES if key not in ("noisy", "object_index")] + ["class_aov"]
+    paths = pan_sequence(tmp_path / "shot", eevee_passes)
+    assert "noisy" not in exr.read_frame(paths[0])
+    enhance_shot(tmp_path / "shot", tmp_path / "out")
+    enhancer = Enhancer.from_pretrained("rad", device="cpu", threads=1)
+    first = enhancer.enhance(exr.read_frame(paths[0]), engine="BLENDER_EEVEE")
+    np.testing.assert_allclose(read_rgb(tmp_path / "out" / "out_0001.exr"), first, rtol=1e-4, atol=1e-5)
+    later = [read_rgb(tmp_path / "out" / f"out_{n:04d}.exr") for n in range(2, FRAMES + 1)]
+    assert all(np.isfinite(rgb).all() and rgb.mean() > 0.01 for rgb in later)
 
 
 def test_no_temporal_gives_the_per_frame_results(shot, tmp_path):

@@ -65,6 +65,26 @@ def test_the_class_source_rule_both_ways():
     served = schema.with_model_sources(frame, "object_index", eevee)
     assert served["object_index"] is frame["class_aov"] and served["noisy"] is frame["image"]
     assert "noisy" not in schema.with_model_sources(frame, "object_index", "CYCLES")
+    # An EXR read by the CLI has no engine: the class AOV without an index pass says EEVEE.
+    assert schema.with_model_sources(frame, "object_index", None)["noisy"] is frame["image"]
+    cycles_frame = {**frame, "object_index": frame["class_aov"]}
+    assert "noisy" not in schema.with_model_sources(cycles_frame, "object_index", None)
+
+
+def test_eevee_class_aov_blends_at_edges_are_taken_back_to_the_covering_class():
+    """EEVEE filters AOVs: a pixel 70 % car (value 15) and 30 % road (value 1) reads 10.8,
+    which would round to class 10. Read through the frame builder it is the car again."""
+    aov = np.full((4, 6), 1.0, np.float32)
+    aov[:, :3] = 15.0
+    aov[1, 3] = 0.7 * 15 + 0.3 * 1
+    aov[2, 3] = 0.2 * 15 + 0.8 * 1
+    frame = schema.frame_from_passes({"photoreal_class": {"X": aov}})
+    ids = schema.class_map_from_index(frame["class_aov"])
+    assert ids[1, 3] == 14 and ids[2, 3] == 0
+    np.testing.assert_array_equal(np.delete(frame["class_aov"][..., 0], 3, axis=1), np.delete(aov, 3, axis=1))
+    # Alone, with no whole-numbered neighbour, a value is left as it is.
+    lone = np.full((3, 3), 7.4, np.float32)
+    np.testing.assert_array_equal(schema.unblended_class_values(lone), lone)
 
 
 def test_composite_layer_is_not_mistaken_for_the_view_layer():

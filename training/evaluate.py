@@ -145,7 +145,7 @@ def evaluate(model: str, data: str, out: str, real: str = "", run: str = "", max
     for number in tqdm(frames, desc="evaluate", disable=not progress):
         try:
             frame = fast.read_frame(number)
-            output = per_frame = enhancer.enhance(frame)
+            output = per_frame = enhancer.enhance(frame, engine=fast.manifest["engine"])
             if filt is not None:
                 output = filt.apply(frame, per_frame, number)
             ref = reference.read_frame(number)["image"] if reference else None

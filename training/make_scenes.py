@@ -18,7 +18,9 @@ With --sequence N every scene is a short shot instead of one frame: frames
 i*SEQUENCE_STRIDE+1 .. i*SEQUENCE_STRIDE+N, the camera and at least one object moving
 (training/scenes/sequence.py), rendered with an animated noise seed as users render animations;
 fast and reference renders of every frame. `training evaluate` then measures the warping error
-of each shot (frames of different shots are never consecutive).
+of each shot (frames of different shots are never consecutive). With --fast-engine eevee the
+fast render is EEVEE's (as an EEVEE user's frames come: no denoiser, no noisy image) and the
+reference is still Cycles'.
 
 Seed ranges keep data sets disjoint: tests use seeds below 1000, training corpora 10000-19999,
 held-out evaluation 20000 and up.
@@ -55,7 +57,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
                 reference_samples: int | None = None, progress: bool = True,
                 blender_log: bool = False, device: str = "CPU", fast: Sequence[str] = ("random",),
                 reference_denoise: bool = True, sequence: int = 0,
-                fast_bounces: tuple[int, int] | None = None) -> dict:
+                fast_bounces: tuple[int, int] | None = None, fast_engine: str = "cycles") -> dict:
     """Generate scenes 0..count-1 into `out_dir`; returns the scenes.json content.
 
     `fast` names the fast renders of every scene: 'random' (OUT/fast/, each scene draws 1-64 spp
@@ -67,7 +69,9 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     `reference_denoise` override the reference preset (held-out sets: 512+ raw samples).
     Blender's own render log is silenced unless `blender_log`. `device` 'GPU' renders with
     Cycles on the GPU(s) (CUDA/OptiX/...). `sequence` N > 1 renders every scene as an N-frame
-    shot (see the module docstring).
+    shot (see the module docstring). `fast_engine` 'eevee' renders the fast render (OUT/fast/
+    only) with EEVEE at the fast samples, without a denoiser or noisy image, as an EEVEE user's
+    frames come; the reference stays Cycles.
     """
     import bpy
     from tqdm import tqdm
@@ -76,7 +80,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     from training import scenes
 
     kinds = _check_kinds(kinds, scenes.KINDS)
-    renders = _render_plan(scenes, fast, fast_samples, reference_samples, reference_denoise)
+    renders = _render_plan(scenes, fast, fast_samples, reference_samples, reference_denoise, fast_engine)
     fast_bounces = _check_bounce_range(fast_bounces or scenes.FAST_BOUNCE_RANGE)
     _warn_on_seed_ranges(seed, count)
     if sequence and not 1 < sequence < SEQUENCE_STRIDE:
@@ -87,7 +91,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
     out = Path(out_dir)
     record = _open_record(out, {
         "base_seed": int(seed), "kinds": list(kinds), "resolution": [int(v) for v in resolution],
-        "presets": {name: _preset_dict(p, fast_bounces) for name, p in renders.items()},
+        "presets": {name: _preset_dict(p, fast_bounces, fast_engine) for name, p in renders.items()},
         "blender": blender_api.VERSION_STRING, "scenes": {}, **({"sequence": sequence} if sequence else {})})
     export_frames = _exporter()
     done = {name: _complete_ids(out / name) for name in renders}
@@ -110,7 +114,7 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
             entry.update(animate_sequence(bpy.context.scene, ids[0], sequence, scene_seed))
         entry["seconds"] = dict(entry.get("seconds", {}))
         for name in todo:
-            preset = _scene_preset(scenes, renders[name], scene_seed, fast_bounces)
+            preset = _scene_preset(scenes, renders[name], scene_seed, fast_bounces, fast_engine)
             noise_seed = scene_seed * 8 + list(renders).index(name)   # independent noise per render
             # The manifest's sample count must not change between frames (resume check), and a
             # drawn render's does: it records 0, and scenes.json keeps each scene's own preset.
@@ -130,14 +134,21 @@ def make_scenes(count: int, out_dir, seed: int = 0, kinds: Sequence[str] = DEFAU
 RANDOM = "random"
 
 
-def _render_plan(scenes, fast, fast_samples, reference_samples, reference_denoise) -> dict:
+def _render_plan(scenes, fast, fast_samples, reference_samples, reference_denoise,
+                 fast_engine: str = "cycles") -> dict:
     """{output folder: preset, or RANDOM for a per-scene draw}: the fast renders, then the
     reference."""
+    if fast_engine not in scenes.ENGINES:
+        raise MakeScenesError(f"--fast-engine must be one of {', '.join(scenes.ENGINES)}, not {fast_engine!r}")
+    if fast_engine != "cycles" and [t.strip() for t in fast] != [RANDOM]:
+        raise MakeScenesError("--fast-engine eevee renders OUT/fast/ only: leave --fast at 'random' "
+                              "(fix its samples with --fast-samples); bounce settings are Cycles'")
     plan: dict = {}
     for text in fast:
         text = text.strip()
         if text == RANDOM:
-            plan["fast"] = scenes.FAST.with_samples(fast_samples) if fast_samples else RANDOM
+            plan["fast"] = (scenes.FAST.with_samples(fast_samples).with_engine(fast_engine)
+                            if fast_samples else RANDOM)
         else:
             try:
                 preset = scenes.parse_fast_preset(text)
@@ -151,8 +162,11 @@ def _render_plan(scenes, fast, fast_samples, reference_samples, reference_denois
     return plan
 
 
-def _scene_preset(scenes, planned, scene_seed: int, fast_bounces: tuple[int, int]):
-    return scenes.draw_fast_preset(scene_seed, fast_bounces) if planned == RANDOM else planned
+def _scene_preset(scenes, planned, scene_seed: int, fast_bounces: tuple[int, int],
+                  fast_engine: str = "cycles"):
+    if planned != RANDOM:
+        return planned
+    return scenes.draw_fast_preset(scene_seed, fast_bounces).with_engine(fast_engine)
 
 
 def _check_bounce_range(bounces) -> tuple[int, int]:
@@ -195,12 +209,18 @@ def _check_kinds(kinds, known) -> list[str]:
     return kinds
 
 
-def _preset_dict(preset, fast_bounces: tuple[int, int] | None = None) -> dict | str:
+def _preset_dict(preset, fast_bounces: tuple[int, int] | None = None,
+                 fast_engine: str = "cycles") -> dict | str:
     """A preset as recorded in scenes.json; RANDOM (a per-scene draw) as text naming its ranges."""
     from dataclasses import asdict
+    if preset == RANDOM and fast_engine != "cycles":
+        return f"{fast_engine}, 1-64 samples drawn per scene"
     if preset == RANDOM:
         return f"1-64 spp, {fast_bounces[0]}-{fast_bounces[1]} bounces drawn per scene, denoised"
-    return asdict(preset)
+    recorded = asdict(preset)
+    if recorded["engine"] == "cycles":   # as recorded before EEVEE renders: such runs resume
+        del recorded["engine"]
+    return recorded
 
 
 def _warn_on_seed_ranges(seed: int, count: int) -> None:
@@ -302,6 +322,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "for a corpus of renders that miss light")
     parser.add_argument("--reference-samples", type=_positive, default=None,
                         help="override the reference preset's samples")
+    parser.add_argument("--fast-engine", choices=("cycles", "eevee"), default="cycles",
+                        help="engine of the fast render: eevee renders OUT/fast/ with EEVEE at "
+                             "--fast-samples render samples (no denoiser, no noisy image; EEVEE "
+                             "renders in software without a GPU: ~1 min a tiny frame). The "
+                             "reference is always Cycles")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                         help="Cycles device; gpu uses every CUDA/OptiX/HIP GPU Blender finds")
     parser.add_argument("--sequence", type=_positive, default=0, metavar="N",
@@ -335,7 +360,8 @@ def run(args: argparse.Namespace) -> int:
                              reference_samples=args.reference_samples, progress=not args.no_progress,
                              blender_log=args.blender_log, device=args.device.upper(),
                              fast=args.fast.split(","), reference_denoise=not args.reference_raw,
-                             sequence=args.sequence, fast_bounces=args.fast_bounces)
+                             sequence=args.sequence, fast_bounces=args.fast_bounces,
+                             fast_engine=args.fast_engine)
     except (MakeScenesError, PhotorealError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

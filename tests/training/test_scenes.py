@@ -319,3 +319,28 @@ def test_make_scenes_refuses_an_absurd_bounce_range(tmp_path):
     result = run_python(["-m", "training", "make-scenes", "--count", "1", "--out", str(tmp_path),
                          "--fast-bounces", "5-2"])
     assert result.returncode != 0 and "LO-HI" in result.stderr
+
+
+def test_make_scenes_renders_the_fast_frames_with_eevee(tmp_path):
+    """--fast-engine eevee: OUT/fast/ as an EEVEE user's frames come (class AOV, no noisy
+    image, EEVEE's samples in the manifest); the reference is still Cycles'."""
+    out = tmp_path / "eevee"
+    args = ["-m", "training.make_scenes", "--resolution", "32x16", "--seed", "300", "--no-progress",
+            "--count", "1", "--kinds", "tabletop", "--fast-engine", "eevee", "--fast-samples", "2",
+            "--reference-samples", "4", "--out", str(out)]
+    result = run_python(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    fast, ref = dataset_format.DatasetReader(out / "fast"), dataset_format.DatasetReader(out / "reference")
+    assert schema.is_eevee(fast.manifest["engine"]) and fast.manifest["samples"] == 2
+    assert ref.manifest["engine"] == "CYCLES"
+    frame = fast.read_frame(0)
+    assert "noisy" not in frame and "class_aov" in frame and "object_index" not in frame
+    assert np.isfinite(frame["image"]).all() and frame["image"].mean() > 0.01
+    # The same scene and camera in both engines: the class maps agree but on edges (EEVEE's
+    # class AOV is filtered, its blends taken back: schema.unblended_class_values).
+    assert (schema.class_map_from_frame(frame, "class_aov") == ref.read_labels(0)).mean() > 0.85
+    record = json.loads((out / "scenes.json").read_text())
+    assert record["presets"]["fast"]["engine"] == "eevee" and "engine" not in record["presets"]["reference"]
+
+    refused = run_python([*args[:-2], "--fast", "4spp-1b", "--out", str(tmp_path / "other")])
+    assert refused.returncode == 2 and "--fast-engine eevee renders OUT/fast/ only" in refused.stderr

@@ -10,9 +10,9 @@ and all schema passes are enabled. See training/scenes/README.md for the class m
 the seed ranges.
 """
 from .build import KINDS, build_scene, describe
-from .render import (FAST, FAST_BOUNCE_RANGE, PRESETS, REFERENCE, SCENE_PASSES, RenderPreset,
+from .render import (ENGINES, FAST, FAST_BOUNCE_RANGE, PRESETS, REFERENCE, SCENE_PASSES, RenderPreset,
                      apply_preset, draw_fast_preset, enable_passes, parse_fast_preset, set_output_exr)
 
-__all__ = ["KINDS", "build_scene", "describe", "FAST", "FAST_BOUNCE_RANGE", "REFERENCE", "PRESETS",
+__all__ = ["ENGINES", "KINDS", "build_scene", "describe", "FAST", "FAST_BOUNCE_RANGE", "REFERENCE", "PRESETS",
            "SCENE_PASSES", "RenderPreset", "apply_preset", "draw_fast_preset", "enable_passes",
            "parse_fast_preset", "set_output_exr"]

@@ -13,16 +13,20 @@ import re
 import sys
 from dataclasses import dataclass, replace
 
-from addon.blender_api import set_multilayer_exr
+from addon.blender_api import EEVEE, set_multilayer_exr
 from neural_core import schema
 
 from .blender_compat import enable_gpu_devices
 from .materials import MATERIAL_AOVS
 
 
+ENGINES = ("cycles", "eevee")
+
+
 @dataclass(frozen=True)
 class RenderPreset:
-    """Cycles sampling, light-path and denoiser settings."""
+    """Cycles sampling, light-path and denoiser settings; or, with engine 'eevee', EEVEE's
+    render samples (EEVEE has no light-path limits and no denoiser: those fields are unused)."""
 
     name: str
     samples: int
@@ -35,12 +39,18 @@ class RenderPreset:
     # Cycles' own denoiser (Blender's default), with the noisy image stored as a pass, so one
     # render gives both what a user sees with the denoiser on and with it off.
     denoise: bool = False
+    engine: str = "cycles"
 
     def with_samples(self, samples: int) -> "RenderPreset":
         return replace(self, samples=int(samples))
 
     def with_denoise(self, denoise: bool) -> "RenderPreset":
         return replace(self, denoise=bool(denoise))
+
+    def with_engine(self, engine: str) -> "RenderPreset":
+        if engine not in ENGINES:
+            raise ValueError(f"the render engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        return replace(self, engine=engine, denoise=self.denoise and engine == "cycles")
 
 
 # Few samples and bounces, denoised as Blender does by default: the RAD network's input.
@@ -112,8 +122,13 @@ def _ensure_aov(view_layer, name: str, aov_type: str) -> None:
 def apply_preset(scene, preset: RenderPreset | str, noise_seed: int = 0,
                  device: str = "CPU") -> RenderPreset:
     """Configure Cycles with `preset` (a RenderPreset or 'fast'/'reference') on `device`
-    ('CPU', or 'GPU': every GPU of the best backend Blender finds; RuntimeError if none)."""
+    ('CPU', or 'GPU': every GPU of the best backend Blender finds; RuntimeError if none), or
+    EEVEE with its samples if the preset's engine is 'eevee' (EEVEE's defaults otherwise)."""
     preset = PRESETS[preset] if isinstance(preset, str) else preset
+    if preset.engine == "eevee":
+        scene.render.engine = EEVEE
+        scene.eevee.taa_render_samples = preset.samples
+        return preset
     scene.render.engine = "CYCLES"
     cycles = scene.cycles
     device = device.upper()
