@@ -257,8 +257,9 @@ def unblended_class_values(values: np.ndarray) -> np.ndarray:
     """EEVEE filters AOVs as it filters colour, so at an edge the class AOV holds a blend of the
     class values on both sides, which rounds to a third class (a car's edge on the road reads as
     a building). Each pixel that is not whole-numbered takes the nearest whole-numbered value
-    among its 3x3 neighbours: the class that covers most of it (on a 32x16 EEVEE frame, 90 % of
-    the class map then agrees with Cycles' Object Index, against 78 %)."""
+    among its 3x3 neighbours: the class that covers most of it. On the 32 frames of an EEVEE
+    development set (128x64), 91.5 % of the class map then agrees with Cycles' Object Index of
+    the same frame, against 87.9 %."""
     plane = np.asarray(values, np.float32).reshape(values.shape[:2])
     padded = np.pad(plane, 1, mode="edge")
     whole = np.abs(padded - np.rint(padded)) <= WHOLE_CLASS_TOLERANCE

@@ -58,7 +58,7 @@ def load_shots(roots, model: str) -> list[dict]:
         kinds = json.loads((root / "scenes.json").read_text()).get("scenes", {})
         for shot in shots([n for n in fast.frames if n in set(reference.frames)]):
             frames = [fast.read_frame(n) for n in shot]
-            per_frame = [enhancer.enhance(frame) for frame in frames]
+            per_frame = [enhancer.enhance(frame, engine=fast.manifest["engine"]) for frame in frames]
             references = [display(reference.read_frame(n)["image"]) for n in shot]
             kind = kinds.get(str((shot[0] - 1) // 100), {}).get("kind", "?")
             loaded.append(dict(name=f"{root.name} {kind} {shot[0]}-{shot[-1]}", numbers=shot, frames=frames,
