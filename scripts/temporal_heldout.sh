@@ -116,12 +116,17 @@
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_p --out docs/temporal_eval_p.json
 # EEVEE (session 24): fast frames rendered by EEVEE at 16 samples, references Cycles' (512 spp,
 # denoised). A development set with every kind (seeds 24700+), and held-out set Q (seeds 24900+)
-# evaluated once. Next unused seeds: 25100+.
+# evaluated once.
 #   .venv/bin/python -m training make-scenes --fast-engine eevee --kinds street,interior,tabletop,studio --count 4 \
 #       --seed 24700 --resolution 128x64 --fast-samples 16 --reference-samples 512 --sequence 8 --out data/temporal_eevee_dev
 #   .venv/bin/python -m training make-scenes --fast-engine eevee --kinds street,interior --count 4 --seed 24900 \
 #       --resolution 128x64 --fast-samples 16 --reference-samples 512 --sequence 8 --out data/temporal_heldout_q_eevee
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_q_eevee --out docs/temporal_eval_q_eevee.json
+# Held-out set R (seeds 25100+): started in session 24 (resumable), not looked at; for the next
+# filter change's once-only evaluation. Next unused seeds: 25300+.
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 25100 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_r
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_r --out docs/temporal_eval_r.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
