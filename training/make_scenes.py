@@ -138,8 +138,10 @@ def _render_plan(scenes, fast, fast_samples, reference_samples, reference_denois
                  fast_engine: str = "cycles") -> dict:
     """{output folder: preset, or RANDOM for a per-scene draw}: the fast renders, then the
     reference."""
-    if fast_engine not in scenes.ENGINES:
-        raise MakeScenesError(f"--fast-engine must be one of {', '.join(scenes.ENGINES)}, not {fast_engine!r}")
+    try:
+        fast_preset = scenes.FAST.with_engine(fast_engine)   # checks the engine's name once
+    except ValueError as exc:
+        raise MakeScenesError(str(exc)) from None
     if fast_engine != "cycles" and [t.strip() for t in fast] != [RANDOM]:
         raise MakeScenesError("--fast-engine eevee renders OUT/fast/ only: leave --fast at 'random' "
                               "(fix its samples with --fast-samples); bounce settings are Cycles'")
@@ -147,8 +149,7 @@ def _render_plan(scenes, fast, fast_samples, reference_samples, reference_denois
     for text in fast:
         text = text.strip()
         if text == RANDOM:
-            plan["fast"] = (scenes.FAST.with_samples(fast_samples).with_engine(fast_engine)
-                            if fast_samples else RANDOM)
+            plan["fast"] = fast_preset.with_samples(fast_samples) if fast_samples else RANDOM
         else:
             try:
                 preset = scenes.parse_fast_preset(text)
