@@ -27,7 +27,8 @@ WITHOUT = {"pre-sharpened record": TemporalSettings(presharpen=0.0),
            "emitter range": TemporalSettings(emitter_radius=0),
            "lighting test": settings_for(False),
            "uncovered test": TemporalSettings(drop_uncovered=False),
-           "clean render cap": TemporalSettings(full_history_noise=0.0)}
+           "clean render cap": TemporalSettings(full_history_noise=0.0),
+           "noise headroom": TemporalSettings(noise_headroom=0.0)}
 
 
 def synthetic_frame(height: int, width: int, t: int, required) -> schema.Frame:

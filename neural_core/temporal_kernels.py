@@ -47,7 +47,7 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
           "fb_relative", "fb_absolute", "stale_edge_radius", "noise_bound", "noise_spread", "emitter_radius",
           "edge_noise", "edge_weight_low", "edge_weight_high", "presharpen", "lighting_fast", "fast_motion",
           "emitters_unbound", "emitter_memory", "sampled_edge", "clamp_margin", "drop_uncovered",
-          "lighting_noise_limit", "nearer_moved_away", "partial_moves_alike", "noisy_ceiling",
+          "lighting_noise_limit", "nearer_moved_away", "partial_moves_alike", "noise_headroom",
           "full_history_noise", "depth_far")
 # Inside the kernels both are one tuple of scalars, `cfg` (flags first, then params): reading a
 # small array in a per-pixel helper costs ~100x what reading a tuple does.
@@ -56,7 +56,7 @@ PARAMS = ("min_weight", "start_trust", "partial_footprint_bilinear", "magnificat
  LIGHTING_MEMORY, FB_RELATIVE, FB_ABSOLUTE, STALE_EDGE_RADIUS, NOISE_BOUND, NOISE_SPREAD, EMITTER_RADIUS,
  EDGE_NOISE, EDGE_WEIGHT_LOW, EDGE_WEIGHT_HIGH, PRESHARPEN, LIGHTING_FAST, FAST_MOTION,
  EMITTERS_UNBOUND, EMITTER_MEMORY, SAMPLED_EDGE, CLAMP_MARGIN, DROP_UNCOVERED, LIGHTING_NOISE_LIMIT,
- NEARER_MOVED_AWAY, PARTIAL_MOVES_ALIKE, NOISY_CEILING, FULL_HISTORY_NOISE, DEPTH_FAR) = range(
+ NEARER_MOVED_AWAY, PARTIAL_MOVES_ALIKE, NOISE_HEADROOM, FULL_HISTORY_NOISE, DEPTH_FAR) = range(
     FLAGS, FLAGS + len(PARAMS))
 
 ONE, HALF, ZERO, TWO = np.float32(1.0), np.float32(0.5), np.float32(0.0), np.float32(2.0)
@@ -64,9 +64,6 @@ LUMINANCE = (np.float32(0.2126), np.float32(0.7152), np.float32(0.0722))     # R
 EDGE_SLOPE, EDGE_FLOOR = np.float32(0.04), np.float32(0.008)
 BLOCK_FLOW_RELATIVE, BLOCK_FLOW_ABSOLUTE = np.float32(0.0025), np.float32(0.04)
 NOISE_BLOCK = 4
-# The noisy render's local mean (TemporalSettings.noisy_ceiling): over the 3x3 blocks around, 12x12
-# pixels, about the lighting test's neighbourhood.
-NOISY_MEAN_SPREAD = 1
 # Darker than this (square-root luminance) the noise is not scaled up further
 # (TemporalSettings.full_history_noise): a black pixel's noise is ~0 in both units.
 SQRT_FLOOR = np.float32(0.05)
@@ -848,7 +845,7 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
     else:
         noise, first_block = low[0], 0      # not read: one array type for the compiled loop
     noisy_pixels = np.zeros((count, width), np.bool_)
-    if lighting_by_noise(cfg) or ceiling_by_noise(cfg):
+    if lighting_by_noise(cfg):
         mostly_noise(noise, first_block, image, histories, r0, cfg[LIGHTING_NOISE_LIMIT], noisy_pixels)
     if cfg[LIGHTING_GAIN] > 0:
         change = np.empty((count, width), np.float32)
@@ -858,8 +855,6 @@ def filter_band(r0, r1, motion, depth, ids, noisy, image, emission, flags, param
             open_where(gate, noisy_pixels)
         gate_rows(gate, histories, weights)
     band_min_max(current, r0, r1, int(cfg[CLAMP_RADIUS]), low, high)
-    if ceiling_by_noise(cfg):
-        raise_to_noisy_mean(noisy, r0, r1, noisy_pixels, high)
     emitters = seen_emitters(emission, cfg, r0, r1, width)
     blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembered, cfg,
                current, histories, weights, light, stale, edges, low, high, np.empty(width, np.float32), out,
@@ -911,7 +906,14 @@ def lighting_change_rows(r0, r1, cfg, current, histories, seen, change):
 def reads_noise(cfg):
     """Does a step of the filter read the render's noise (`band_noise`)."""
     return (noise_bounded(cfg) or edges_by_noise(cfg) or capped_by_noise(cfg) or lighting_by_noise(cfg)
-            or ceiling_by_noise(cfg))
+            or raised_by_noise(cfg))
+
+
+@per_pixel
+def raised_by_noise(cfg):
+    """Is the clamp's ceiling raised by the render's noise: the frame has a noisy image and
+    noise_headroom is on."""
+    return cfg[HAS_NOISE] and cfg[NOISE_HEADROOM] > 0
 
 
 @per_pixel
@@ -924,13 +926,6 @@ def noise_limited(cfg):
 def lighting_by_noise(cfg):
     """Does the lighting test stand aside where the render is mostly noise (lighting_noise_limit)."""
     return noise_limited(cfg) and cfg[LIGHTING_GAIN] > 0
-
-
-@per_pixel
-def ceiling_by_noise(cfg):
-    """Does the clamp's ceiling reach up to the noisy render's local mean where the render is
-    mostly noise (noisy_ceiling)."""
-    return noise_limited(cfg) and cfg[NOISY_CEILING] > 0
 
 
 @compiled
@@ -975,32 +970,6 @@ def open_where(gate, where):
                 gate[k, j] = ONE
 
 
-@compiled
-def raise_to_noisy_mean(noisy, r0, r1, noisy_pixels, high):
-    """high = max(high, the noisy render's mean over the (2 NOISY_MEAN_SPREAD + 1)^2 NOISE_BLOCK^2
-    blocks around), per channel, where `noisy_pixels` (TemporalSettings.noisy_ceiling)."""
-    if not noisy_pixels.any():
-        return
-    height, width = noisy.shape[1], noisy.shape[2]
-    spread = NOISY_MEAN_SPREAD
-    blocks_high = (height + NOISE_BLOCK - 1) // NOISE_BLOCK
-    first, last = max(r0 // NOISE_BLOCK - spread, 0), min((r1 - 1) // NOISE_BLOCK + 1 + spread, blocks_high)
-    sums = block_sums(noisy, first, last)
-    means = np.empty((3, sums.shape[1], sums.shape[2]), np.float32)
-    for c in range(4):
-        sums[c] = box_sum(sums[c], spread)
-    for c in range(3):
-        means[c] = sums[c] / sums[3]
-    for k in range(r1 - r0):
-        b = (r0 + k) // NOISE_BLOCK - first
-        for j in range(width):
-            if noisy_pixels[k, j]:
-                for c in range(3):
-                    mean = means[c, b, j // NOISE_BLOCK]
-                    if np.isfinite(mean):      # an inf sample is no ceiling
-                        high[c, k, j] = max(high[c, k, j], mean)
-
-
 @pixel_loop
 def gate_rows(gate, histories, weights):
     for k in range(gate.shape[0]):
@@ -1040,11 +1009,11 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
     a row behind, while the rows it reads are still in cache."""
     height, width = current.shape[1], current.shape[2]
     bounded, lit, noisy_edges = noise_bounded(cfg), emitters_widen(cfg), edges_by_noise(cfg)
-    capped = capped_by_noise(cfg)
+    capped, raised = capped_by_noise(cfg), raised_by_noise(cfg)
     stale_radius = int(cfg[STALE_EDGE_RADIUS])
     for i in range(r0, r1):
         k = i - r0
-        if bounded or noisy_edges or capped:
+        if bounded or noisy_edges or capped or raised:
             for j in range(width):
                 noise_row[j] = noise[i // NOISE_BLOCK - first_block, j // NOISE_BLOCK]
         if noisy_edges:
@@ -1071,6 +1040,8 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
                     low[c, k, j], high[c, k, j] = window_range(current, c, i, j, height, width, stale_radius)
             if cfg[CLAMP_MARGIN] > 0:
                 widen_by_margin_row(low[c, k], high[c, k], current[c, i], cfg[CLAMP_MARGIN])
+            if raised:
+                raise_by_noise_row(high[c, k], noise_row, cfg[NOISE_HEADROOM])
         for c in range(3):
             if bounded:
                 blend_row_bounded(current[c, i], histories[c, k], weights[k], low[c, k], high[c, k], noise_row,
@@ -1105,6 +1076,15 @@ def widen_by_margin_row(low, high, x, margin):
         wider = margin * abs(x[j])
         low[j] -= wider
         high[j] += wider
+
+
+@per_pixel
+def raise_by_noise_row(high, noise, headroom):
+    """high += `headroom` x the render's `noise`, along a row (TemporalSettings.noise_headroom);
+    not at emitters, whose noise reads as infinite there (TemporalSettings.emitters_unbound)."""
+    for j in range(noise.shape[0]):
+        if noise[j] < np.inf:
+            high[j] += headroom * noise[j]
 
 
 @per_pixel

@@ -1129,13 +1129,13 @@ def test_where_the_render_is_mostly_noise_the_lighting_test_stands_aside():
     assert _patch_flicker(3.0, noise_scale=0.05) == pytest.approx(_patch_flicker(0.0, noise_scale=0.05), rel=1e-6)
 
 
-def _dropped_light_errors(ceiling: bool, noise: float) -> float:
+def _dropped_light_errors(headroom: float, noise: float) -> float:
     """A still 16x16 patch (0.45 on a 0.3 background) whose whole denoised render goes dark
     (0.05) every other frame, as Cycles' denoiser does where a 4-spp render's light comes from
     rare bright paths; the noisy render is the truth plus `noise` -> the mean squared error of
     the patch's centre against the truth in the dark frames from frame 4 on."""
     rng = np.random.default_rng(5)
-    filt, errors = TemporalFilter(TemporalSettings(noisy_ceiling=ceiling)), []
+    filt, errors = TemporalFilter(TemporalSettings(noise_headroom=headroom)), []
     truth = np.full((H, W, 3), 0.3, np.float32)
     truth[4:20, 12:28] = 0.45
     for t in range(8):
@@ -1152,34 +1152,53 @@ def _dropped_light_errors(ceiling: bool, noise: float) -> float:
 
 
 def test_where_the_denoiser_drops_the_light_of_a_noisy_render_the_history_is_kept():
-    """Where the render is mostly noise, the clamp's ceiling reaches up to the noisy render's
-    own local mean, which keeps the rare bright paths the denoiser dropped in this frame
-    (TemporalSettings.noisy_ceiling): the history of the light stays. In a clean render the
-    rule does not apply."""
-    kept, followed = _dropped_light_errors(True, 1.5), _dropped_light_errors(False, 1.5)
+    """The clamp's ceiling is raised by a share of the render's noise, which keeps the rare
+    bright paths the denoiser dropped in this frame (TemporalSettings.noise_headroom): the
+    history of the light stays."""
+    kept, followed = _dropped_light_errors(0.5, 1.5), _dropped_light_errors(0.0, 1.5)
     assert kept < 0.25 * followed, (kept, followed)
-    assert _dropped_light_errors(True, 0.01) == _dropped_light_errors(False, 0.01)
+
+
+def _arriving_light(headroom: float, noise: float, level: float) -> np.ndarray:
+    """A still frame at 0.05 and then at `level`, over a render with `noise` -> the second output."""
+    rng = np.random.default_rng(9)
+    filt = TemporalFilter(TemporalSettings(noise_headroom=headroom))
+    for t, value in enumerate((0.05, level)):
+        frame = synthetic_frame(0, speed=0.0)
+        frame["image"] = image = np.full((H, W, 3), value, np.float32)
+        frame["noisy"] = (image + rng.normal(0, noise, image.shape)).astype(np.float32)
+        out = filt.apply(frame, image, t + 1)
+    return out
+
+
+def test_the_noise_headroom_raises_the_ceiling_only():
+    """A history darker than the frame's range is clamped up as before, however noisy the render
+    (light that arrives is followed at once); in a clean render the headroom is negligible."""
+    np.testing.assert_array_equal(_arriving_light(0.5, 1.5, 0.45), _arriving_light(0.0, 1.5, 0.45))
+    # In a clean render the light that goes out is followed: the headroom is half its noise.
+    dimmed = _arriving_light(0.5, 0.002, 0.2)    # 0.05 -> 0.2: a darker history, clamped up
+    np.testing.assert_allclose(dimmed, 0.2, atol=0.01)
+    went_out = _arriving_light(0.5, 0.002, 0.01)      # 0.05 -> 0.01: a brighter history
+    assert abs(float(went_out.mean()) - float(_arriving_light(0.0, 0.002, 0.01).mean())) < 0.003
 
 
 def test_an_inf_sample_in_the_noisy_render_raises_no_ceiling():
-    """The noisy render's mean over a block with an inf sample is no ceiling: the history of a
-    brighter frame is clamped there as everywhere else."""
-    checkerboard = np.where((np.arange(H)[:, None] + np.arange(W)[None, :]) % 2, 2.0, -2.0).astype(np.float32)
-
-    def second_frame(with_inf: bool) -> np.ndarray:
-        filt = TemporalFilter()
+    """A block whose noisy render holds an inf sample raises no ceiling (its noise reads as
+    infinite, TemporalSettings.noise_headroom): the history of a brighter frame is clamped there
+    as everywhere else."""
+    def second_frame(headroom: float) -> np.ndarray:
+        filt = TemporalFilter(TemporalSettings(noise_headroom=headroom))
         for t, level in enumerate((0.4, 0.2)):
             frame = synthetic_frame(0, speed=0.0)
             frame["image"] = image = np.full((H, W, 3), level, np.float32)
-            frame["noisy"] = image + checkerboard[..., None]     # mostly noise, its local mean = the image
-            if with_inf:
-                frame["noisy"][5, 5] = np.inf
+            frame["noisy"] = image + 0.001
+            frame["noisy"][5, 5] = np.inf
             out = filt.apply(frame, image, t + 1)
         return out
 
-    clean = second_frame(False)
-    assert clean.max() < 0.21                                    # the history 0.4 clamped near 0.2
-    np.testing.assert_allclose(second_frame(True), clean, atol=1e-6)
+    raised = second_frame(0.5)
+    assert raised.max() < 0.21                                   # the history 0.4 clamped near 0.2
+    np.testing.assert_array_equal(raised[:12, :12], second_frame(0.0)[:12, :12])
 
 
 def _drifting_surface_errors(full_history_noise: float, render_noise: float,
