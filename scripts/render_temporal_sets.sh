@@ -39,8 +39,10 @@ heldout() {
     scenes --kinds street,interior --count 4 --seed 24300 --resolution 128x64 --fast-samples 32 --out data/temporal_heldout_o_clean
     # Set P: rendered in sessions 23-24, evaluated once in session 24.
     scenes --kinds street,interior --count 4 --seed 24500 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_p
-    # Set R: started in session 24 for the next filter change's once-only evaluation; not looked at.
+    # Set R: rendered in sessions 24-25, evaluated once in session 25.
     scenes --kinds street,interior --count 4 --seed 25100 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_r
+    # Set S: started in session 25 for the next filter change's once-only evaluation; not looked at.
+    scenes --kinds street,interior --count 4 --seed 25300 --resolution 256x128 --fast-samples 4 --out data/temporal_heldout_s
 }
 # EEVEE frames (session 24): EEVEE at 16 render samples in software, ~1 min a 128x64 frame on
 # this VM; the references are Cycles' as for every set. A development set with every kind, and

@@ -122,11 +122,15 @@
 #   .venv/bin/python -m training make-scenes --fast-engine eevee --kinds street,interior --count 4 --seed 24900 \
 #       --resolution 128x64 --fast-samples 16 --reference-samples 512 --sequence 8 --out data/temporal_heldout_q_eevee
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_q_eevee --out docs/temporal_eval_q_eevee.json
-# Held-out set R (seeds 25100+): started in session 24 (resumable), not looked at; for the next
-# filter change's once-only evaluation. Next unused seeds: 25300+.
+# Held-out set R (seeds 25100+): rendered in sessions 24-25, evaluated once in session 25 (4 of 4).
 #   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 25100 --resolution 256x128 \
 #       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_r
 #   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_r --out docs/temporal_eval_r.json
+# Held-out set S (seeds 25300+): started at the end of session 25 (resumable), not looked at; for
+# the next filter change's once-only evaluation. Next unused seeds: 25500+.
+#   .venv/bin/python -m training make-scenes --kinds street,interior --count 4 --seed 25300 --resolution 256x128 \
+#       --fast-samples 4 --reference-samples 512 --sequence 8 --out data/temporal_heldout_s
+#   .venv/bin/python scripts/evaluate_temporal.py --data data/temporal_heldout_s --out docs/temporal_eval_s.json
 # Any of the validation sets: scripts/sweep_temporal.py --data ROOT [--set NAME=V1,V2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
