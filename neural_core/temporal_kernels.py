@@ -998,7 +998,8 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
     `stale`, to the pixel's own narrower range; up to
     the brightest visible emitter around, `emitters`, or the one its history saw a frame ago,
     `remembered` (both turned into the ceiling in place); where the frame has a noisy image and no
-    emitter is around, also to within noise_bound x `noise` of the frame) and blended in by
+    emitter is around, the ceiling raised by noise_headroom x `noise`, and the range also within
+    noise_bound x `noise` of the frame) and blended in by
     `weights` (next to a motion edge, at most `edge_weight`; where the frame has a noisy image
     and no emitter is around, at most the noise over full_history_noise), into `out`; the band's ages and
     fields into `past_out`, `fields_out`. `noise`: `band_noise`'s blocks from block row
