@@ -1025,7 +1025,7 @@ def blend_rows(r0, r1, motion, surfaces, noise, first_block, emitters, remembere
                    fields_out)
         if lit and cfg[EMITTER_MEMORY] > 0:
             widen_row(emitters[k], remembered[k])
-        if (bounded or capped) and lit and cfg[EMITTERS_UNBOUND]:
+        if (bounded or capped or raised) and lit and cfg[EMITTERS_UNBOUND]:
             # Noisy Image - Combined is not the noise of a light seen directly: both show the same
             # share of a small lamp's samples (TemporalSettings.emitters_unbound).
             for j in range(width):
